@@ -1,0 +1,267 @@
+//! `tandem-bench`: a load generator for y-websocket servers, run against Tandem and the Node
+//! reference server (`y-websocket@2`'s `bin/server.cjs`) in the same invocation.
+//!
+//! Scenarios:
+//! - `typing`: N clients in one notebook, each appending small inserts to a shared Y.Text at a
+//!   set rate. Reports delivered updates/s, p50/p99/max delivery latency (local edit → arrival
+//!   at every other client), server CPU seconds per 1,000 delivered updates, and server memory.
+//! - `idle`: M idle connections to one notebook; reports the server's memory.
+//!
+//! It prints a markdown table (with the exact command) to paste into `docs/benchmarks.md`.
+//!
+//! # Running
+//! ```text
+//! cargo build --release -p tandem -p tandem-bench
+//! TANDEM_NODE_MODULES=$PWD/tests/interop/node_modules \
+//!   target/release/tandem-bench --clients 20 --rate 20 --duration 10s --warmup 2s --idle 10000
+//! ```
+//! Tandem is spawned as `tandem serve --data <tmp> --listen 127.0.0.1:0` from `--tandem-bin`
+//! (default: the `tandem` next to this binary), with a token from `tandem token create`; or use
+//! a running server with `--tandem-url`, `--tandem-pid` and `--token`. The bench raises its
+//! open-file limit for the idle scenario and servers it spawns inherit it; a server started by
+//! hand needs `ulimit -n 20000` (or more) in its own shell.
+//!
+//! # Layout
+//! - `target.rs`: starting (or attaching to) the servers under test.
+//! - `typing.rs`, `idle.rs`: the scenarios.
+//! - `sys.rs`: `/proc` readings and the open-file limit.
+//! - `report.rs`: the markdown table.
+
+mod idle;
+mod report;
+mod sys;
+mod target;
+mod typing;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, ValueEnum};
+
+use report::Row;
+use target::TandemSource;
+use typing::TypingConfig;
+
+/// Load generator: N clients typing into one notebook, against Tandem and the y-websocket
+/// reference server; prints a markdown table.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Servers to run against, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "tandem,node")]
+    targets: Vec<TargetKind>,
+    /// Scenarios to run on each server, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "typing,idle")]
+    scenarios: Vec<Scenario>,
+    /// Typing clients in the notebook.
+    #[arg(long, default_value_t = 20)]
+    clients: usize,
+    /// Edits per second per typing client.
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    /// Measured typing time (`10s`, `500ms`, `1m`).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Typing before measuring starts.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Longest wait for the last edits after typing stops.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    drain: Duration,
+    /// Idle connections to open in the idle scenario.
+    #[arg(long, default_value_t = 10_000)]
+    idle: usize,
+    /// The `tandem` binary to spawn (default: the one next to this binary).
+    #[arg(long, env = "TANDEM_BIN")]
+    tandem_bin: Option<PathBuf>,
+    /// Use this running Tandem server instead of spawning one (`http://HOST:PORT`).
+    #[arg(long, requires_all = ["tandem_pid", "token"])]
+    tandem_url: Option<String>,
+    /// The process id of the server at `--tandem-url`, for its CPU time and memory.
+    #[arg(long)]
+    tandem_pid: Option<u32>,
+    /// A personal access token for the server at `--tandem-url`.
+    #[arg(long)]
+    token: Option<String>,
+    /// The node_modules folder holding `y-websocket@2`.
+    #[arg(long, env = "TANDEM_NODE_MODULES")]
+    node_modules: Option<PathBuf>,
+    /// Also write the markdown to this file.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Echo the spawned Tandem server's output.
+    #[arg(long)]
+    verbose: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TargetKind {
+    /// Tandem (`tandem serve`).
+    Tandem,
+    /// The Node reference server, `y-websocket@2`'s `bin/server.cjs`.
+    Node,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// Clients typing at a set rate.
+    Typing,
+    /// Idle connections.
+    Idle,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    // Each connection costs the bench one descriptor and the server another; spawned servers
+    // inherit this limit.
+    let wanted = args.idle.max(args.clients) as u64 + 1024;
+    let limit = sys::raise_nofile_limit(wanted)?;
+    if args.scenarios.contains(&Scenario::Idle) && limit < wanted {
+        eprintln!(
+            "warning: open-file limit is {limit}, below the {wanted} the idle scenario needs"
+        );
+    }
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    for kind in &args.targets {
+        for scenario in &args.scenarios {
+            eprintln!("running {kind:?} / {scenario:?} ...");
+            match run_one(&args, *kind, *scenario).await {
+                Ok(row) => {
+                    eprintln!("  {}", row.note);
+                    rows.push(row);
+                }
+                Err(error) => {
+                    eprintln!("  failed: {error:#}");
+                    failures.push(format!("{kind:?} / {scenario:?}: {error:#}"));
+                }
+            }
+        }
+    }
+
+    let markdown = report::markdown(&rows, &command, &sys::machine());
+    println!("{markdown}");
+    if let Some(path) = &args.output {
+        std::fs::write(path, &markdown).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if !failures.is_empty() {
+        bail!("{} run(s) failed:\n{}", failures.len(), failures.join("\n"));
+    }
+    Ok(())
+}
+
+/// Runs one scenario on a fresh server (or a fresh notebook on an attached one).
+async fn run_one(args: &Args, kind: TargetKind, scenario: Scenario) -> Result<Row> {
+    let title = match scenario {
+        Scenario::Typing => "bench-typing",
+        Scenario::Idle => "bench-idle",
+    };
+    let target = match kind {
+        TargetKind::Node => {
+            let modules = match &args.node_modules {
+                Some(path) => path.clone(),
+                None => tandem_client::reference::node_modules_from_env()?,
+            };
+            target::reference(&modules, title).await?
+        }
+        TargetKind::Tandem => target::tandem(&tandem_source(args)?, title, args.verbose).await?,
+    };
+    match scenario {
+        Scenario::Typing => {
+            let config = TypingConfig {
+                clients: args.clients,
+                rate: args.rate,
+                duration: args.duration,
+                warmup: args.warmup,
+                drain: args.drain,
+            };
+            let result = typing::run(&target, config).await?;
+            Ok(Row::typing(target.name, &config, &result))
+        }
+        Scenario::Idle => {
+            let result = idle::run(&target, args.idle).await?;
+            Ok(Row::idle(target.name, &result))
+        }
+    }
+}
+
+fn tandem_source(args: &Args) -> Result<TandemSource> {
+    if let (Some(url), Some(pid), Some(token)) = (&args.tandem_url, args.tandem_pid, &args.token) {
+        return Ok(TandemSource::Attach {
+            url: url.clone(),
+            pid,
+            token: token.clone(),
+        });
+    }
+    let bin = match &args.tandem_bin {
+        Some(bin) => bin.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("this binary has no folder")?
+            .join("tandem"),
+    };
+    if !bin.is_file() {
+        bail!(
+            "{} not found: build it (cargo build --release -p tandem) or pass --tandem-bin",
+            bin.display()
+        );
+    }
+    Ok(TandemSource::Spawn(bin))
+}
+
+/// Parses `10s`, `500ms`, `2m`, `1.5s` or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a duration: {text}"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" | "min" => value * 60.0,
+        _ => return Err(format!("unknown unit {unit:?} in {text} (use ms, s or m)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("10 parsecs").is_err());
+    }
+
+    #[test]
+    fn cli_parses() {
+        let args = Args::try_parse_from([
+            "tandem-bench",
+            "--targets",
+            "node",
+            "--scenarios",
+            "typing",
+            "--clients",
+            "5",
+            "--duration",
+            "1s",
+        ])
+        .unwrap();
+        assert_eq!(args.targets, vec![TargetKind::Node]);
+        assert_eq!(args.clients, 5);
+        assert!(Args::try_parse_from(["tandem-bench", "--tandem-url", "http://x"]).is_err());
+    }
+}

@@ -1,0 +1,202 @@
+//! Turning measurements into the markdown table that goes into `docs/benchmarks.md`.
+
+use std::fmt::Write as _;
+
+use crate::idle::IdleResult;
+use crate::sys::Memory;
+use crate::typing::{TypingConfig, TypingResult};
+
+/// One line of the table: one server under one scenario.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The server's name.
+    pub server: String,
+    /// `typing` or `idle`.
+    pub scenario: String,
+    /// Connected clients.
+    pub clients: usize,
+    /// Edits per second per client (typing only).
+    pub rate: Option<f64>,
+    /// Deliveries per second (typing only).
+    pub delivered_per_s: Option<f64>,
+    /// Delivery latency percentiles in ms: p50, p99, max (typing only).
+    pub latency_ms: Option<[f64; 3]>,
+    /// Server CPU seconds per 1,000 deliveries (typing only).
+    pub cpu_per_1k: Option<f64>,
+    /// Server memory at the end of the scenario.
+    pub memory: Memory,
+    /// What else a reader needs: losses, baseline memory, per-connection cost.
+    pub note: String,
+}
+
+impl Row {
+    /// The row for a typing run.
+    pub fn typing(server: &str, config: &TypingConfig, result: &TypingResult) -> Row {
+        let secs = result.window.as_secs_f64().max(1e-9);
+        let lat = &result.latencies_us;
+        let ms = |us: u64| us as f64 / 1000.0;
+        let latency_ms = (!lat.is_empty()).then(|| {
+            [
+                ms(percentile(lat, 50.0)),
+                ms(percentile(lat, 99.0)),
+                ms(*lat.last().unwrap_or(&0)),
+            ]
+        });
+        let cpu_per_1k =
+            (result.delivered > 0).then(|| result.server_cpu_s / result.delivered as f64 * 1000.0);
+        let lost = result.expected.saturating_sub(result.delivered);
+        Row {
+            server: server.to_owned(),
+            scenario: "typing".into(),
+            clients: config.clients,
+            rate: Some(config.rate),
+            delivered_per_s: Some(result.delivered as f64 / secs),
+            latency_ms,
+            cpu_per_1k,
+            memory: result.memory,
+            note: format!(
+                "{} edits sent in {:.1} s; {} of {} deliveries arrived{}",
+                result.sent,
+                secs,
+                result.delivered,
+                result.expected,
+                if lost > 0 {
+                    format!(" ({lost} missing after the drain)")
+                } else {
+                    String::new()
+                }
+            ),
+        }
+    }
+
+    /// The row for an idle-connections run.
+    pub fn idle(server: &str, result: &IdleResult) -> Row {
+        let per_conn_kib = (result.after.rss_mib - result.before.rss_mib) * 1024.0
+            / result.connections.max(1) as f64;
+        Row {
+            server: server.to_owned(),
+            scenario: "idle".into(),
+            clients: result.connections,
+            rate: None,
+            delivered_per_s: None,
+            latency_ms: None,
+            cpu_per_1k: None,
+            memory: result.after,
+            note: format!(
+                "RSS {:.1} MiB before connecting, {:.1} KiB per connection; opened in {:.1} s",
+                result.before.rss_mib, per_conn_kib, result.connect_s
+            ),
+        }
+    }
+}
+
+/// The `p`th percentile (nearest rank) of sorted samples.
+pub fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// The markdown section: command, machine, table, notes, and the CPU ratio when both servers
+/// ran the typing scenario.
+pub fn markdown(rows: &[Row], command: &str, machine: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Command: `{command}`  ");
+    let _ = writeln!(
+        out,
+        "Machine: {machine} (bench clients and server share it)\n"
+    );
+    let _ = writeln!(
+        out,
+        "| server | scenario | clients | rate (edits/s/client) | delivered/s | p50 ms | p99 ms | max ms | CPU s per 1k delivered | RSS MiB (peak) |"
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let dash = || "–".to_string();
+    for row in rows {
+        let [p50, p99, max] = match row.latency_ms {
+            Some(l) => l.map(|v| format!("{v:.2}")),
+            None => [dash(), dash(), dash()],
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {p50} | {p99} | {max} | {} | {:.1} ({:.1}) |",
+            row.server,
+            row.scenario,
+            row.clients,
+            row.rate.map_or_else(dash, |r| format!("{r}")),
+            row.delivered_per_s.map_or_else(dash, |d| format!("{d:.0}")),
+            row.cpu_per_1k.map_or_else(dash, |c| format!("{c:.4}")),
+            row.memory.rss_mib,
+            row.memory.peak_mib,
+        );
+    }
+    let _ = writeln!(out);
+    for row in rows {
+        let _ = writeln!(out, "- {} / {}: {}", row.server, row.scenario, row.note);
+    }
+    let cpu = |server_prefix: &str| {
+        rows.iter()
+            .find(|r| r.scenario == "typing" && r.server.starts_with(server_prefix))
+            .and_then(|r| r.cpu_per_1k)
+    };
+    if let (Some(tandem), Some(node)) = (cpu("Tandem"), cpu("y-websocket"))
+        && tandem > 0.0
+    {
+        let _ = writeln!(
+            out,
+            "- Server CPU per delivered update: Tandem uses {:.1}× less than the reference.",
+            node / tandem
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let samples: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&samples, 50.0), 50);
+        assert_eq!(percentile(&samples, 99.0), 99);
+        assert_eq!(percentile(&samples, 100.0), 100);
+        assert_eq!(percentile(&[7], 99.0), 7);
+        assert_eq!(percentile(&[], 50.0), 0);
+    }
+
+    #[test]
+    fn table_has_a_row_per_run_and_the_ratio() {
+        let config = TypingConfig {
+            clients: 3,
+            rate: 10.0,
+            duration: Duration::from_secs(1),
+            warmup: Duration::ZERO,
+            drain: Duration::ZERO,
+        };
+        let result = |cpu| TypingResult {
+            sent: 30,
+            delivered: 60,
+            expected: 60,
+            window: Duration::from_secs(1),
+            latencies_us: vec![1000, 2000, 3000],
+            server_cpu_s: cpu,
+            memory: Memory {
+                rss_mib: 10.0,
+                peak_mib: 12.0,
+            },
+        };
+        let rows = [
+            Row::typing("Tandem", &config, &result(0.01)),
+            Row::typing("y-websocket@2 (Node)", &config, &result(0.06)),
+        ];
+        let md = markdown(&rows, "tandem-bench", "test machine");
+        assert!(md.contains(
+            "| Tandem | typing | 3 | 10 | 60 | 2.00 | 3.00 | 3.00 | 0.1667 | 10.0 (12.0) |"
+        ));
+        assert!(md.contains("6.0× less"));
+    }
+}

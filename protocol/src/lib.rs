@@ -1,0 +1,153 @@
+//! Wire types shared by the Tandem services and their clients.
+//!
+//! The HTTP API speaks JSON with the bodies defined here; every error is an [`ErrorBody`]. The
+//! WebSocket at `GET /ws/{notebook_id}` speaks the y-websocket protocol (`yrs::sync`), and when
+//! the server ends a connection it uses one of the [`close`] codes with a human-readable reason.
+//!
+//! # Layout
+//! - [`Role`]: what a caller may do with a notebook.
+//! - HTTP bodies: [`Me`], [`CreateNotebook`], [`NotebookInfo`], [`ErrorBody`].
+//! - [`close`]: WebSocket close codes and what a client should do on each.
+
+use serde::{Deserialize, Serialize};
+
+/// The query parameter that carries a personal access token on WebSocket and HTTP requests,
+/// for clients (such as the stock y-websocket provider) that cannot set an `Authorization` header.
+pub const TOKEN_QUERY_PARAM: &str = "token";
+
+/// A caller's role on one notebook, from most to least powerful.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// May read the notebook.
+    Viewer,
+    /// May read the notebook and comment on it.
+    Commenter,
+    /// May change the notebook's content and run it.
+    Editor,
+    /// May do everything, including sharing and deleting.
+    Owner,
+}
+
+impl Role {
+    /// Whether this role may change the document's content.
+    pub fn can_edit(self) -> bool {
+        self >= Role::Editor
+    }
+
+    /// The role's name as it appears in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Commenter => "commenter",
+            Role::Editor => "editor",
+            Role::Owner => "owner",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `GET /api/me`: the signed-in user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Me {
+    /// The user's id.
+    pub id: String,
+    /// The user's email address, unique per user.
+    pub email: String,
+    /// The user's display name.
+    pub name: String,
+}
+
+/// `POST /api/notebooks`: a new notebook, empty or imported from an nbformat v4 document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateNotebook {
+    /// The notebook's title.
+    pub title: String,
+    /// An nbformat v4 notebook to import; absent for an empty notebook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipynb: Option<serde_json::Value>,
+}
+
+/// A notebook as the HTTP API lists and describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotebookInfo {
+    /// The notebook's unguessable id (URL-safe, at least 128 random bits).
+    pub id: String,
+    /// The notebook's title.
+    pub title: String,
+    /// The caller's role on it.
+    pub role: Role,
+    /// When the notebook's content or title last changed, RFC 3339 in UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+    /// When the notebook was created, RFC 3339 in UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+}
+
+/// The body of every HTTP error: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The inside of an [`ErrorBody`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// A stable snake_case code for programs, such as `not_found` or `invalid_ipynb`.
+    pub code: String,
+    /// A sentence for humans.
+    pub message: String,
+}
+
+/// WebSocket close codes the collab service uses, with the reason text it sends alongside.
+///
+/// A stock y-websocket client reconnects after any close and resyncs from its state vector,
+/// so closing is always safe for the document: nothing a client holds is lost.
+pub mod close {
+    /// The server is shutting down; reconnect (to this node after restart, or another).
+    pub const GOING_AWAY: u16 = 1001;
+    /// A frame was not a well-formed y-websocket message, or carried an update that does not
+    /// decode or apply. Only the offending connection is closed; the document is unharmed.
+    pub const MALFORMED: u16 = 1007;
+    /// The notebook was deleted, or the caller's access to it ended.
+    pub const POLICY: u16 = 1008;
+    /// A message exceeded the configured size cap.
+    pub const TOO_BIG: u16 = 1009;
+    /// The server failed to store an update; the client should reconnect and resync.
+    pub const INTERNAL: u16 = 1011;
+    /// The client read too slowly and its outbound queue filled up. Rather than drop messages,
+    /// the server disconnects it; it reconnects and resyncs from its state vector.
+    pub const SLOW_READER: u16 = 1013;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_order_and_serialize() {
+        assert!(Role::Owner > Role::Editor && Role::Editor > Role::Commenter);
+        assert!(Role::Commenter > Role::Viewer);
+        assert!(Role::Editor.can_edit() && !Role::Commenter.can_edit());
+        assert_eq!(serde_json::to_string(&Role::Commenter).unwrap(), "\"commenter\"");
+        let parsed: Role = serde_json::from_str("\"owner\"").unwrap();
+        assert_eq!(parsed, Role::Owner);
+    }
+
+    #[test]
+    fn error_body_shape() {
+        let body = ErrorBody {
+            error: ErrorDetail { code: "not_found".into(), message: "no such notebook".into() },
+        };
+        let json = serde_json::to_value(&body).unwrap();
+        assert_eq!(json["error"]["code"], "not_found");
+        assert_eq!(json["error"]["message"], "no such notebook");
+    }
+}

@@ -1,0 +1,173 @@
+//! The REST API of DESIGN.md for notebooks and the signed-in user.
+
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::{Json, Router, routing};
+use serde::de::DeserializeOwned;
+use tandem_crdt::Notebook;
+use tandem_protocol::{CreateNotebook, Me, NotebookInfo, Role};
+use yrs::{ReadTxn, StateVector, Transact};
+
+use crate::App;
+use crate::auth::{SignedIn, notebook_access};
+use crate::error::ApiError;
+use crate::ids;
+use crate::store::NotebookRecord;
+
+/// Longest title accepted, in characters.
+const MAX_TITLE_CHARS: usize = 500;
+
+/// The API routes, to be merged into the service's router.
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/healthz", routing::get(healthz))
+        .route("/api/me", routing::get(me))
+        .route(
+            "/api/notebooks",
+            routing::get(list_notebooks).post(create_notebook),
+        )
+        .route(
+            "/api/notebooks/{id}",
+            routing::get(get_notebook).delete(delete_notebook),
+        )
+        .route("/api/notebooks/{id}/ipynb", routing::get(export_ipynb))
+}
+
+/// JSON body extractor whose rejections use the API's error shape.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let Json(value) = Json::<T>::from_request(req, state).await?;
+        Ok(Self(value))
+    }
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn me(SignedIn(user): SignedIn) -> Json<Me> {
+    Json(Me {
+        id: user.id,
+        email: user.email,
+        name: user.name,
+    })
+}
+
+fn info(record: &NotebookRecord, role: Role) -> NotebookInfo {
+    NotebookInfo {
+        id: record.id.clone(),
+        title: record.title.clone(),
+        role,
+        updated_at: Some(ids::rfc3339(record.updated_at_ms)),
+        created_at: Some(ids::rfc3339(record.created_at_ms)),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %user.id))]
+async fn create_notebook(
+    State(app): State<App>,
+    SignedIn(user): SignedIn,
+    ApiJson(body): ApiJson<CreateNotebook>,
+) -> Result<impl IntoResponse, ApiError> {
+    let title = body.title.trim().to_owned();
+    if title.chars().count() > MAX_TITLE_CHARS {
+        return Err(ApiError::bad_request(
+            "invalid_title",
+            format!("title longer than {MAX_TITLE_CHARS} characters"),
+        ));
+    }
+    let limits = app.import_limits();
+    let initial_state = tokio::task::spawn_blocking(move || {
+        let notebook = match &body.ipynb {
+            Some(ipynb) => Notebook::from_ipynb(ipynb, &limits)
+                .map_err(|e| ApiError::bad_request("invalid_ipynb", e.to_string()))?,
+            None => Notebook::from_ipynb(&blank_notebook(), &limits)
+                .map_err(|e| ApiError::internal(anyhow::anyhow!("blank notebook: {e}")))?,
+        };
+        let state = notebook
+            .doc()
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        Ok::<_, ApiError>(state)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let now = ids::now_ms();
+    let record = NotebookRecord {
+        id: ids::random_id(),
+        title: if title.is_empty() {
+            "Untitled".to_owned()
+        } else {
+            title
+        },
+        owner_id: user.id,
+        created_at_ms: now,
+        updated_at_ms: now,
+    };
+    app.store.create_notebook(&record, &initial_state).await?;
+    tracing::info!(doc_id = %record.id, bytes = initial_state.len(), "notebook created");
+    Ok((StatusCode::CREATED, Json(info(&record, Role::Owner))))
+}
+
+/// What a new notebook holds, as in Jupyter and Colab: one empty code cell.
+fn blank_notebook() -> serde_json::Value {
+    serde_json::json!({
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {},
+        "cells": [{"cell_type": "code", "source": "", "metadata": {}, "outputs": [], "execution_count": null}],
+    })
+}
+
+async fn list_notebooks(
+    State(app): State<App>,
+    SignedIn(user): SignedIn,
+) -> Result<Json<Vec<NotebookInfo>>, ApiError> {
+    let records = app.store.notebooks_owned_by(&user.id).await?;
+    Ok(Json(records.iter().map(|r| info(r, Role::Owner)).collect()))
+}
+
+async fn get_notebook(
+    State(app): State<App>,
+    SignedIn(user): SignedIn,
+    Path(id): Path<String>,
+) -> Result<Json<NotebookInfo>, ApiError> {
+    let (record, role) = notebook_access(&app, &user, &id).await?;
+    Ok(Json(info(&record, role)))
+}
+
+#[tracing::instrument(skip_all, fields(doc_id = %id, user_id = %user.id))]
+async fn export_ipynb(
+    State(app): State<App>,
+    SignedIn(user): SignedIn,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    notebook_access(&app, &user, &id).await?;
+    let room = app.rooms.get(&id);
+    let ipynb = room
+        .read(|doc| Notebook::from_doc(doc.clone()).to_ipynb())
+        .await
+        .map_err(|_| ApiError::notebook_not_found())?;
+    Ok(Json(ipynb))
+}
+
+#[tracing::instrument(skip_all, fields(doc_id = %id, user_id = %user.id))]
+async fn delete_notebook(
+    State(app): State<App>,
+    SignedIn(user): SignedIn,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let (_, role) = notebook_access(&app, &user, &id).await?;
+    if role != Role::Owner {
+        return Err(ApiError::forbidden("only the owner can delete a notebook"));
+    }
+    app.rooms.delete(&id).await;
+    app.store.delete_notebook(&id).await?;
+    tracing::info!("notebook deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

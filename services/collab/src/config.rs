@@ -1,0 +1,72 @@
+//! The collab service's configuration: one struct, every field a flag with a `TANDEM_*`
+//! environment variable, defaults documented on the field.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Where the embedded store lives. Shared by `tandem serve`, `tandem collab` and `tandem token`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreConfig {
+    /// Directory of the embedded store (a SQLite file, `tandem.db`).
+    #[arg(long = "data", env = "TANDEM_DATA", default_value = "./tandem-data")]
+    pub data: PathBuf,
+}
+
+/// Configuration of the collab service.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// The store to use.
+    #[command(flatten)]
+    pub store: StoreConfig,
+
+    /// Address to listen on; port 0 picks a free one (the bound address is printed).
+    #[arg(long, env = "TANDEM_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Largest WebSocket message accepted, in bytes; a larger one closes that connection with
+    /// code 1009. Importing a large notebook goes through HTTP, so this can stay modest.
+    #[arg(long, env = "TANDEM_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// Largest HTTP request body (an `.ipynb` upload), in bytes; larger ones get 413.
+    #[arg(long, env = "TANDEM_MAX_BODY_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Messages queued for one WebSocket client before it counts as a slow reader and is
+    /// disconnected (it reconnects and resyncs; nothing is silently dropped).
+    #[arg(long, env = "TANDEM_OUTBOUND_QUEUE", default_value_t = 4096)]
+    pub outbound_queue: usize,
+
+    /// Interval of WebSocket pings; a client silent for two intervals is disconnected.
+    #[arg(long, env = "TANDEM_KEEPALIVE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub keepalive: Duration,
+
+    /// How long a notebook with no connections stays in memory before it is compacted and
+    /// unloaded.
+    #[arg(long, env = "TANDEM_ROOM_IDLE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub room_idle: Duration,
+
+    /// Fold a notebook's update log into a snapshot once it holds this many updates.
+    #[arg(long, env = "TANDEM_COMPACT_AFTER", default_value_t = 1000)]
+    pub compact_after: u64,
+}
+
+#[derive(Parser)]
+struct Defaults {
+    #[command(flatten)]
+    config: Config,
+}
+
+impl Config {
+    /// The documented defaults (`TANDEM_*` environment variables still apply), with the store
+    /// in `data` and a free loopback port. Handy for tests and embedding.
+    pub fn with_data(data: impl Into<PathBuf>) -> Result<Self, clap::Error> {
+        let mut config = Defaults::try_parse_from(["tandem"])?.config;
+        config.store.data = data.into();
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        Ok(config)
+    }
+}

@@ -1,0 +1,169 @@
+//! The Tandem collab service: many people editing one notebook at once.
+//!
+//! An axum server that speaks the y-websocket protocol at `GET /ws/{notebook_id}` (so stock
+//! Yjs and pycrdt clients work against it), keeps one in-memory room per open notebook,
+//! persists every document update durably before broadcasting it, and serves the REST API of
+//! DESIGN.md.
+//!
+//! # Layout
+//! - [`config`]: the [`Config`] struct (flags and `TANDEM_*` variables).
+//! - [`store`]: the [`store::Store`] trait and its embedded SQLite backend.
+//! - [`room`]: the registry of rooms and the per-notebook actor (sync, awareness,
+//!   persistence, broadcast, compaction, idle unload).
+//! - [`ws`]: one WebSocket connection: frame decoding, limits, keepalive, close reasons.
+//! - [`api`]: the REST routes; [`auth`]: tokens and notebook access; [`error`]: the HTTP error.
+//!
+//! # Running
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! let config = tandem_collab::Config::with_data("./tandem-data")?;
+//! let server = tandem_collab::Server::bind(config).await?;
+//! println!("listening on http://{}", server.local_addr());
+//! server.run(tokio_util::sync::CancellationToken::new()).await
+//! # }
+//! ```
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod ids;
+pub mod room;
+pub mod store;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::{Config, StoreConfig};
+
+use room::{RoomSettings, Rooms};
+use store::Store;
+use store::sqlite::SqliteStore;
+
+/// Shared state of the running service, handed to every handler.
+#[derive(Clone)]
+pub struct App {
+    /// The storage engine.
+    pub store: Arc<dyn Store>,
+    /// The loaded rooms.
+    pub rooms: Rooms,
+    /// The service's configuration.
+    pub config: Arc<Config>,
+    /// Tracks connection and room tasks so shutdown can wait for them.
+    pub tracker: TaskTracker,
+}
+
+impl App {
+    /// Limits for `.ipynb` imports, derived from the HTTP body limit.
+    pub fn import_limits(&self) -> tandem_crdt::ImportLimits {
+        tandem_crdt::ImportLimits {
+            max_bytes: self.config.max_body_bytes,
+            ..tandem_crdt::ImportLimits::default()
+        }
+    }
+}
+
+/// Opens the embedded store named by `config`.
+pub fn open_store(config: &StoreConfig) -> anyhow::Result<Arc<dyn Store>> {
+    let store = SqliteStore::open(&config.data)
+        .with_context(|| format!("opening the store in {}", config.data.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// The collab service, bound to its address and ready to run.
+pub struct Server {
+    app: App,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+}
+
+impl Server {
+    /// Opens the store and binds the listener.
+    pub async fn bind(config: Config) -> anyhow::Result<Self> {
+        let store = open_store(&config.store)?;
+        Self::bind_with_store(config, store).await
+    }
+
+    /// Binds the listener over an already opened store.
+    pub async fn bind_with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let tracker = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let settings = RoomSettings {
+            idle: config.room_idle,
+            compact_after: config.compact_after,
+        };
+        let rooms = Rooms::new(store.clone(), settings, tracker.clone(), shutdown.clone());
+        let app = App {
+            store,
+            rooms,
+            config: Arc::new(config),
+            tracker,
+        };
+        Ok(Self {
+            app,
+            listener,
+            shutdown,
+        })
+    }
+
+    /// The address actually bound (resolves port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| self.app.config.listen)
+    }
+
+    /// The service's shared state (for tests and embedding).
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    /// Serves until `stop` is cancelled, then closes every connection, flushes and compacts
+    /// every room, and returns once all of that is done.
+    pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
+        let Self {
+            app,
+            listener,
+            shutdown,
+        } = self;
+        let router = router(app.clone());
+        // Rooms close their WebSockets as soon as the stop is asked for; the HTTP server
+        // then finishes the requests in flight.
+        let rooms_stop = shutdown.clone();
+        let stopping = stop.clone();
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            rooms_stop.cancel();
+        });
+        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+            stopping.cancelled().await;
+        });
+        let result = serve.await.context("serving HTTP");
+        tracing::info!("shutting down: flushing rooms");
+        shutdown.cancel();
+        app.tracker.close();
+        app.tracker.wait().await;
+        tracing::info!("shutdown complete");
+        result
+    }
+}
+
+/// The service's routes over `app`.
+pub fn router(app: App) -> Router {
+    let body_limit = app.config.max_body_bytes;
+    Router::new()
+        .merge(api::routes())
+        .route("/ws/{id}", axum::routing::get(ws::route))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(app)
+}

@@ -1,0 +1,280 @@
+//! Rooms: one in-memory document per open notebook, shared by all its connections.
+//!
+//! Each room is an actor task ([`actor`]) that owns the notebook's yrs document and awareness
+//! and handles [`Command`]s in order. Connections and HTTP handlers talk to it through a
+//! [`RoomHandle`]. [`Rooms`] is the registry: it starts a room on first use and lets an idle
+//! room unload itself only when nobody holds a handle, so there is never more than one room
+//! per notebook in a process.
+
+mod actor;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+use yrs::Doc;
+use yrs::sync::Message;
+
+use crate::store::Store;
+
+/// Identifies one WebSocket connection within the process.
+pub type ConnId = u64;
+
+/// Capacity of a room's command queue. Senders wait when it is full, which slows the fastest
+/// writers down to the speed of the room instead of buffering without bound.
+const ROOM_QUEUE: usize = 1024;
+
+/// Room tuning, taken from the service [`crate::Config`].
+#[derive(Debug, Clone)]
+pub struct RoomSettings {
+    /// How long a room with no connections stays loaded.
+    pub idle: Duration,
+    /// Log length that triggers compaction into a snapshot.
+    pub compact_after: u64,
+}
+
+/// Asks a connection to close with a code and reason; the first request wins.
+#[derive(Debug, Default)]
+pub struct Closer {
+    token: CancellationToken,
+    reason: OnceLock<(u16, String)>,
+}
+
+impl Closer {
+    /// Requests the close. Later requests keep the first reason.
+    pub fn close(&self, code: u16, reason: impl Into<String>) {
+        let _ = self.reason.set((code, reason.into()));
+        self.token.cancel();
+    }
+
+    /// Resolves once a close was requested.
+    pub async fn requested(&self) {
+        self.token.cancelled().await;
+    }
+
+    /// The requested close code and reason, if any.
+    pub fn reason(&self) -> Option<&(u16, String)> {
+        self.reason.get()
+    }
+}
+
+/// A connection as a room sees it.
+#[derive(Debug)]
+pub struct Peer {
+    /// Bounded queue of encoded frames to the client; a full queue disconnects the client.
+    pub out: mpsc::Sender<Bytes>,
+    /// Closes the connection with a reason.
+    pub closer: Arc<Closer>,
+    /// Whether the peer's document updates are applied (editor and owner) or refused.
+    pub can_edit: bool,
+}
+
+/// What a room can be asked to do.
+pub enum Command {
+    /// A connection joins: the room sends it the sync step 1 and current awareness.
+    Join {
+        /// The connection.
+        conn: ConnId,
+        /// How to reach it.
+        peer: Peer,
+    },
+    /// Decoded y-websocket messages from a connection, in order.
+    Messages {
+        /// The sender.
+        conn: ConnId,
+        /// The messages of one frame.
+        messages: Vec<Message>,
+    },
+    /// A connection ended.
+    Leave {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Run a read on the document once everything applied so far is durable.
+    Read(Box<dyn FnOnce(&Doc) + Send>),
+    /// The notebook was deleted: close every connection and unload.
+    Delete {
+        /// Resolved once the room has stopped.
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// Errors talking to a room.
+#[derive(Debug, thiserror::Error)]
+pub enum RoomError {
+    /// The room stopped (shutdown, deletion or a storage failure) before answering.
+    #[error("the notebook's room stopped")]
+    Stopped,
+}
+
+/// A handle to a running room.
+#[derive(Clone)]
+pub struct RoomHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl RoomHandle {
+    /// Sends a command, waiting while the room's queue is full.
+    pub async fn send(&self, command: Command) -> Result<(), RoomError> {
+        self.tx.send(command).await.map_err(|_| RoomError::Stopped)
+    }
+
+    /// Runs `f` on the document after all updates applied so far are durable.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, RoomError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Doc) -> T + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Read(Box::new(move |doc| {
+            let _ = reply.send(f(doc));
+        })))
+        .await?;
+        answer.await.map_err(|_| RoomError::Stopped)
+    }
+}
+
+struct Entry {
+    handle: RoomHandle,
+    generation: u64,
+}
+
+struct Registry {
+    rooms: Mutex<HashMap<String, Entry>>,
+    next_generation: std::sync::atomic::AtomicU64,
+    store: Arc<dyn Store>,
+    settings: RoomSettings,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+/// The registry of loaded rooms.
+#[derive(Clone)]
+pub struct Rooms {
+    inner: Arc<Registry>,
+}
+
+impl Rooms {
+    /// A registry whose rooms persist to `store`, run on `tracker` and stop when `shutdown`
+    /// is cancelled (after flushing and compacting).
+    pub fn new(
+        store: Arc<dyn Store>,
+        settings: RoomSettings,
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let inner = Registry {
+            rooms: Mutex::new(HashMap::new()),
+            next_generation: std::sync::atomic::AtomicU64::new(1),
+            store,
+            settings,
+            tracker,
+            shutdown,
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The room of a notebook, started (and its document loaded) if it is not running. The
+    /// caller must have checked that the notebook exists and that it may access it.
+    pub fn get(&self, notebook_id: &str) -> RoomHandle {
+        let mut rooms = self.lock();
+        if let Some(entry) = rooms.get(notebook_id)
+            && !entry.handle.tx.is_closed()
+        {
+            return entry.handle.clone();
+        }
+        let (tx, rx) = mpsc::channel(ROOM_QUEUE);
+        let handle = RoomHandle { tx };
+        let generation = self
+            .inner
+            .next_generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        rooms.insert(
+            notebook_id.to_owned(),
+            Entry {
+                handle: handle.clone(),
+                generation,
+            },
+        );
+        let span = tracing::info_span!("room", doc_id = %notebook_id);
+        let room = actor::RoomActor::new(notebook_id.to_owned(), self.clone(), generation, rx);
+        self.inner.tracker.spawn(room.run().instrument(span));
+        handle
+    }
+
+    /// The room of a notebook if it is loaded.
+    pub fn loaded(&self, notebook_id: &str) -> Option<RoomHandle> {
+        self.lock().get(notebook_id).map(|e| e.handle.clone())
+    }
+
+    /// How many rooms are loaded.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no room is loaded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Stops a notebook's room, closing its connections, before the notebook is deleted.
+    pub async fn delete(&self, notebook_id: &str) {
+        if let Some(handle) = self.loaded(notebook_id) {
+            let (done, stopped) = oneshot::channel();
+            if handle.send(Command::Delete { done }).await.is_ok() {
+                let _ = stopped.await;
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        // The map holds only handles; a panic elsewhere cannot leave it half-updated.
+        self.inner
+            .rooms
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Removes the room `generation` of `notebook_id` if nobody but the registry can still
+    /// send to it. Returns whether it was removed; the actor may exit only then.
+    fn try_unload(&self, notebook_id: &str, generation: u64, force: bool) -> bool {
+        let mut rooms = self.lock();
+        let Some(entry) = rooms.get(notebook_id) else {
+            return true;
+        };
+        if entry.generation != generation {
+            return true;
+        }
+        // Handles are cloned only under this lock, so with one sender left (the registry's)
+        // and an empty queue no command can still arrive.
+        if force || entry.handle.tx.strong_count() == 1 {
+            rooms.remove(notebook_id);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.inner.store.as_ref()
+    }
+
+    fn settings(&self) -> &RoomSettings {
+        &self.inner.settings
+    }
+
+    fn shutdown(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
+    fn tracker(&self) -> &TaskTracker {
+        &self.inner.tracker
+    }
+}

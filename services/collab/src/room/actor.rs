@@ -1,0 +1,488 @@
+//! The room actor: owns one notebook's document and awareness, applies what connections
+//! send, persists before it broadcasts, compacts, and unloads when idle.
+//!
+//! Commands are taken in batches: every document update in a batch is applied to the
+//! in-memory document first, then the batch's changes are appended to the store in one
+//! durable write ("group commit"), and only then broadcast. Anything that reveals document
+//! state (a sync step 2, a read) first flushes what is pending, so no client ever sees an
+//! update that a crash could lose.
+
+use std::collections::{HashMap, HashSet};
+
+use bytes::Bytes;
+use tandem_protocol::close;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use yrs::sync::{Awareness, AwarenessUpdate, Message, SyncMessage};
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
+use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact, Update};
+
+use super::{Command, ConnId, Peer, Rooms};
+
+/// Commands handled per batch at most, so one busy room yields to the runtime regularly.
+const MAX_BATCH: usize = 256;
+
+pub(super) struct RoomActor {
+    id: String,
+    rooms: Rooms,
+    generation: u64,
+    rx: mpsc::Receiver<Command>,
+}
+
+/// The loaded state of a room.
+struct Room {
+    id: String,
+    awareness: Awareness,
+    peers: HashMap<ConnId, Peer>,
+    /// Awareness client ids each connection has announced, removed when it leaves.
+    peer_clients: HashMap<ConnId, HashSet<ClientID>>,
+    /// Changes applied to the document but not yet durable (and so not yet broadcast).
+    pending: Vec<Vec<u8>>,
+    /// Sequence number of the last durable update.
+    last_seq: u64,
+    /// Updates in the log since the last snapshot.
+    log_len: u64,
+    compaction: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Why a room stops serving.
+enum Stop {
+    Idle,
+    Shutdown,
+    Deleted(tokio::sync::oneshot::Sender<()>),
+    StoreFailed,
+}
+
+impl RoomActor {
+    pub(super) fn new(
+        id: String,
+        rooms: Rooms,
+        generation: u64,
+        rx: mpsc::Receiver<Command>,
+    ) -> Self {
+        Self {
+            id,
+            rooms,
+            generation,
+            rx,
+        }
+    }
+
+    pub(super) async fn run(mut self) {
+        let mut room = match Room::load(&self.id, &self.rooms).await {
+            Ok(room) => room,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot load the notebook's document");
+                self.rooms.try_unload(&self.id, self.generation, true);
+                self.reject_remaining(close::INTERNAL, "the notebook could not be loaded");
+                return;
+            }
+        };
+        tracing::debug!(updates = room.log_len, "room loaded");
+        let stop = self.serve(&mut room).await;
+        let deleted = room.stop(&self.rooms, stop).await;
+        // An idle room already left the registry; any other stop removes it now, before
+        // anyone is told it is gone, so a new connection starts a fresh room from the store.
+        self.rooms.try_unload(&self.id, self.generation, true);
+        if let Some(done) = deleted {
+            let _ = done.send(());
+        }
+        self.reject_remaining(close::GOING_AWAY, "the notebook's room closed; reconnect");
+        tracing::debug!("room unloaded");
+    }
+
+    async fn serve(&mut self, room: &mut Room) -> Stop {
+        let idle = self.rooms.settings().idle;
+        let shutdown = self.rooms.shutdown().clone();
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        loop {
+            let idle_timer = tokio::time::sleep(idle);
+            let received = tokio::select! {
+                n = self.rx.recv_many(&mut batch, MAX_BATCH) => n,
+                () = idle_timer, if room.peers.is_empty() => {
+                    if self.rooms.try_unload(&self.id, self.generation, false) {
+                        self.rx.close();
+                        // Commands sent before the registry let go are still served.
+                        while let Ok(command) = self.rx.try_recv() {
+                            batch.push(command);
+                        }
+                        if let Some(stop) = room.handle_batch(batch.drain(..), &self.rooms).await {
+                            return stop;
+                        }
+                        return Stop::Idle;
+                    }
+                    continue;
+                }
+                () = shutdown.cancelled() => return Stop::Shutdown,
+            };
+            if received == 0 {
+                return Stop::Shutdown;
+            }
+            if let Some(stop) = room.handle_batch(batch.drain(..), &self.rooms).await {
+                return stop;
+            }
+        }
+    }
+
+    /// Closes connections whose commands arrive after the room stopped serving.
+    fn reject_remaining(&mut self, code: u16, reason: &str) {
+        self.rx.close();
+        while let Ok(command) = self.rx.try_recv() {
+            match command {
+                Command::Join { peer, .. } => peer.closer.close(code, reason),
+                Command::Delete { done } => {
+                    let _ = done.send(());
+                }
+                Command::Messages { .. } | Command::Leave { .. } | Command::Read(_) => {}
+            }
+        }
+    }
+}
+
+impl Room {
+    async fn load(id: &str, rooms: &Rooms) -> anyhow::Result<Self> {
+        let stored = rooms.store().load_document(id).await?;
+        let doc = Doc::new();
+        {
+            let mut txn = doc.transact_mut();
+            for update in stored.snapshot.iter().chain(stored.updates.iter()) {
+                txn.apply_update(Update::decode_v1(update)?)?;
+            }
+        }
+        Ok(Self {
+            id: id.to_owned(),
+            awareness: Awareness::new(doc),
+            peers: HashMap::new(),
+            peer_clients: HashMap::new(),
+            pending: Vec::new(),
+            last_seq: stored.last_seq,
+            log_len: stored.updates.len() as u64,
+            compaction: None,
+        })
+    }
+
+    async fn handle_batch(
+        &mut self,
+        batch: impl Iterator<Item = Command>,
+        rooms: &Rooms,
+    ) -> Option<Stop> {
+        for command in batch {
+            match command {
+                Command::Join { conn, peer } => self.join(conn, peer),
+                Command::Messages { conn, messages } => {
+                    for message in messages {
+                        if !self.peers.contains_key(&conn) {
+                            break;
+                        }
+                        if let Err(stop) = self.handle_message(conn, message, rooms).await {
+                            return Some(stop);
+                        }
+                    }
+                }
+                Command::Leave { conn } => self.leave(conn),
+                Command::Read(f) => {
+                    if !self.flush(rooms).await {
+                        return Some(Stop::StoreFailed);
+                    }
+                    f(self.awareness.doc());
+                }
+                Command::Delete { done } => return Some(Stop::Deleted(done)),
+            }
+        }
+        if !self.flush(rooms).await {
+            return Some(Stop::StoreFailed);
+        }
+        None
+    }
+
+    fn join(&mut self, conn: ConnId, peer: Peer) {
+        // As the y-websocket server does: our state vector, so the client sends what we lack,
+        // and the current awareness, so the newcomer sees who is here.
+        let sv = self.awareness.doc().transact().state_vector();
+        let mut frames = vec![encode(&Message::Sync(SyncMessage::SyncStep1(sv)))];
+        if let Ok(update) = self.awareness.update()
+            && !update.clients.is_empty()
+        {
+            frames.push(encode(&Message::Awareness(update)));
+        }
+        self.peers.insert(conn, peer);
+        for frame in frames {
+            self.send_to(conn, frame);
+        }
+    }
+
+    fn leave(&mut self, conn: ConnId) {
+        self.peers.remove(&conn);
+        let Some(clients) = self.peer_clients.remove(&conn) else {
+            return;
+        };
+        // Announce that the departed connection's users are gone, as the reference server does.
+        for client in &clients {
+            self.awareness.remove_state(*client);
+        }
+        if let Ok(update) = self.awareness.update_with_clients(clients) {
+            self.broadcast(encode(&Message::Awareness(update)));
+        }
+    }
+
+    /// Handles one message. `Err` stops the room (its document can no longer be trusted).
+    async fn handle_message(
+        &mut self,
+        conn: ConnId,
+        message: Message,
+        rooms: &Rooms,
+    ) -> Result<(), Stop> {
+        match message {
+            Message::Sync(SyncMessage::SyncStep1(sv)) => {
+                if !self.flush(rooms).await {
+                    return Err(Stop::StoreFailed);
+                }
+                let update = self
+                    .awareness
+                    .doc()
+                    .transact()
+                    .encode_state_as_update_v1(&sv);
+                self.send_to(conn, encode(&Message::Sync(SyncMessage::SyncStep2(update))));
+            }
+            Message::Sync(SyncMessage::SyncStep2(update) | SyncMessage::Update(update)) => {
+                self.apply_update(conn, &update);
+            }
+            Message::Awareness(update) => self.apply_awareness(conn, update),
+            Message::AwarenessQuery => {
+                if let Ok(update) = self.awareness.update() {
+                    self.send_to(conn, encode(&Message::Awareness(update)));
+                }
+            }
+            // Clients have nothing to tell the server with an auth message.
+            Message::Auth(_) => {}
+            Message::Custom(tag, _) => {
+                self.close_peer(
+                    conn,
+                    close::MALFORMED,
+                    format!("unsupported message type {tag}"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_update(&mut self, conn: ConnId, bytes: &[u8]) {
+        let update = match Update::decode_v1(bytes) {
+            Ok(update) => update,
+            Err(err) => {
+                self.close_peer(
+                    conn,
+                    close::MALFORMED,
+                    format!("document update does not decode: {err}"),
+                );
+                return;
+            }
+        };
+        let can_edit = self.peers.get(&conn).is_some_and(|p| p.can_edit);
+        if !can_edit {
+            // A read-only client's sync step 2 is usually empty; anything else is refused,
+            // never applied, and the client is told why.
+            if !update.is_empty() {
+                let denied = Message::Auth(Some("permission denied: read-only access".into()));
+                self.send_to(conn, encode(&denied));
+            }
+            return;
+        }
+        let doc = self.awareness.doc();
+        let mut txn = doc.transact_mut();
+        let result = txn.apply_update(update);
+        // Whatever was integrated, even before an error, is in the document now and must be
+        // persisted and broadcast like any other change.
+        if txn.has_changes() {
+            self.pending.push(txn.encode_update_v1());
+        }
+        drop(txn);
+        if let Err(err) = result {
+            self.close_peer(
+                conn,
+                close::MALFORMED,
+                format!("document update does not apply: {err}"),
+            );
+        }
+    }
+
+    fn apply_awareness(&mut self, conn: ConnId, update: AwarenessUpdate) {
+        let clients: Vec<ClientID> = update.clients.keys().copied().collect();
+        let frame = encode(&Message::Awareness(update.clone()));
+        if let Err(err) = self.awareness.apply_update(update) {
+            self.close_peer(
+                conn,
+                close::MALFORMED,
+                format!("awareness update does not apply: {err}"),
+            );
+            return;
+        }
+        self.peer_clients.entry(conn).or_default().extend(clients);
+        self.broadcast(frame);
+    }
+
+    /// Makes pending changes durable, then broadcasts them. Returns false if the store failed,
+    /// after closing every connection: their clients still hold the changes and will resend
+    /// them on reconnect, against a room reloaded from what is durable.
+    async fn flush(&mut self, rooms: &Rooms) -> bool {
+        if self.pending.is_empty() {
+            return true;
+        }
+        let update = if self.pending.len() == 1 {
+            self.pending.pop().unwrap_or_default()
+        } else {
+            let parts: Vec<&[u8]> = self.pending.iter().map(Vec::as_slice).collect();
+            match yrs::merge_updates_v1(&parts) {
+                Ok(merged) => merged,
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot merge updates");
+                    self.close_all(close::INTERNAL, "server error; reconnect");
+                    return false;
+                }
+            }
+        };
+        self.pending.clear();
+        match rooms
+            .store()
+            .append_updates(&self.id, std::slice::from_ref(&update))
+            .await
+        {
+            Ok(seq) => {
+                self.last_seq = seq;
+                self.log_len += 1;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot persist updates; closing the room");
+                self.close_all(
+                    close::INTERNAL,
+                    "the server could not save the change; reconnect",
+                );
+                return false;
+            }
+        }
+        self.broadcast(encode(&Message::Sync(SyncMessage::Update(update))));
+        if self.log_len >= rooms.settings().compact_after {
+            self.compact_in_background(rooms);
+        }
+        true
+    }
+
+    fn compact_in_background(&mut self, rooms: &Rooms) {
+        if self
+            .compaction
+            .as_ref()
+            .is_some_and(|task| !task.is_finished())
+        {
+            return;
+        }
+        let snapshot = self
+            .awareness
+            .doc()
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        let (id, up_to, store_rooms) = (self.id.clone(), self.last_seq, rooms.clone());
+        self.log_len = 0;
+        let task = rooms.tracker().spawn(async move {
+            if let Err(err) = store_rooms.store().compact(&id, &snapshot, up_to).await {
+                // The log is intact; the next compaction will fold it.
+                tracing::warn!(error = %err, doc_id = %id, "compaction failed");
+            }
+        });
+        self.compaction = Some(task);
+    }
+
+    /// Flushes, closes every connection and folds the log into a snapshot. Returns the
+    /// deletion's completion signal, to be sent once the room left the registry.
+    async fn stop(mut self, rooms: &Rooms, stop: Stop) -> Option<tokio::sync::oneshot::Sender<()>> {
+        let flushed = matches!(stop, Stop::StoreFailed) || self.flush(rooms).await;
+        let (code, reason) = match &stop {
+            Stop::Idle => (close::GOING_AWAY, "the notebook's room closed; reconnect"),
+            Stop::Shutdown => (close::GOING_AWAY, "server shutting down"),
+            Stop::Deleted(_) => (close::POLICY, "notebook deleted"),
+            Stop::StoreFailed => (close::INTERNAL, "server error; reconnect"),
+        };
+        self.close_all(code, reason);
+        if let Some(task) = self.compaction.take() {
+            let _ = task.await;
+        }
+        match stop {
+            Stop::Deleted(done) => return Some(done),
+            Stop::StoreFailed => {}
+            Stop::Idle | Stop::Shutdown => {
+                if flushed && self.log_len > 0 {
+                    let snapshot = self
+                        .awareness
+                        .doc()
+                        .transact()
+                        .encode_state_as_update_v1(&StateVector::default());
+                    if let Err(err) = rooms
+                        .store()
+                        .compact(&self.id, &snapshot, self.last_seq)
+                        .await
+                    {
+                        tracing::warn!(error = %err, "final compaction failed; the log is kept");
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn send_to(&mut self, conn: ConnId, frame: Bytes) {
+        let Some(peer) = self.peers.get(&conn) else {
+            return;
+        };
+        if let Err(err) = peer.out.try_send(frame) {
+            self.drop_peer(conn, err);
+        }
+    }
+
+    fn broadcast(&mut self, frame: Bytes) {
+        let mut failed = Vec::new();
+        for (conn, peer) in &self.peers {
+            if let Err(err) = peer.out.try_send(frame.clone()) {
+                failed.push((*conn, err));
+            }
+        }
+        for (conn, err) in failed {
+            self.drop_peer(conn, err);
+        }
+    }
+
+    /// A peer whose queue is full is disconnected rather than silently skipped: its client
+    /// reconnects and resyncs, so it never ends up missing an update without knowing.
+    fn drop_peer(&mut self, conn: ConnId, err: TrySendError<Bytes>) {
+        if matches!(err, TrySendError::Full(_)) {
+            tracing::info!(conn, "slow reader: outbound queue full, disconnecting");
+            self.close_peer(
+                conn,
+                close::SLOW_READER,
+                "outbound queue full: reconnect to resync",
+            );
+        } else {
+            self.leave(conn);
+        }
+    }
+
+    fn close_peer(&mut self, conn: ConnId, code: u16, reason: impl Into<String>) {
+        let reason = reason.into();
+        if let Some(peer) = self.peers.get(&conn) {
+            tracing::info!(conn, code, reason = %reason, "closing connection");
+            peer.closer.close(code, reason);
+        }
+        self.leave(conn);
+    }
+
+    fn close_all(&mut self, code: u16, reason: &str) {
+        for peer in self.peers.values() {
+            peer.closer.close(code, reason);
+        }
+        self.peers.clear();
+        self.peer_clients.clear();
+    }
+}
+
+fn encode(message: &Message) -> Bytes {
+    Bytes::from(message.encode_v1())
+}

@@ -1,0 +1,498 @@
+//! The embedded store: one SQLite file (`tandem.db`) in the data directory.
+//!
+//! WAL mode with `synchronous = FULL`: a committed transaction is on disk before `commit`
+//! returns, which is what [`Store::append_updates`] promises. WAL also lets `tandem token
+//! create` write to the same file while the server runs. Blocking SQLite calls run on tokio's
+//! blocking pool; one connection writes and another reads, so readers never wait on a commit.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{NotebookRecord, Store, StoreError, StoredDocument, User};
+use crate::ids;
+
+/// How long a connection waits for another process's write lock before giving up. Long
+/// enough to ride out a compaction on a large notebook in the server while `tandem token
+/// create` runs beside it.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS notebooks (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    owner_id TEXT NOT NULL REFERENCES users(id),
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notebooks_owner ON notebooks(owner_id, updated_at);
+CREATE TABLE IF NOT EXISTS doc_snapshots (
+    notebook_id TEXT PRIMARY KEY REFERENCES notebooks(id) ON DELETE CASCADE,
+    state BLOB NOT NULL,
+    seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS doc_updates (
+    notebook_id TEXT NOT NULL REFERENCES notebooks(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (notebook_id, seq)
+) WITHOUT ROWID;
+";
+
+/// The SQLite-backed [`Store`].
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Open {
+            path: data_dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let path = data_dir.join("tandem.db");
+        let writer = open_connection(&path)?;
+        writer.execute_batch(SCHEMA)?;
+        let reader = open_connection(&path)?;
+        Ok(Self {
+            writer: Arc::new(Mutex::new(writer)),
+            reader: Arc::new(Mutex::new(reader)),
+            path,
+        })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        run_blocking(self.writer.clone(), f).await
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        run_blocking(self.reader.clone(), f).await
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(|e| StoreError::Open {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+async fn run_blocking<T, F>(conn: Arc<Mutex<Connection>>, f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        // A panic while holding the lock leaves SQLite itself consistent (an open transaction
+        // rolls back when dropped), so a poisoned mutex is safe to keep using.
+        let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut guard)
+    })
+    .await
+    .map_err(|e| StoreError::Task(e.to_string()))?
+}
+
+fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: row.get(0)?,
+        email: row.get(1)?,
+        name: row.get(2)?,
+    })
+}
+
+fn notebook_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<NotebookRecord> {
+    Ok(NotebookRecord {
+        id: row.get(0)?,
+        title: row.get(1)?,
+        owner_id: row.get(2)?,
+        created_at_ms: row.get(3)?,
+        updated_at_ms: row.get(4)?,
+    })
+}
+
+const NOTEBOOK_COLUMNS: &str = "id, title, owner_id, created_at, updated_at";
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn upsert_user(&self, email: &str, name: &str) -> Result<User, StoreError> {
+        let email = email.trim().to_lowercase();
+        let name = name.to_owned();
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let existing = tx
+                .query_row(
+                    "SELECT id, email, name FROM users WHERE email = ?1",
+                    [&email],
+                    user_from_row,
+                )
+                .optional()?;
+            let user = match existing {
+                Some(user) => user,
+                None => {
+                    let user = User {
+                        id: ids::random_id(),
+                        email,
+                        name,
+                    };
+                    tx.execute(
+                        "INSERT INTO users (id, email, name, created_at) VALUES (?1, ?2, ?3, ?4)",
+                        params![user.id, user.email, user.name, ids::now_ms()],
+                    )?;
+                    user
+                }
+            };
+            tx.commit()?;
+            Ok(user)
+        })
+        .await
+    }
+
+    async fn insert_token(&self, user_id: &str, token_hash: &str) -> Result<(), StoreError> {
+        let (user_id, hash) = (user_id.to_owned(), token_hash.to_owned());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO tokens (hash, user_id, created_at) VALUES (?1, ?2, ?3)",
+                params![hash, user_id, ids::now_ms()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn user_by_token(&self, token_hash: &str) -> Result<Option<User>, StoreError> {
+        let hash = token_hash.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT u.id, u.email, u.name FROM tokens t JOIN users u ON u.id = t.user_id \
+                     WHERE t.hash = ?1",
+                    [hash],
+                    user_from_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn create_notebook(
+        &self,
+        record: &NotebookRecord,
+        initial_state: &[u8],
+    ) -> Result<(), StoreError> {
+        let (record, state) = (record.clone(), initial_state.to_vec());
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "INSERT INTO notebooks (id, title, owner_id, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    record.id,
+                    record.title,
+                    record.owner_id,
+                    record.created_at_ms,
+                    record.updated_at_ms
+                ],
+            )?;
+            tx.execute(
+                "INSERT INTO doc_snapshots (notebook_id, state, seq) VALUES (?1, ?2, 0)",
+                params![record.id, state],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn notebook(&self, id: &str) -> Result<Option<NotebookRecord>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {NOTEBOOK_COLUMNS} FROM notebooks WHERE id = ?1"),
+                    [id],
+                    notebook_from_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn notebooks_owned_by(&self, user_id: &str) -> Result<Vec<NotebookRecord>, StoreError> {
+        let user_id = user_id.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {NOTEBOOK_COLUMNS} FROM notebooks WHERE owner_id = ?1 \
+                 ORDER BY updated_at DESC, id"
+            ))?;
+            let rows = stmt.query_map([user_id], notebook_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn delete_notebook(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.write(move |conn| {
+            // Foreign keys cascade to the snapshot and the update log.
+            let n = conn.execute("DELETE FROM notebooks WHERE id = ?1", [id])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn load_document(&self, id: &str) -> Result<StoredDocument, StoreError> {
+        let id = id.to_owned();
+        // Read through the writer's connection inside one transaction so the snapshot and the
+        // log are from the same moment even while a compaction commits.
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let exists: bool = tx
+                .query_row("SELECT 1 FROM notebooks WHERE id = ?1", [&id], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if !exists {
+                return Err(StoreError::NotFound("notebook"));
+            }
+            let snapshot: Option<(Vec<u8>, i64)> = tx
+                .query_row(
+                    "SELECT state, seq FROM doc_snapshots WHERE notebook_id = ?1",
+                    [&id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let mut last_seq = snapshot.as_ref().map_or(0, |(_, seq)| *seq as u64);
+            let mut updates = Vec::new();
+            {
+                let mut stmt = tx.prepare(
+                    "SELECT seq, data FROM doc_updates WHERE notebook_id = ?1 ORDER BY seq",
+                )?;
+                let mut rows = stmt.query([&id])?;
+                while let Some(row) = rows.next()? {
+                    let seq: i64 = row.get(0)?;
+                    last_seq = seq as u64;
+                    updates.push(row.get::<_, Vec<u8>>(1)?);
+                }
+            }
+            tx.commit()?;
+            Ok(StoredDocument {
+                snapshot: snapshot.map(|(s, _)| s),
+                updates,
+                last_seq,
+            })
+        })
+        .await
+    }
+
+    async fn append_updates(&self, id: &str, updates: &[Vec<u8>]) -> Result<u64, StoreError> {
+        let (id, updates) = (id.to_owned(), updates.to_vec());
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let max_log: Option<i64> = tx.query_row(
+                "SELECT MAX(seq) FROM doc_updates WHERE notebook_id = ?1",
+                [&id],
+                |r| r.get(0),
+            )?;
+            let snap_seq: Option<i64> = tx
+                .query_row(
+                    "SELECT seq FROM doc_snapshots WHERE notebook_id = ?1",
+                    [&id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let mut seq = max_log.unwrap_or(0).max(snap_seq.unwrap_or(0));
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO doc_updates (notebook_id, seq, data) VALUES (?1, ?2, ?3)",
+                )?;
+                for update in &updates {
+                    seq += 1;
+                    insert.execute(params![id, seq, update])?;
+                }
+            }
+            let touched = tx.execute(
+                "UPDATE notebooks SET updated_at = ?2 WHERE id = ?1",
+                params![id, ids::now_ms()],
+            )?;
+            if touched == 0 {
+                return Err(StoreError::NotFound("notebook"));
+            }
+            tx.commit()?;
+            Ok(seq as u64)
+        })
+        .await
+    }
+
+    async fn compact(&self, id: &str, snapshot: &[u8], up_to_seq: u64) -> Result<(), StoreError> {
+        let (id, snapshot) = (id.to_owned(), snapshot.to_vec());
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "INSERT INTO doc_snapshots (notebook_id, state, seq) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT(notebook_id) DO UPDATE SET state = excluded.state, seq = excluded.seq",
+                params![id, snapshot, up_to_seq as i64],
+            )?;
+            tx.execute(
+                "DELETE FROM doc_updates WHERE notebook_id = ?1 AND seq <= ?2",
+                params![id, up_to_seq as i64],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, owner: &str) -> NotebookRecord {
+        NotebookRecord {
+            id: id.into(),
+            title: "t".into(),
+            owner_id: owner.into(),
+            created_at_ms: 1,
+            updated_at_ms: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn users_tokens_and_notebooks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let alice = store
+            .upsert_user("Alice@Example.com", "Alice")
+            .await
+            .unwrap();
+        let again = store
+            .upsert_user("alice@example.com", "Other")
+            .await
+            .unwrap();
+        assert_eq!(
+            alice, again,
+            "email is case-insensitive and the first name sticks"
+        );
+        store.insert_token(&alice.id, "h1").await.unwrap();
+        assert_eq!(
+            store.user_by_token("h1").await.unwrap(),
+            Some(alice.clone())
+        );
+        assert_eq!(store.user_by_token("h2").await.unwrap(), None);
+
+        store
+            .create_notebook(&record("nb1", &alice.id), b"state")
+            .await
+            .unwrap();
+        assert_eq!(store.notebooks_owned_by(&alice.id).await.unwrap().len(), 1);
+        assert!(store.delete_notebook("nb1").await.unwrap());
+        assert!(!store.delete_notebook("nb1").await.unwrap());
+        assert!(matches!(
+            store.load_document("nb1").await,
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn log_compaction_keeps_later_updates() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let user = store.upsert_user("a@b.c", "A").await.unwrap();
+        store
+            .create_notebook(&record("nb", &user.id), b"s0")
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .append_updates("nb", &[b"u1".to_vec(), b"u2".to_vec()])
+                .await
+                .unwrap(),
+            2
+        );
+        let doc = store.load_document("nb").await.unwrap();
+        assert_eq!(doc.snapshot.as_deref(), Some(&b"s0"[..]));
+        assert_eq!(doc.updates, vec![b"u1".to_vec(), b"u2".to_vec()]);
+        assert_eq!(doc.last_seq, 2);
+
+        // An update lands between the caller's snapshot (up to seq 2) and the compaction.
+        assert_eq!(
+            store.append_updates("nb", &[b"u3".to_vec()]).await.unwrap(),
+            3
+        );
+        store.compact("nb", b"s2", 2).await.unwrap();
+        let doc = store.load_document("nb").await.unwrap();
+        assert_eq!(doc.snapshot.as_deref(), Some(&b"s2"[..]));
+        assert_eq!(doc.updates, vec![b"u3".to_vec()]);
+        assert_eq!(doc.last_seq, 3);
+
+        // Sequence numbers keep growing after the log is emptied by compaction.
+        store.compact("nb", b"s3", 3).await.unwrap();
+        assert_eq!(
+            store.append_updates("nb", &[b"u4".to_vec()]).await.unwrap(),
+            4
+        );
+    }
+
+    #[tokio::test]
+    async fn appending_to_a_deleted_notebook_fails_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let err = store
+            .append_updates("missing", &[b"u".to_vec()])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Sqlite(_) | StoreError::NotFound(_)),
+            "{err}"
+        );
+        // Nothing was left behind by the failed transaction.
+        let n: i64 = store
+            .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM doc_updates", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+}

@@ -1,0 +1,13 @@
+//! Black-box tests of the collab service: a real server on a loopback port with a SQLite
+//! store in a temporary directory, driven by `tandem-client` connections (tokio-tungstenite)
+//! and, for hostile input, raw WebSocket frames.
+
+// Test helpers panic on failure by design.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod api;
+mod persistence;
+mod robustness;
+mod sync;

@@ -1,0 +1,213 @@
+//! The shared harness: start, stop and restart a server; make users, tokens and clients.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tandem_client::{Client, DocConnection};
+use tandem_collab::{App, Config, Server};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use yrs::{GetString, Text, Transact};
+
+/// How long a test waits for something that should happen at once.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A running collab service.
+pub struct TestServer {
+    pub app: App,
+    pub addr: std::net::SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+    data: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// A server with default settings on a fresh data directory.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A server on a fresh data directory with settings adjusted by `tweak`.
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_path_buf();
+        let mut server = Self::start_in(&data, tweak).await;
+        server._dir = Some(dir);
+        server
+    }
+
+    /// A server over an existing data directory.
+    pub async fn start_in(data: &Path, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config::with_data(data).unwrap();
+        tweak(&mut config);
+        let server = Server::bind(config).await.unwrap();
+        let (app, addr) = (server.app().clone(), server.local_addr());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(server.run(stop.clone()));
+        Self {
+            app,
+            addr,
+            stop,
+            task,
+            data: data.to_path_buf(),
+            _dir: None,
+        }
+    }
+
+    /// Stops gracefully and starts again on the same data directory.
+    pub async fn restart(mut self, tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = self._dir.take();
+        let data = self.data.clone();
+        self.shutdown().await;
+        let mut server = Self::start_in(&data, tweak).await;
+        server._dir = dir;
+        server
+    }
+
+    /// Graceful shutdown; returns once every room flushed.
+    pub async fn shutdown(&mut self) {
+        self.stop.cancel();
+        (&mut self.task).await.unwrap().unwrap();
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// A personal access token for `email`, creating the user if needed.
+    pub async fn token(&self, email: &str) -> String {
+        let (_, token) = tandem_collab::auth::create_token(self.app.store.as_ref(), email, "Test")
+            .await
+            .unwrap();
+        token
+    }
+
+    /// An API client signed in as `email`.
+    pub async fn client(&self, email: &str) -> Client {
+        Client::new(&self.http_url(), &self.token(email).await).unwrap()
+    }
+
+    /// A synced document connection for `client`.
+    pub async fn connect(&self, client: &Client, notebook: &str) -> DocConnection {
+        let conn = DocConnection::connect(&self.ws_url(), notebook, Some(client.token()))
+            .await
+            .unwrap();
+        tokio::time::timeout(WAIT, conn.synced())
+            .await
+            .unwrap()
+            .unwrap();
+        conn
+    }
+}
+
+/// The text of the root `Y.Text` called `name`.
+pub fn text_of(conn: &DocConnection, name: &str) -> String {
+    let text = conn.doc().get_or_insert_text(name);
+    text.get_string(&conn.doc().transact())
+}
+
+/// Appends `s` to the root `Y.Text` called `name`, one transaction.
+pub fn append(conn: &DocConnection, name: &str, s: &str) {
+    let text = conn.doc().get_or_insert_text(name);
+    let mut txn = conn.doc().transact_mut();
+    let len = text.len(&txn);
+    text.insert(&mut txn, len, s);
+}
+
+/// Waits until the root text `name` of `conn` equals `expected`.
+pub async fn wait_for_text(conn: &DocConnection, name: &str, expected: &str) {
+    let want = expected.to_owned();
+    let root = name.to_owned();
+    let result = conn
+        .wait_until(
+            move |doc| {
+                doc.get_or_insert_text(root.as_str())
+                    .get_string(&doc.transact())
+                    == want
+            },
+            WAIT,
+        )
+        .await;
+    if let Err(err) = result {
+        panic!(
+            "text {name:?} never became {expected:?} ({err}); it is {:?}",
+            text_of(conn, name)
+        );
+    }
+}
+
+/// A raw WebSocket, for tests that need to see or send exact frames.
+pub type RawSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// What a raw socket received.
+#[derive(Debug)]
+pub enum Received {
+    /// A y-websocket message.
+    Message(yrs::sync::Message),
+    /// The server's close frame.
+    Close(u16, String),
+    /// The connection ended without a close frame.
+    Ended,
+}
+
+/// Opens a raw WebSocket to a notebook with `token`.
+pub async fn raw_connect(server: &TestServer, notebook: &str, token: &str) -> RawSocket {
+    let url = format!("{}/{notebook}?token={token}", server.ws_url());
+    let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    socket
+}
+
+/// The next y-websocket message or close on a raw socket (pings are skipped).
+pub async fn receive(socket: &mut RawSocket) -> Received {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message as Ws;
+    use yrs::updates::decoder::Decode;
+    loop {
+        let frame = tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("no frame in time");
+        match frame {
+            Some(Ok(Ws::Binary(data))) => {
+                return Received::Message(yrs::sync::Message::decode_v1(&data).unwrap());
+            }
+            Some(Ok(Ws::Close(Some(frame)))) => {
+                return Received::Close(frame.code.into(), frame.reason.to_string());
+            }
+            Some(Err(err)) => {
+                eprintln!("socket error: {err}");
+                return Received::Ended;
+            }
+            Some(Ok(Ws::Close(None))) | None => return Received::Ended,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// Sends one y-websocket message on a raw socket.
+pub async fn send(socket: &mut RawSocket, message: &yrs::sync::Message) {
+    use futures_util::SinkExt;
+    use yrs::updates::encoder::Encode;
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::Binary(
+            message.encode_v1().into(),
+        ))
+        .await
+        .unwrap();
+}
+
+/// Reads until the connection closes and returns the close code and reason.
+pub async fn expect_close(socket: &mut RawSocket) -> (u16, String) {
+    loop {
+        match receive(socket).await {
+            Received::Close(code, reason) => return (code, reason),
+            Received::Ended => panic!("connection ended without a close frame"),
+            Received::Message(_) => {}
+        }
+    }
+}

@@ -1,0 +1,566 @@
+//! Shared helpers for Tandem's black-box tests: they run the real `tandem` binary and drive it
+//! from the outside, the way users, scripts and stock Yjs clients do.
+//!
+//! # Layout
+//! - [`TestServer`]: `tandem serve` on a fresh data dir and a free port; SIGKILL, restart on the
+//!   same data, tokens, and the server's output printed when a test fails.
+//! - [`tandem_bin`], [`python`], [`node_modules`], [`corpus_dir`]: where the binary, the interop
+//!   venv, the Node clients and the notebook corpus are. Each fails (never skips) with a message
+//!   saying to run `scripts/test`, which sets all of them up.
+//! - [`run_client`]: runs an outside client process with a deadline and returns its output.
+//! - [`notebook`]: comparing notebooks as JSON, and validating them with Python `nbformat`.
+//!
+//! # Running
+//! `scripts/test` builds the binary, prepares Python and Node and runs everything. With those in
+//! place, `cargo test -p tandem-tests` runs just these tests.
+//!
+//! The tests live in `tests/tests/`: `interop.rs` (stock yjs and pycrdt clients on one notebook)
+//! and `crash.rs` (SIGKILL mid-typing loses nothing that was broadcast).
+
+pub mod notebook;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use tempfile::TempDir;
+
+/// How long `tandem serve` may take to print its `listening on` line. A debug build opening
+/// SQLite and replaying a log is well under a second; the margin is for a loaded CI machine.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What `tandem serve` prints on stdout once its listener is bound (DESIGN.md, CLI contract).
+const LISTENING_PREFIX: &str = "listening on http://";
+
+/// The workspace root (this crate lives in `<root>/tests`).
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// The `tandem` binary under test: `$TANDEM_BIN`, else `<workspace>/target/debug/tandem`.
+///
+/// Fails when it does not exist: black-box tests must run the binary that was just built
+/// (`cargo build --workspace --bins`, done by `scripts/test`), never silently skip.
+pub fn tandem_bin() -> Result<PathBuf> {
+    let path = match std::env::var_os("TANDEM_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => workspace_root().join("target/debug/tandem"),
+    };
+    if !path.is_file() {
+        bail!(
+            "the tandem binary is missing at {} (TANDEM_BIN or target/debug/tandem): \
+             run scripts/test, or `cargo build --workspace --bins` first",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The Python interpreter of the interop venv (`$TANDEM_TEST_PYTHON`), which has pycrdt,
+/// jupyter-ydoc, pycrdt-websocket and nbformat installed.
+pub fn python() -> Result<PathBuf> {
+    let path = std::env::var_os("TANDEM_TEST_PYTHON")
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            anyhow!(
+                "TANDEM_TEST_PYTHON is not set: run scripts/test, which builds the venv \
+             target/test-venv with tests/interop/python/requirements.txt and sets it"
+            )
+        })?;
+    if !path.is_file() {
+        bail!(
+            "TANDEM_TEST_PYTHON={} does not exist: run scripts/test to (re)build the venv",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The `node_modules` of the stock Node clients (`$TANDEM_NODE_MODULES`), with yjs,
+/// y-websocket@2, @jupyter/ydoc and ws installed by `npm ci`.
+pub fn node_modules() -> Result<PathBuf> {
+    let path = std::env::var_os("TANDEM_NODE_MODULES")
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            anyhow!(
+                "TANDEM_NODE_MODULES is not set: run scripts/test, which runs npm ci in \
+             tests/interop/node and sets it"
+            )
+        })?;
+    for package in ["yjs", "y-websocket", "@jupyter/ydoc", "ws"] {
+        if !path.join(package).join("package.json").is_file() {
+            bail!(
+                "{package} is missing from TANDEM_NODE_MODULES={}: run scripts/test \
+                 (npm ci in tests/interop/node)",
+                path.display()
+            );
+        }
+    }
+    Ok(path)
+}
+
+/// The directory of this repository's client scripts: `tests/interop`.
+pub fn interop_dir() -> PathBuf {
+    workspace_root().join("tests/interop")
+}
+
+/// The real-world notebook corpus, `<workspace>/../shared/notebooks`.
+pub fn corpus_dir() -> Result<PathBuf> {
+    let path = workspace_root().join("../shared/notebooks");
+    if !path.is_dir() {
+        bail!(
+            "the notebook corpus is missing at {}: the tests expect shared/ beside the \
+             checkout (as scripts/test and CI have it)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// One `.ipynb` of the corpus, parsed.
+pub fn corpus_notebook(name: &str) -> Result<serde_json::Value> {
+    let path = corpus_dir()?.join(name);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Output kept from the server: every line of its stdout and stderr, in arrival order.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<String>>);
+
+impl LogBuffer {
+    fn push(&self, stream: &str, line: &str) {
+        if let Ok(mut text) = self.0.lock() {
+            text.push_str(stream);
+            text.push_str(": ");
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+
+    fn contents(&self) -> String {
+        self.0.lock().map(|text| text.clone()).unwrap_or_default()
+    }
+}
+
+/// A running `tandem serve` on its own temporary data dir and a free loopback port.
+///
+/// The child is killed when this is dropped. When the test panics, everything the server
+/// printed is written to stderr (which the test harness shows for failed tests only).
+pub struct TestServer {
+    bin: PathBuf,
+    data: TempDir,
+    child: Option<Child>,
+    addr: SocketAddr,
+    logs: LogBuffer,
+    starts: u32,
+}
+
+impl TestServer {
+    /// Starts `tandem serve --data <fresh tempdir> --listen 127.0.0.1:0` and waits for its
+    /// `listening on http://…` line.
+    pub async fn start() -> Result<TestServer> {
+        let bin = tandem_bin()?;
+        let data = tempfile::Builder::new()
+            .prefix("tandem-test-data-")
+            .tempdir()
+            .context("creating the data dir")?;
+        let logs = LogBuffer::default();
+        let (child, addr) = spawn_serve(&bin, data.path(), "127.0.0.1:0", &logs, 1).await?;
+        Ok(TestServer {
+            bin,
+            data,
+            child: Some(child),
+            addr,
+            logs,
+            starts: 1,
+        })
+    }
+
+    /// The HTTP base URL, `http://127.0.0.1:PORT`.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The y-websocket server URL, `ws://127.0.0.1:PORT/ws`: stock providers append
+    /// `/<notebook id>?token=…` themselves.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The data dir (`--data`), kept across [`TestServer::restart`].
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    /// The server's process id, `None` after [`TestServer::kill_9`].
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Everything the server has printed so far, across restarts.
+    pub fn logs(&self) -> String {
+        self.logs.contents()
+    }
+
+    /// Kills the server with SIGKILL, as a crash or the OOM killer would: no shutdown code
+    /// runs, so only what was already durable survives.
+    pub fn kill_9(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            // On Unix, `Child::kill` is SIGKILL.
+            child.kill().context("sending SIGKILL to tandem serve")?;
+            let status = child.wait().context("reaping tandem serve")?;
+            self.logs
+                .push("harness", &format!("killed with SIGKILL ({status})"));
+        }
+        Ok(())
+    }
+
+    /// Stops the server gracefully (SIGTERM) and waits for it to exit, so a test can check
+    /// that shutdown flushes everything.
+    pub async fn terminate(&mut self) -> Result<std::process::ExitStatus> {
+        let Some(mut child) = self.child.take() else {
+            bail!("the server is not running");
+        };
+        let pid = libc::pid_t::try_from(child.id()).context("pid out of range")?;
+        send_sigterm(pid)?;
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            if let Some(status) = child.try_wait().context("waiting for tandem serve")? {
+                self.logs
+                    .push("harness", &format!("exited after SIGTERM ({status})"));
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("tandem serve did not exit within {STARTUP_TIMEOUT:?} of SIGTERM");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Starts the server again on the same data dir, stopping it first (SIGTERM) if it is
+    /// still running. It listens on the same port when that is free again, so clients can
+    /// reconnect to the URLs they had; otherwise on a new one (see [`TestServer::http_url`]).
+    pub async fn restart(&mut self) -> Result<()> {
+        if self.child.is_some() {
+            self.terminate().await?;
+        }
+        self.starts += 1;
+        let same_port = format!("127.0.0.1:{}", self.addr.port());
+        let (child, addr) = match spawn_serve(
+            &self.bin,
+            self.data.path(),
+            &same_port,
+            &self.logs,
+            self.starts,
+        )
+        .await
+        {
+            Ok(started) => started,
+            Err(error) => {
+                self.logs.push(
+                    "harness",
+                    &format!("restart on {same_port} failed: {error:#}"),
+                );
+                self.starts += 1;
+                spawn_serve(
+                    &self.bin,
+                    self.data.path(),
+                    "127.0.0.1:0",
+                    &self.logs,
+                    self.starts,
+                )
+                .await?
+            }
+        };
+        self.child = Some(child);
+        self.addr = addr;
+        Ok(())
+    }
+
+    /// Creates (if absent) the user `email` and a personal access token for them with
+    /// `tandem token create`, which works while the server runs, and returns the token.
+    pub async fn token_for(&self, email: &str) -> Result<String> {
+        let output = tokio::process::Command::new(&self.bin)
+            .args(["token", "create", "--data"])
+            .arg(self.data.path())
+            .args(["--email", email])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .context("running tandem token create")?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            bail!(
+                "tandem token create --email {email} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        // The contract: the token alone on the last line of stdout.
+        let token = stdout
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|line| !line.is_empty());
+        token
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("tandem token create printed no token; stdout was {stdout:?}"))
+    }
+
+    /// A REST client signed in as `email` (a fresh token from [`TestServer::token_for`]).
+    pub async fn client_for(&self, email: &str) -> Result<tandem_client::Client> {
+        let token = self.token_for(email).await?;
+        Ok(tandem_client::Client::new(&self.http_url(), &token)?)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "----- tandem serve output (data dir {}) -----\n{}----- end of tandem serve output -----",
+                self.data.path().display(),
+                self.logs.contents()
+            );
+        }
+    }
+}
+
+/// Sends SIGTERM, which `tandem serve` handles as a graceful shutdown.
+fn send_sigterm(pid: libc::pid_t) -> Result<()> {
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours; `pid` is our own
+    // child, not yet reaped (we hold its `Child`), so it cannot name a recycled process.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("sending SIGTERM to tandem serve");
+    }
+    Ok(())
+}
+
+/// Spawns `tandem serve`, drains its output into `logs` on two threads for as long as it
+/// runs (a full pipe would block the server), and waits for the `listening on` line.
+async fn spawn_serve(
+    bin: &Path,
+    data: &Path,
+    listen: &str,
+    logs: &LogBuffer,
+    start: u32,
+) -> Result<(Child, SocketAddr)> {
+    logs.push(
+        "harness",
+        &format!("start #{start}: tandem serve --listen {listen}"),
+    );
+    let mut child = Command::new(bin)
+        .arg("serve")
+        .arg("--data")
+        .arg(data)
+        .args(["--listen", listen])
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("spawning {} serve", bin.display()))?;
+
+    let (listening_tx, listening_rx) = mpsc::channel::<SocketAddr>();
+    let stdout = child
+        .stdout
+        .take()
+        .context("tandem serve has no stdout pipe")?;
+    let stderr = child
+        .stderr
+        .take()
+        .context("tandem serve has no stderr pipe")?;
+    drain(stdout, "stdout", logs.clone(), Some(listening_tx));
+    drain(stderr, "stderr", logs.clone(), None);
+
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        match listening_rx.try_recv() {
+            Ok(addr) => return Ok((child, addr)),
+            Err(mpsc::TryRecvError::Empty) => {}
+            Err(mpsc::TryRecvError::Disconnected) => {
+                // stdout closed without the line: the process is exiting.
+                let status = wait_briefly(&mut child);
+                bail!(
+                    "tandem serve exited before listening ({status}); its output:\n{}",
+                    logs.contents()
+                );
+            }
+        }
+        if let Some(status) = child.try_wait().context("polling tandem serve")? {
+            // It may have printed the line just before exiting; either way it is gone.
+            bail!(
+                "tandem serve exited before listening ({status}); its output:\n{}",
+                logs.contents()
+            );
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "tandem serve printed no `{LISTENING_PREFIX}…` line within {STARTUP_TIMEOUT:?}; \
+                 its output:\n{}",
+                logs.contents()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn wait_briefly(child: &mut Child) -> String {
+    for _ in 0..100 {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.to_string();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    match child.wait() {
+        Ok(status) => format!("killed, {status}"),
+        Err(error) => format!("unknown status: {error}"),
+    }
+}
+
+/// Copies `pipe` line by line into `logs`; on stdout, reports the listening address once.
+fn drain(
+    pipe: impl Read + Send + 'static,
+    stream: &'static str,
+    logs: LogBuffer,
+    mut listening: Option<mpsc::Sender<SocketAddr>>,
+) {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let text = String::from_utf8_lossy(&line);
+            let text = text.trim_end();
+            logs.push(stream, text);
+            if let Some(addr) = parse_listening(text)
+                && let Some(tx) = listening.take()
+            {
+                let _ = tx.send(addr);
+            }
+        }
+    });
+}
+
+/// The address in a `listening on http://ADDR` line, wherever it sits in the line (a log
+/// formatter may prefix it).
+fn parse_listening(line: &str) -> Option<SocketAddr> {
+    let start = line.find(LISTENING_PREFIX)? + LISTENING_PREFIX.len();
+    let rest = &line[start..];
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '/')
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// A command that runs `tests/interop/node/<script>` with Node against the packages in
+/// [`node_modules`].
+///
+/// Node resolves ES module imports next to the script, not through `NODE_PATH`, so the script
+/// is copied into a temporary folder beside a `node_modules` link; keep the returned folder
+/// alive while the command runs.
+pub fn node_script(script: &str) -> Result<(tokio::process::Command, TempDir)> {
+    let modules = node_modules()?;
+    let source = interop_dir().join("node").join(script);
+    let dir = tempfile::Builder::new()
+        .prefix("tandem-node-client-")
+        .tempdir()?;
+    std::fs::copy(&source, dir.path().join(script))
+        .with_context(|| format!("copying {}", source.display()))?;
+    std::os::unix::fs::symlink(&modules, dir.path().join("node_modules"))
+        .context("linking node_modules")?;
+    std::fs::write(dir.path().join("package.json"), r#"{"type":"module"}"#)?;
+    let mut command = tokio::process::Command::new("node");
+    command.arg(dir.path().join(script));
+    Ok((command, dir))
+}
+
+/// A command that runs `tests/interop/python/<script>` with the interop venv's [`python`].
+pub fn python_script(script: &str) -> Result<tokio::process::Command> {
+    let mut command = tokio::process::Command::new(python()?);
+    command.arg(interop_dir().join("python").join(script));
+    Ok(command)
+}
+
+/// Runs an outside client (a Node or Python script) to completion within `timeout`, killing it
+/// past that. Fails when it exits non-zero, with its stdout and stderr in the message.
+pub async fn run_client(
+    mut command: tokio::process::Command,
+    what: &str,
+    timeout: Duration,
+) -> Result<Output> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = command
+        .spawn()
+        .with_context(|| format!("spawning {what}"))?;
+    let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(output) => output.with_context(|| format!("waiting for {what}"))?,
+        Err(_) => bail!("{what} did not finish within {timeout:?} (killed)"),
+    };
+    if !output.status.success() {
+        bail!(
+            "{what} failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_listening_address_in_plain_and_prefixed_lines() {
+        assert_eq!(
+            parse_listening("listening on http://127.0.0.1:4321"),
+            Some("127.0.0.1:4321".parse().unwrap())
+        );
+        assert_eq!(
+            parse_listening(
+                "2025-01-01T00:00:00Z INFO tandem: listening on http://127.0.0.1:80/ x"
+            ),
+            Some("127.0.0.1:80".parse().unwrap())
+        );
+        assert_eq!(parse_listening("listening soon"), None);
+        assert_eq!(parse_listening("listening on http://not-an-addr"), None);
+    }
+}
