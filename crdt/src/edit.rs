@@ -113,8 +113,11 @@ impl Notebook {
     ) -> Result<(), EditError> {
         let mut txn = self.doc().transact_mut();
         let slot = self.find(&txn, id)?;
-        let text = ipynb::ensure_text(&slot.map, &mut txn, SOURCE);
-        let current = yrs::GetString::get_string(&text, &txn);
+        let current = slot
+            .map
+            .get(&txn, SOURCE)
+            .and_then(|v| schema::out_to_text(&v, &txn))
+            .unwrap_or_default();
         let len = current.chars().count() as u32;
         let end = u64::from(index) + u64::from(delete);
         if end > u64::from(len) {
@@ -125,6 +128,7 @@ impl Notebook {
                 len,
             });
         }
+        let text = ipynb::ensure_text(&slot.map, &mut txn, SOURCE);
         let kind = self.doc().offset_kind();
         let start = offset(&current, index, kind);
         let stop = offset(&current, index + delete, kind);

@@ -45,6 +45,24 @@ impl Notebook {
         Notebook::from_ipynb(&value, limits)
     }
 
+    /// A new notebook with no cells and its `meta` written (nbformat 4.5, empty metadata), as a
+    /// freshly created notebook should start: replicas that later set notebook metadata then
+    /// share one metadata map instead of racing to create it.
+    pub fn blank() -> Notebook {
+        let notebook = Notebook::new();
+        notebook.write_meta(&JsonMap::new());
+        notebook
+    }
+
+    fn write_meta(&self, metadata: &JsonMap<String, Value>) {
+        let mut txn = self.doc().transact_mut();
+        self.meta.insert(&mut txn, NBFORMAT, Any::from(4_i64));
+        self.meta
+            .insert(&mut txn, NBFORMAT_MINOR, Any::from(NBFORMAT_MINOR_VERSION));
+        self.meta
+            .insert(&mut txn, METADATA, schema::json_object_prelim(metadata));
+    }
+
     /// Imports an already-parsed `.ipynb`.
     pub fn from_ipynb(value: &Value, limits: &ImportLimits) -> Result<Notebook, ImportError> {
         limits::check_value(value, limits)?;
@@ -480,6 +498,16 @@ mod tests {
         assert_eq!(out["cells"][1]["outputs"][0]["text"], "1\n2\n");
         assert_eq!(out["cells"][1]["execution_count"], 3);
         assert_ne!(out["cells"][0]["id"], out["cells"][1]["id"]);
+    }
+
+    #[test]
+    fn blank_writes_meta_only() {
+        let out = Notebook::blank().to_ipynb();
+        assert_eq!(
+            out,
+            json!({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+        );
+        assert_eq!(Notebook::new().to_ipynb(), out);
     }
 
     #[test]
