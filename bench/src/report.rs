@@ -143,11 +143,16 @@ pub fn markdown(rows: &[Row], command: &str, machine: &str) -> String {
     };
     if let (Some(tandem), Some(node)) = (cpu("Tandem"), cpu("y-websocket"))
         && tandem > 0.0
+        && node > 0.0
     {
+        let (factor, word) = if node >= tandem {
+            (node / tandem, "less")
+        } else {
+            (tandem / node, "more")
+        };
         let _ = writeln!(
             out,
-            "- Server CPU per delivered update: Tandem uses {:.1}× less than the reference.",
-            node / tandem
+            "- Server CPU per delivered update: Tandem uses {factor:.1}× {word} than the reference."
         );
     }
     out

@@ -13,6 +13,12 @@ pub struct StoreConfig {
     /// Directory of the embedded store (a SQLite file, `tandem.db`).
     #[arg(long = "data", env = "TANDEM_DATA", default_value = "./tandem-data")]
     pub data: PathBuf,
+
+    /// Flush every commit to disk (fsync) before an update is broadcast. With `false`, a
+    /// committed update still survives the server being killed (it is in the OS's cache), but
+    /// not a power loss or OS crash; in exchange each update costs far less I/O.
+    #[arg(long, env = "TANDEM_SYNC_COMMITS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub sync_commits: bool,
 }
 
 /// Configuration of the collab service.

@@ -38,6 +38,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::serve::ListenerExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -72,7 +73,7 @@ impl App {
 
 /// Opens the embedded store named by `config`.
 pub fn open_store(config: &StoreConfig) -> anyhow::Result<Arc<dyn Store>> {
-    let store = SqliteStore::open(&config.data)
+    let store = SqliteStore::open(&config.data, config.sync_commits)
         .with_context(|| format!("opening the store in {}", config.data.display()))?;
     Ok(Arc::new(store))
 }
@@ -144,6 +145,13 @@ impl Server {
         tokio::spawn(async move {
             stop.cancelled().await;
             rooms_stop.cancel();
+        });
+        // Edits are small frames that must leave at once; Nagle's algorithm would hold them
+        // back waiting for the previous frame's ACK (tens of milliseconds on loopback).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+            }
         });
         let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
             stopping.cancelled().await;

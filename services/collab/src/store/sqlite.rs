@@ -70,16 +70,18 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the store in `data_dir`.
-    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+    /// Opens (creating if needed) the store in `data_dir`. With `sync_commits`, every commit
+    /// is fsynced before it returns; without, commits survive a process crash but not an OS
+    /// crash or power loss.
+    pub fn open(data_dir: &Path, sync_commits: bool) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Open {
             path: data_dir.display().to_string(),
             reason: e.to_string(),
         })?;
         let path = data_dir.join("tandem.db");
-        let writer = open_connection(&path)?;
+        let writer = open_connection(&path, sync_commits)?;
         writer.execute_batch(SCHEMA)?;
-        let reader = open_connection(&path)?;
+        let reader = open_connection(&path, sync_commits)?;
         Ok(Self {
             writer: Arc::new(Mutex::new(writer)),
             reader: Arc::new(Mutex::new(reader)),
@@ -109,14 +111,19 @@ impl SqliteStore {
     }
 }
 
-fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+fn open_connection(path: &Path, sync_commits: bool) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(|e| StoreError::Open {
         path: path.display().to_string(),
         reason: e.to_string(),
     })?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    // In WAL mode, FULL syncs the log on every commit; NORMAL only at checkpoints.
+    conn.pragma_update(
+        None,
+        "synchronous",
+        if sync_commits { "FULL" } else { "NORMAL" },
+    )?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(conn)
 }
@@ -331,19 +338,15 @@ impl Store for SqliteStore {
         let (id, updates) = (id.to_owned(), updates.to_vec());
         self.write(move |conn| {
             let tx = conn.transaction()?;
-            let max_log: Option<i64> = tx.query_row(
-                "SELECT MAX(seq) FROM doc_updates WHERE notebook_id = ?1",
-                [&id],
-                |r| r.get(0),
-            )?;
-            let snap_seq: Option<i64> = tx
-                .query_row(
-                    "SELECT seq FROM doc_snapshots WHERE notebook_id = ?1",
-                    [&id],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let mut seq = max_log.unwrap_or(0).max(snap_seq.unwrap_or(0));
+            // The log may be empty after a compaction; numbering continues from the snapshot.
+            let last: i64 = tx
+                .prepare_cached(
+                    "SELECT MAX(\
+                   COALESCE((SELECT MAX(seq) FROM doc_updates WHERE notebook_id = ?1), 0), \
+                   COALESCE((SELECT seq FROM doc_snapshots WHERE notebook_id = ?1), 0))",
+                )?
+                .query_row([&id], |r| r.get(0))?;
+            let mut seq = last;
             {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO doc_updates (notebook_id, seq, data) VALUES (?1, ?2, ?3)",
@@ -353,10 +356,9 @@ impl Store for SqliteStore {
                     insert.execute(params![id, seq, update])?;
                 }
             }
-            let touched = tx.execute(
-                "UPDATE notebooks SET updated_at = ?2 WHERE id = ?1",
-                params![id, ids::now_ms()],
-            )?;
+            let touched = tx
+                .prepare_cached("UPDATE notebooks SET updated_at = ?2 WHERE id = ?1")?
+                .execute(params![id, ids::now_ms()])?;
             if touched == 0 {
                 return Err(StoreError::NotFound("notebook"));
             }
@@ -403,7 +405,7 @@ mod tests {
     #[tokio::test]
     async fn users_tokens_and_notebooks() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path(), true).unwrap();
         let alice = store
             .upsert_user("Alice@Example.com", "Alice")
             .await
@@ -439,7 +441,7 @@ mod tests {
     #[tokio::test]
     async fn log_compaction_keeps_later_updates() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path(), true).unwrap();
         let user = store.upsert_user("a@b.c", "A").await.unwrap();
         store
             .create_notebook(&record("nb", &user.id), b"s0")
@@ -479,7 +481,7 @@ mod tests {
     #[tokio::test]
     async fn appending_to_a_deleted_notebook_fails_cleanly() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path(), true).unwrap();
         let err = store
             .append_updates("missing", &[b"u".to_vec()])
             .await
