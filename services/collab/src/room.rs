@@ -70,8 +70,6 @@ pub struct Peer {
     pub out: mpsc::Sender<Bytes>,
     /// Closes the connection with a reason.
     pub closer: Arc<Closer>,
-    /// Whether the peer's document updates are applied (editor and owner) or refused.
-    pub can_edit: bool,
 }
 
 /// What a room can be asked to do.
@@ -83,10 +81,14 @@ pub enum Command {
         /// How to reach it.
         peer: Peer,
     },
-    /// Decoded y-websocket messages from a connection, in order.
+    /// Decoded y-websocket messages from a connection, in order. They are handled even if the
+    /// connection has already left the room: a client's last edits often arrive right before
+    /// its close, and they count like any other.
     Messages {
         /// The sender.
         conn: ConnId,
+        /// Whether the sender may change the document.
+        can_edit: bool,
         /// The messages of one frame.
         messages: Vec<Message>,
     },

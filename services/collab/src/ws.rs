@@ -73,7 +73,6 @@ async fn serve(app: App, notebook_id: String, conn: ConnId, can_edit: bool, sock
     let peer = Peer {
         out: out_tx,
         closer: closer.clone(),
-        can_edit,
     };
     if room.send(Command::Join { conn, peer }).await.is_err() {
         closer.close(
@@ -88,7 +87,7 @@ async fn serve(app: App, notebook_id: String, conn: ConnId, can_edit: bool, sock
     let limit = app.config.max_message_bytes;
     tokio::join!(
         write_loop(sink, out_rx, &closer, keepalive, &last_seen),
-        read_loop(stream, &room, conn, &closer, &last_seen, limit),
+        read_loop(stream, &room, (conn, can_edit), &closer, &last_seen, limit),
     );
     let _ = room.send(Command::Leave { conn }).await;
     tracing::debug!(reason = ?closer.reason(), "disconnected");
@@ -122,14 +121,14 @@ impl Clock {
 async fn read_loop<S>(
     mut stream: S,
     room: &RoomHandle,
-    conn: ConnId,
+    sender: (ConnId, bool),
     closer: &Closer,
     last_seen: &Clock,
     limit: usize,
 ) where
     S: Stream<Item = Result<WsMessage, axum::Error>> + Unpin,
 {
-    if read_frames(&mut stream, room, conn, closer, last_seen, limit).await
+    if read_frames(&mut stream, room, sender, closer, last_seen, limit).await
         == ReadEnd::ServerClosing
     {
         // The closing handshake: wait (briefly) for the client's close frame, so the client
@@ -156,7 +155,7 @@ enum ReadEnd {
 async fn read_frames<S>(
     stream: &mut S,
     room: &RoomHandle,
-    conn: ConnId,
+    (conn, can_edit): (ConnId, bool),
     closer: &Closer,
     last_seen: &Clock,
     limit: usize,
@@ -179,7 +178,11 @@ where
                 Ok(messages) if messages.is_empty() => {}
                 Ok(messages) => {
                     if room
-                        .send(Command::Messages { conn, messages })
+                        .send(Command::Messages {
+                            conn,
+                            can_edit,
+                            messages,
+                        })
                         .await
                         .is_err()
                     {

@@ -170,12 +170,14 @@ impl Room {
         for command in batch {
             match command {
                 Command::Join { conn, peer } => self.join(conn, peer),
-                Command::Messages { conn, messages } => {
+                Command::Messages {
+                    conn,
+                    can_edit,
+                    messages,
+                } => {
                     for message in messages {
-                        if !self.peers.contains_key(&conn) {
-                            break;
-                        }
-                        if let Err(stop) = self.handle_message(conn, message, rooms).await {
+                        if let Err(stop) = self.handle_message(conn, can_edit, message, rooms).await
+                        {
                             return Some(stop);
                         }
                     }
@@ -230,6 +232,7 @@ impl Room {
     async fn handle_message(
         &mut self,
         conn: ConnId,
+        can_edit: bool,
         message: Message,
         rooms: &Rooms,
     ) -> Result<(), Stop> {
@@ -246,9 +249,13 @@ impl Room {
                 self.send_to(conn, encode(&Message::Sync(SyncMessage::SyncStep2(update))));
             }
             Message::Sync(SyncMessage::SyncStep2(update) | SyncMessage::Update(update)) => {
-                self.apply_update(conn, &update);
+                self.apply_update(conn, can_edit, &update);
             }
-            Message::Awareness(update) => self.apply_awareness(conn, update),
+            // A departed connection's presence is already cleared; do not bring it back.
+            Message::Awareness(update) if self.peers.contains_key(&conn) => {
+                self.apply_awareness(conn, update);
+            }
+            Message::Awareness(_) => {}
             Message::AwarenessQuery => {
                 if let Ok(update) = self.awareness.update() {
                     self.send_to(conn, encode(&Message::Awareness(update)));
@@ -267,7 +274,7 @@ impl Room {
         Ok(())
     }
 
-    fn apply_update(&mut self, conn: ConnId, bytes: &[u8]) {
+    fn apply_update(&mut self, conn: ConnId, can_edit: bool, bytes: &[u8]) {
         let update = match Update::decode_v1(bytes) {
             Ok(update) => update,
             Err(err) => {
@@ -279,7 +286,6 @@ impl Room {
                 return;
             }
         };
-        let can_edit = self.peers.get(&conn).is_some_and(|p| p.can_edit);
         if !can_edit {
             // A read-only client's sync step 2 is usually empty; anything else is refused,
             // never applied, and the client is told why.
