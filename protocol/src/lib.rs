@@ -136,7 +136,10 @@ mod tests {
         assert!(Role::Owner > Role::Editor && Role::Editor > Role::Commenter);
         assert!(Role::Commenter > Role::Viewer);
         assert!(Role::Editor.can_edit() && !Role::Commenter.can_edit());
-        assert_eq!(serde_json::to_string(&Role::Commenter).unwrap(), "\"commenter\"");
+        assert_eq!(
+            serde_json::to_string(&Role::Commenter).unwrap(),
+            "\"commenter\""
+        );
         let parsed: Role = serde_json::from_str("\"owner\"").unwrap();
         assert_eq!(parsed, Role::Owner);
     }
@@ -144,7 +147,10 @@ mod tests {
     #[test]
     fn error_body_shape() {
         let body = ErrorBody {
-            error: ErrorDetail { code: "not_found".into(), message: "no such notebook".into() },
+            error: ErrorDetail {
+                code: "not_found".into(),
+                message: "no such notebook".into(),
+            },
         };
         let json = serde_json::to_value(&body).unwrap();
         assert_eq!(json["error"]["code"], "not_found");

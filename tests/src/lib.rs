@@ -137,10 +137,11 @@ struct LogBuffer(Arc<Mutex<String>>);
 
 impl LogBuffer {
     fn push(&self, stream: &str, line: &str) {
+        let line = strip_ansi(line);
         if let Ok(mut text) = self.0.lock() {
             text.push_str(stream);
             text.push_str(": ");
-            text.push_str(line);
+            text.push_str(&line);
             text.push('\n');
         }
     }
@@ -148,6 +149,26 @@ impl LogBuffer {
     fn contents(&self) -> String {
         self.0.lock().map(|text| text.clone()).unwrap_or_default()
     }
+}
+
+/// `line` without ANSI colour sequences (`ESC [ … letter`): log formatters may colour their
+/// output even into a pipe, and failure messages should read as plain text.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A running `tandem serve` on its own temporary data dir and a free loopback port.
@@ -477,6 +498,7 @@ fn drain(
 /// The address in a `listening on http://ADDR` line, wherever it sits in the line (a log
 /// formatter may prefix it).
 fn parse_listening(line: &str) -> Option<SocketAddr> {
+    let line = strip_ansi(line);
     let start = line.find(LISTENING_PREFIX)? + LISTENING_PREFIX.len();
     let rest = &line[start..];
     let end = rest
@@ -535,18 +557,44 @@ pub async fn run_client(
     };
     if !output.status.success() {
         bail!(
-            "{what} failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            "{what} failed ({}):\n--- stdout (end) ---\n{}\n--- stderr (end) ---\n{}",
             output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
+            tail(&output.stdout, CLIENT_OUTPUT_SHOWN),
+            tail(&output.stderr, CLIENT_OUTPUT_SHOWN)
         );
     }
     Ok(output)
 }
 
+/// How much of a failed client's stdout and stderr goes into the error: the end says why it
+/// failed; whole notebooks dumped by a client would bury that in CI logs.
+const CLIENT_OUTPUT_SHOWN: usize = 4000;
+
+/// The last `max` bytes of `bytes` as text (cut at a character boundary).
+pub fn tail(bytes: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if text.len() <= max {
+        return text.into_owned();
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("…{}", &text[start..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strips_colours_from_log_lines() {
+        assert_eq!(
+            strip_ansi("\u{1b}[2m2026\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m up"),
+            "2026  INFO up"
+        );
+        assert_eq!(strip_ansi("plain é"), "plain é");
+    }
 
     #[test]
     fn finds_the_listening_address_in_plain_and_prefixed_lines() {
@@ -561,6 +609,10 @@ mod tests {
             Some("127.0.0.1:80".parse().unwrap())
         );
         assert_eq!(parse_listening("listening soon"), None);
+        assert_eq!(
+            parse_listening("\u{1b}[2mlistening on http://127.0.0.1:9\u{1b}[0m"),
+            Some("127.0.0.1:9".parse().unwrap())
+        );
         assert_eq!(parse_listening("listening on http://not-an-addr"), None);
     }
 }

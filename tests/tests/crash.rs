@@ -20,7 +20,7 @@ use tandem_client::DocConnection;
 use tandem_tests::TestServer;
 use yrs::{Array, Doc, GetString, Map, Out, Text, TextRef, Transact};
 
-const ROUNDS: u64 = 3;
+const ROUNDS: u64 = 5;
 const WRITERS: usize = 2;
 /// The cell every writer types into.
 const CELL_ID: &str = "typed-cell";
@@ -28,10 +28,12 @@ const CELL_ID: &str = "typed-cell";
 /// these is a performance assertion: they only turn a hang into a failure.
 const WAIT: Duration = Duration::from_secs(30);
 
-/// The first code point of each (round, writer) alphabet: ASCII, Greek, Cyrillic, Hiragana and
-/// CJK, so characters of 1 to 3 UTF-8 bytes are typed and every character tells who typed it
+/// The first code point of each (round, writer) alphabet: ASCII, Greek, Cyrillic, Hiragana,
+/// CJK, Hebrew, Georgian, Katakana and Hangul, so characters of 1 to 3 UTF-8 bytes are typed and every character tells who typed it
 /// in which round.
-const ALPHABET_STARTS: [u32; 6] = [0x61, 0x41, 0x3B1, 0x430, 0x3041, 0x4E00];
+const ALPHABET_STARTS: [u32; 10] = [
+    0x61, 0x41, 0x3B1, 0x430, 0x3041, 0x4E00, 0x5D0, 0x10A0, 0x30A1, 0xAC00,
+];
 const ALPHABET_LEN: u32 = 24;
 
 fn alphabet(round: u64, writer: usize) -> Vec<char> {
@@ -161,7 +163,7 @@ async fn sigkill_mid_typing_loses_no_broadcast_edit() {
         }
 
         // Kill only once typing is visibly under way from everyone, then at a seeded moment.
-        let min_seen = 10 + rng.below(40) as usize;
+        let min_seen = 20 + rng.below(180) as usize;
         observer
             .wait_until(
                 |doc| {
@@ -172,7 +174,7 @@ async fn sigkill_mid_typing_loses_no_broadcast_edit() {
             )
             .await
             .unwrap_or_else(|e| panic!("round {round}: the observer saw no typing: {e}"));
-        tokio::time::sleep(Duration::from_millis(rng.below(50))).await;
+        tokio::time::sleep(Duration::from_millis(rng.below(100))).await;
         server.kill_9().unwrap();
 
         tokio::time::timeout(WAIT, observer.closed())

@@ -50,10 +50,20 @@ async function waitFor(what, predicate) {
   const deadline = Date.now() + TIMEOUT_MS;
   while (!predicate()) {
     if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}; notebook: ${JSON.stringify(nb.toJSON())}`);
+      throw new Error(`timed out waiting for ${what}; notebook: ${summary()}`);
     }
     await sleep(20);
   }
+}
+
+// The notebook's shape, not its content: enough to see what arrived, short enough to log.
+function summary() {
+  const content = nb.toJSON();
+  const cells = content.cells.map(cell => `${cell.id}(${[...cell.source].length})`);
+  const interop = Object.fromEntries(
+    Object.entries(content.metadata).filter(([key]) => key.startsWith('interop_'))
+  );
+  return `cells ${JSON.stringify(cells)}; interop metadata ${JSON.stringify(interop).slice(0, 500)}`;
 }
 
 const cellIndex = id => nb.cells.findIndex(cell => cell.id === id);

@@ -46,11 +46,19 @@ def notebook_metadata(doc: Doc) -> Map:
     return doc.get("meta", type=Map)["metadata"]
 
 
+def summary(nb: YNotebook) -> str:
+    """The notebook's shape, not its content: enough to see what arrived, short enough to log."""
+    content = nb.get()
+    cells = [f"{cell.get('id')}({len(cell.get('source', ''))})" for cell in content["cells"]]
+    interop = {k: v for k, v in content["metadata"].items() if k.startswith("interop_")}
+    return f"cells {cells}; interop metadata {json.dumps(interop)[:500]}"
+
+
 async def wait_for(nb: YNotebook, what: str, predicate: Callable[[], bool]) -> None:
     deadline = time.monotonic() + TIMEOUT_S
     while not predicate():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}; notebook: {json.dumps(nb.get())}")
+            raise TimeoutError(f"timed out waiting for {what}; notebook: {summary(nb)}")
         await anyio.sleep(0.02)
 
 
@@ -134,8 +142,11 @@ def main() -> None:
     try:
         result = anyio.run(run, plan)
     except BaseException as error:  # noqa: BLE001 - report anything, then fail
+        # anyio wraps failures in exception groups; the leaves are what matters.
+        while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+            error = error.exceptions[0]
         log(plan, "failed:", repr(error))
-        raise
+        sys.exit(1)
     print(json.dumps(result, ensure_ascii=False), flush=True)
 
 
