@@ -49,6 +49,10 @@ async fn stock_clients_converge_on_a_notebook_with_attachments_and_raw_cells() {
     converge_on_tandem("nbsphinx-markdown-attachments.ipynb", 11).await;
 }
 
+// A control for the clients themselves, not for Tandem: on the Node reference server the
+// pycrdt client stalled in 2 of 12 runs (its last updates never arrived), so it is run on
+// demand (`cargo test -p tandem-tests --test interop -- --ignored`) rather than in CI.
+#[ignore = "control run against the y-websocket reference server; the pycrdt client stalls there in ~1 of 6 runs"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stock_clients_converge_on_the_reference_server() {
     let server = ReferenceServer::from_env().await.unwrap();
