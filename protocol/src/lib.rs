@@ -8,6 +8,8 @@
 //! - [`Role`]: what a caller may do with a notebook.
 //! - HTTP bodies: [`Me`], [`CreateNotebook`], [`NotebookInfo`], [`ErrorBody`].
 //! - [`close`]: WebSocket close codes and what a client should do on each.
+//! - [`ExecuteRequest`]: the body of `POST /api/notebooks/{id}/execute`.
+//! - [`runtime`]: the control channel between the collab service and runtime nodes.
 
 use serde::{Deserialize, Serialize};
 
@@ -104,6 +106,111 @@ pub struct ErrorDetail {
     pub code: String,
     /// A sentence for humans.
     pub message: String,
+}
+
+/// `POST /api/notebooks/{id}/execute`: which cells to run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecuteRequest {
+    /// Cells to run, in order.
+    #[serde(default)]
+    pub cell_ids: Vec<String>,
+    /// Run every code cell, top to bottom, stopping at the first error.
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// The answer to an accepted execute request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Queued {
+    /// The cells now queued, in run order.
+    pub queued: Vec<String>,
+}
+
+/// The control channel between the collab service and runtime nodes: JSON text frames on
+/// the WebSocket `GET /internal/runtime`, which only the service credential may open. The
+/// collab service checks roles and cell ids, then sends a [`runtime::Command`]; the runtime
+/// answers each with a [`runtime::Reply`] carrying the same `request` number.
+pub mod runtime {
+    use serde::{Deserialize, Serialize};
+
+    /// Path of the control WebSocket.
+    pub const CONTROL_PATH: &str = "/internal/runtime";
+
+    /// What the collab service asks of a runtime.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    pub enum Command {
+        /// Queue cells of a notebook.
+        Execute {
+            /// Matches the reply.
+            request: u64,
+            /// The notebook.
+            notebook_id: String,
+            /// Code cells to run, in order, already checked to exist.
+            cell_ids: Vec<String>,
+            /// A run-all: the cells form one group that stops at its first error.
+            stop_on_error: bool,
+            /// Who asked (for "who ran this cell").
+            user_id: String,
+        },
+        /// Interrupt the running cell and clear the queue.
+        Interrupt {
+            /// Matches the reply.
+            request: u64,
+            /// The notebook.
+            notebook_id: String,
+        },
+        /// Restart the notebook's kernel.
+        Restart {
+            /// Matches the reply.
+            request: u64,
+            /// The notebook.
+            notebook_id: String,
+        },
+    }
+
+    impl Command {
+        /// The request number.
+        pub fn request(&self) -> u64 {
+            match self {
+                Command::Execute { request, .. }
+                | Command::Interrupt { request, .. }
+                | Command::Restart { request, .. } => *request,
+            }
+        }
+    }
+
+    /// A runtime's answer to a [`Command`].
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    pub enum Reply {
+        /// Done (execute: queued).
+        Ok {
+            /// The command's request number.
+            request: u64,
+            /// For execute: the cells queued.
+            #[serde(default)]
+            queued: Vec<String>,
+        },
+        /// Refused or failed.
+        Error {
+            /// The command's request number.
+            request: u64,
+            /// Stable snake_case code.
+            code: String,
+            /// For humans.
+            message: String,
+        },
+    }
+
+    impl Reply {
+        /// The request number.
+        pub fn request(&self) -> u64 {
+            match self {
+                Reply::Ok { request, .. } | Reply::Error { request, .. } => *request,
+            }
+        }
+    }
 }
 
 /// WebSocket close codes the collab service uses, with the reason text it sends alongside.

@@ -1,5 +1,7 @@
 //! The REST API of DESIGN.md for notebooks and the signed-in user.
 
+mod execution;
+
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -32,6 +34,18 @@ pub fn routes() -> Router<App> {
             routing::get(get_notebook).delete(delete_notebook),
         )
         .route("/api/notebooks/{id}/ipynb", routing::get(export_ipynb))
+        .route(
+            "/api/notebooks/{id}/execute",
+            routing::post(execution::execute),
+        )
+        .route(
+            "/api/notebooks/{id}/interrupt",
+            routing::post(execution::interrupt),
+        )
+        .route(
+            "/api/notebooks/{id}/restart",
+            routing::post(execution::restart),
+        )
 }
 
 /// JSON body extractor whose rejections use the API's error shape.

@@ -55,6 +55,16 @@ pub struct Config {
     #[arg(long, env = "TANDEM_ROOM_IDLE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub room_idle: Duration,
 
+    /// Shared secret of the runtime nodes (the service credential): it lets a runtime join any
+    /// notebook as an editor and open the control channel. `tandem serve` makes a random one
+    /// for its own runtime when unset. Never logged, never given to kernels.
+    #[arg(long, env = "TANDEM_SERVICE_TOKEN", hide_env_values = true)]
+    pub service_token: Option<String>,
+
+    /// How long an execute, interrupt or restart request waits for the runtime to accept it.
+    #[arg(long, env = "TANDEM_RUNTIME_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub runtime_timeout: Duration,
+
     /// Fold a notebook's update log into a snapshot once it holds this many updates.
     #[arg(long, env = "TANDEM_COMPACT_AFTER", default_value_t = 1000)]
     pub compact_after: u64,

@@ -12,6 +12,7 @@
 //!   persistence, broadcast, compaction, idle unload).
 //! - [`ws`]: one WebSocket connection: frame decoding, limits, keepalive, close reasons.
 //! - [`api`]: the REST routes; [`auth`]: tokens and notebook access; [`error`]: the HTTP error.
+//! - [`runtime_hub`]: the control channel to the runtime (execute, interrupt, restart).
 //!
 //! # Running
 //! ```no_run
@@ -29,6 +30,7 @@ pub mod config;
 pub mod error;
 pub mod ids;
 pub mod room;
+pub mod runtime_hub;
 pub mod store;
 pub mod ws;
 
@@ -59,6 +61,12 @@ pub struct App {
     pub config: Arc<Config>,
     /// Tracks connection and room tasks so shutdown can wait for them.
     pub tracker: TaskTracker,
+    /// The control channel to the runtime.
+    pub runtimes: Arc<runtime_hub::RuntimeHub>,
+    /// SHA-256 of the service credential, if one is configured.
+    pub service_token_hash: Option<String>,
+    /// Cancelled when the service starts shutting down.
+    pub rooms_shutdown: CancellationToken,
 }
 
 impl App {
@@ -104,11 +112,15 @@ impl Server {
             compact_after: config.compact_after,
         };
         let rooms = Rooms::new(store.clone(), settings, tracker.clone(), shutdown.clone());
+        let service_token_hash = config.service_token.as_deref().map(ids::token_hash);
         let app = App {
             store,
             rooms,
             config: Arc::new(config),
             tracker,
+            runtimes: Arc::default(),
+            service_token_hash,
+            rooms_shutdown: shutdown.clone(),
         };
         Ok(Self {
             app,
@@ -172,6 +184,10 @@ pub fn router(app: App) -> Router {
     Router::new()
         .merge(api::routes())
         .route("/ws/{id}", axum::routing::get(ws::route))
+        .route(
+            tandem_protocol::runtime::CONTROL_PATH,
+            axum::routing::get(runtime_hub::route),
+        )
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(app)
 }

@@ -22,7 +22,7 @@ use yrs::updates::decoder::DecoderV1;
 use yrs::updates::encoder::Encode;
 
 use crate::App;
-use crate::auth::{SignedIn, notebook_access};
+use crate::auth::{Caller, caller_access};
 use crate::error::ApiError;
 use crate::room::{Closer, Command, ConnId, Peer, RoomHandle};
 
@@ -41,17 +41,18 @@ const WRITE_BATCH: usize = 64;
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 /// The WebSocket route: checks access, then upgrades.
-#[tracing::instrument(skip_all, fields(doc_id = %notebook_id, user_id = %user.id))]
+#[tracing::instrument(skip_all, fields(doc_id = %notebook_id, user_id = %caller.log_id()))]
 pub async fn route(
     State(app): State<App>,
     Path(notebook_id): Path<String>,
-    SignedIn(user): SignedIn,
+    caller: Caller,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let (_, role) = notebook_access(&app, &user, &notebook_id).await?;
+    let (_, role) = caller_access(&app, &caller, &notebook_id).await?;
     let limit = app.config.max_message_bytes;
     let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
-    let span = tracing::info_span!("conn", conn, doc_id = %notebook_id, user_id = %user.id, %role);
+    let span =
+        tracing::info_span!("conn", conn, doc_id = %notebook_id, user_id = %caller.log_id(), %role);
     let tracker = app.tracker.clone();
     // Small socket buffers keep ten thousand idle connections far under a gigabyte; edits are
     // small, and larger messages still assemble across reads.

@@ -8,6 +8,7 @@
 mod support;
 
 mod api;
+mod execution;
 mod persistence;
 mod robustness;
 mod sync;

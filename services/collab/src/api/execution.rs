@@ -1,0 +1,137 @@
+//! Running code: `POST /api/notebooks/{id}/execute`, `/interrupt` and `/restart`.
+//!
+//! The collab service checks the caller's role and the cell ids against the live document,
+//! then hands the work to the runtime over the control channel and answers 202 once the
+//! runtime has queued it. Outputs arrive in the document, written by the runtime.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use tandem_crdt::{CellType, Notebook};
+use tandem_protocol::runtime::{Command, Reply};
+use tandem_protocol::{ExecuteRequest, Queued};
+
+use super::ApiJson;
+use crate::App;
+use crate::auth::{SignedIn, notebook_access, require_editor};
+use crate::error::ApiError;
+use crate::runtime_hub::HubError;
+
+#[tracing::instrument(skip_all, fields(doc_id = %id, user_id = %user.id))]
+pub(super) async fn execute(
+    State(app): State<App>,
+    SignedIn(user): SignedIn,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ExecuteRequest>,
+) -> Result<(StatusCode, Json<Queued>), ApiError> {
+    let (_, role) = notebook_access(&app, &user, &id).await?;
+    require_editor(role)?;
+    if body.all == !body.cell_ids.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "send either {\"cell_ids\": [...]} (non-empty) or {\"all\": true}",
+        ));
+    }
+    let code_cells = app
+        .rooms
+        .get(&id)
+        .read(|doc| {
+            let notebook = Notebook::from_doc(doc.clone());
+            notebook
+                .cells()
+                .into_iter()
+                .filter(|c| c.cell_type == CellType::Code)
+                .map(|c| c.id)
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|_| ApiError::notebook_not_found())?;
+    let cell_ids = if body.all {
+        code_cells
+    } else {
+        if let Some(unknown) = body.cell_ids.iter().find(|id| !code_cells.contains(id)) {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_cell",
+                format!("no code cell with id {unknown:?} in this notebook"),
+            ));
+        }
+        body.cell_ids
+    };
+    if cell_ids.is_empty() {
+        return Ok((StatusCode::ACCEPTED, Json(Queued { queued: Vec::new() })));
+    }
+    let reply = call(&app, |request| Command::Execute {
+        request,
+        notebook_id: id.clone(),
+        cell_ids,
+        stop_on_error: body.all,
+        user_id: user.id.clone(),
+    })
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(Queued { queued: reply })))
+}
+
+#[tracing::instrument(skip_all, fields(doc_id = %id, user_id = %user.id))]
+pub(super) async fn interrupt(
+    State(app): State<App>,
+    SignedIn(user): SignedIn,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let (_, role) = notebook_access(&app, &user, &id).await?;
+    require_editor(role)?;
+    call(&app, |request| Command::Interrupt {
+        request,
+        notebook_id: id.clone(),
+    })
+    .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[tracing::instrument(skip_all, fields(doc_id = %id, user_id = %user.id))]
+pub(super) async fn restart(
+    State(app): State<App>,
+    SignedIn(user): SignedIn,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let (_, role) = notebook_access(&app, &user, &id).await?;
+    require_editor(role)?;
+    call(&app, |request| Command::Restart {
+        request,
+        notebook_id: id.clone(),
+    })
+    .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Calls the runtime and maps its answer and failures to HTTP.
+async fn call(app: &App, make: impl FnOnce(u64) -> Command) -> Result<Vec<String>, ApiError> {
+    match app.runtimes.call(app.config.runtime_timeout, make).await {
+        Ok(Reply::Ok { queued, .. }) => Ok(queued),
+        Ok(Reply::Error { code, message, .. }) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            runtime_code(&code),
+            message,
+        )),
+        Err(err @ HubError::NoRuntime) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "runtime_unavailable",
+            format!("{err}; start one with `tandem runtime` or use `tandem serve`"),
+        )),
+        Err(err) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "runtime_unavailable",
+            err.to_string(),
+        )),
+    }
+}
+
+/// Error codes are `&'static str` at the edge; the runtime's are mapped onto known ones.
+fn runtime_code(code: &str) -> &'static str {
+    match code {
+        "unknown_cell" => "unknown_cell",
+        "kernel_limit" => "kernel_limit",
+        "venv_missing" => "venv_missing",
+        _ => "runtime_error",
+    }
+}

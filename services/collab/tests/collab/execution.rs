@@ -1,0 +1,181 @@
+//! The execution routes and the control channel to the runtime, with a scripted runtime on
+//! the control WebSocket (the real runtime's end-to-end tests live in tests/).
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tandem_protocol::runtime::{Command, Reply};
+use tokio_tungstenite::tungstenite::Message as Ws;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::support::{TestServer, WAIT};
+
+const SERVICE_TOKEN: &str = "test-service-credential";
+
+async fn server() -> TestServer {
+    TestServer::start_with(|c| c.service_token = Some(SERVICE_TOKEN.to_owned())).await
+}
+
+async fn post(
+    server: &TestServer,
+    token: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}{path}", server.http_url()))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Connects to the control channel as a runtime would.
+async fn control(
+    server: &TestServer,
+    token: &str,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    tokio_tungstenite::tungstenite::Error,
+> {
+    let mut request = format!("ws://{}/internal/runtime", server.addr)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(socket, _)| socket)
+}
+
+#[tokio::test]
+async fn execute_reaches_the_runtime_and_answers_what_it_queued() {
+    let server = server().await;
+    let owner = server.client("owner@example.com").await;
+    let nb = owner
+        .create_notebook(
+            "run",
+            Some(json!({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+                {"id": "c1", "cell_type": "code", "source": "1+1", "metadata": {}, "outputs": [], "execution_count": null},
+                {"id": "m1", "cell_type": "markdown", "source": "# hi", "metadata": {}},
+                {"id": "c2", "cell_type": "code", "source": "2+2", "metadata": {}, "outputs": [], "execution_count": null},
+            ]})),
+        )
+        .await
+        .unwrap();
+    let path = format!("/api/notebooks/{}/execute", nb.id);
+
+    // Without a runtime: a clear 503, not a hang.
+    let (status, body) = post(&server, owner.token(), &path, json!({"all": true})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("runtime_unavailable"))
+    );
+
+    let mut runtime = control(&server, SERVICE_TOKEN).await.unwrap();
+    let scripted = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(Ok(Ws::Text(text))) = runtime.next().await {
+            let command: Command = serde_json::from_str(&text).unwrap();
+            let reply = match &command {
+                Command::Execute {
+                    request, cell_ids, ..
+                } => Reply::Ok {
+                    request: *request,
+                    queued: cell_ids.clone(),
+                },
+                other => Reply::Ok {
+                    request: other.request(),
+                    queued: vec![],
+                },
+            };
+            seen.push(command);
+            runtime
+                .send(Ws::Text(serde_json::to_string(&reply).unwrap().into()))
+                .await
+                .unwrap();
+            if seen.len() == 4 {
+                return seen;
+            }
+        }
+        panic!("control channel ended early: {seen:?}");
+    });
+
+    // Run-all expands to the code cells, in order.
+    let (status, body) = post(&server, owner.token(), &path, json!({"all": true})).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body, json!({"queued": ["c1", "c2"]}));
+    let (status, body) = post(&server, owner.token(), &path, json!({"cell_ids": ["c2"]})).await;
+    assert_eq!((status, body), (202, json!({"queued": ["c2"]})));
+    for action in ["interrupt", "restart"] {
+        let (status, _) = post(
+            &server,
+            owner.token(),
+            &format!("/api/notebooks/{}/{action}", nb.id),
+            json!({}),
+        )
+        .await;
+        assert_eq!(status, 202);
+    }
+    let seen = tokio::time::timeout(WAIT, scripted).await.unwrap().unwrap();
+    assert!(
+        matches!(&seen[0], Command::Execute { cell_ids, stop_on_error: true, notebook_id, .. }
+        if cell_ids == &["c1", "c2"] && notebook_id == &nb.id)
+    );
+    assert!(matches!(
+        &seen[1],
+        Command::Execute {
+            stop_on_error: false,
+            ..
+        }
+    ));
+    assert!(
+        matches!(&seen[2], Command::Interrupt { .. })
+            && matches!(&seen[3], Command::Restart { .. })
+    );
+
+    // Bad requests never reach the runtime.
+    let (status, body) = post(&server, owner.token(), &path, json!({"cell_ids": ["m1"]})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("unknown_cell"))
+    );
+    let (status, _) = post(&server, owner.token(), &path, json!({})).await;
+    assert_eq!(status, 400);
+    let stranger = server.client("stranger@example.com").await;
+    let (status, _) = post(&server, stranger.token(), &path, json!({"all": true})).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn the_service_credential_is_for_runtimes_only() {
+    let server = server().await;
+    let owner = server.client("owner@example.com").await;
+    let nb = owner.create_notebook("svc", None).await.unwrap();
+    // Users cannot open the control channel.
+    let refused = control(&server, owner.token()).await;
+    assert!(
+        matches!(refused, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 403)
+    );
+    // The service joins any notebook's document...
+    let conn = tandem_client::DocConnection::connect(&server.ws_url(), &nb.id, Some(SERVICE_TOKEN))
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, conn.synced())
+        .await
+        .unwrap()
+        .unwrap();
+    // ...but is no user of the REST API.
+    let as_service = tandem_client::Client::new(&server.http_url(), SERVICE_TOKEN).unwrap();
+    assert_eq!(
+        as_service.list_notebooks().await.unwrap_err().status(),
+        Some(403)
+    );
+    assert_eq!(as_service.me().await.unwrap_err().status(), Some(403));
+}
