@@ -16,6 +16,7 @@ use crate::App;
 use crate::auth::{SignedIn, notebook_access, require_editor};
 use crate::error::ApiError;
 use crate::runtime_hub::HubError;
+use crate::store::User;
 
 #[tracing::instrument(skip_all, fields(doc_id = %id, user_id = %user.id))]
 pub(super) async fn execute(
@@ -26,7 +27,9 @@ pub(super) async fn execute(
 ) -> Result<(StatusCode, Json<Queued>), ApiError> {
     let (_, role) = notebook_access(&app, &user, &id).await?;
     require_editor(role)?;
-    if body.all == !body.cell_ids.is_empty() {
+    // Exactly one of the two forms: run-all, or a non-empty list.
+    let has_ids = !body.cell_ids.is_empty();
+    if body.all == has_ids {
         return Err(ApiError::bad_request(
             "invalid_request",
             "send either {\"cell_ids\": [...]} (non-empty) or {\"all\": true}",
@@ -72,35 +75,41 @@ pub(super) async fn execute(
     Ok((StatusCode::ACCEPTED, Json(Queued { queued: reply })))
 }
 
-#[tracing::instrument(skip_all, fields(doc_id = %id, user_id = %user.id))]
 pub(super) async fn interrupt(
     State(app): State<App>,
     SignedIn(user): SignedIn,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let (_, role) = notebook_access(&app, &user, &id).await?;
-    require_editor(role)?;
-    call(&app, |request| Command::Interrupt {
+    control(&app, &user, id, |request, notebook_id| Command::Interrupt {
         request,
-        notebook_id: id.clone(),
+        notebook_id,
     })
-    .await?;
-    Ok(StatusCode::ACCEPTED)
+    .await
 }
 
-#[tracing::instrument(skip_all, fields(doc_id = %id, user_id = %user.id))]
 pub(super) async fn restart(
     State(app): State<App>,
     SignedIn(user): SignedIn,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let (_, role) = notebook_access(&app, &user, &id).await?;
-    require_editor(role)?;
-    call(&app, |request| Command::Restart {
+    control(&app, &user, id, |request, notebook_id| Command::Restart {
         request,
-        notebook_id: id.clone(),
+        notebook_id,
     })
-    .await?;
+    .await
+}
+
+/// Interrupt and restart: editors only, answered 202 once the runtime took the command.
+#[tracing::instrument(skip_all, fields(doc_id = %id, user_id = %user.id))]
+async fn control(
+    app: &App,
+    user: &User,
+    id: String,
+    make: impl FnOnce(u64, String) -> Command,
+) -> Result<StatusCode, ApiError> {
+    let (_, role) = notebook_access(app, user, &id).await?;
+    require_editor(role)?;
+    call(app, |request| make(request, id)).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
