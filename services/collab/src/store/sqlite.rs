@@ -78,6 +78,9 @@ impl SqliteStore {
             path: data_dir.display().to_string(),
             reason: e.to_string(),
         })?;
+        // Owner only: kernels run as another user when Tandem runs as root, and the store
+        // holds every notebook and token hash.
+        restrict_to_owner(data_dir)?;
         let path = data_dir.join("tandem.db");
         let writer = open_connection(&path, sync_commits)?;
         writer.execute_batch(SCHEMA)?;
@@ -109,6 +112,13 @@ impl SqliteStore {
     {
         run_blocking(self.reader.clone(), f).await
     }
+}
+
+fn restrict_to_owner(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
+        StoreError::Open { path: dir.display().to_string(), reason: format!("chmod 700: {e}") }
+    })
 }
 
 fn open_connection(path: &Path, sync_commits: bool) -> Result<Connection, StoreError> {
