@@ -174,6 +174,13 @@ impl Notebook {
         &self.state
     }
 
+    /// One entry of the `state` map as plain JSON (for example `kernel`, the runtime's shared
+    /// state), or `None` when absent.
+    pub fn state_value(&self, key: &str) -> Option<serde_json::Value> {
+        let txn = self.doc.transact();
+        yrs::Map::get(&self.state, &txn, key).map(|v| schema::out_to_json(&v, &txn))
+    }
+
     /// The cells as readers see them, in order (see the crate doc on duplicates and repairs).
     pub fn cells(&self) -> Vec<Cell> {
         let txn = self.doc.transact();

@@ -1,0 +1,218 @@
+//! The manager side of one kernel: spawn a worker, run cells on it, interrupt and kill it.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), tandem_runtime::kernel::KernelError> {
+//! use tandem_runtime::kernel::{Kernel, KernelEvent, KernelOptions};
+//!
+//! let kernel = Kernel::start(KernelOptions {
+//!     program: "target/debug/tandem".into(),
+//!     args: vec!["kernel".into()],
+//!     venv: ".venv-kernel".into(),
+//!     workdir: "/tmp/notebook-1".into(),
+//!     memory_limit_bytes: Some(2 << 30),
+//!     env: Vec::new(),
+//! })
+//! .await?;
+//! let mut cell = kernel.execute("print('hi'); 1 + 1")?;
+//! while let Some(event) = cell.recv().await {
+//!     match event {
+//!         KernelEvent::Output(output) => println!("{}", serde_json::to_string(&output).unwrap()),
+//!         KernelEvent::Done { execution_count, .. } => println!("[{execution_count:?}]"),
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Cells submitted while another runs queue up in the worker and run in order. Every
+//! [`Execution`] ends with [`KernelEvent::Done`]: if the process dies mid-cell, its cell and
+//! every queued one get an error output saying why ([`Death`]) and then `Done`.
+
+mod death;
+mod error;
+mod event;
+mod process;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use tokio::sync::{mpsc, watch};
+
+pub use death::{Death, DeathReason};
+pub use error::{KernelError, SETUP_HINT};
+pub use event::{ExecStatus, Execution, KernelEvent, Output, StreamName};
+
+use crate::protocol::Request;
+
+/// How many events of one cell may wait for its reader before the kernel is paused.
+const EVENT_BUFFER: usize = 256;
+
+/// How to start a kernel.
+#[derive(Debug, Clone)]
+pub struct KernelOptions {
+    /// The program that runs a worker: the `tandem` binary (with `args = ["kernel"]`) or
+    /// `tandem-kernel`.
+    pub program: PathBuf,
+    /// Arguments before the worker's own flags (`--venv`, `--memory-limit`).
+    pub args: Vec<String>,
+    /// The kernel venv (`scripts/setup-python` makes it); its `bin/` leads the kernel's PATH.
+    pub venv: PathBuf,
+    /// The kernel's working directory and `HOME`; created if missing.
+    pub workdir: PathBuf,
+    /// Address-space limit (`RLIMIT_AS`) of the kernel process and its children.
+    pub memory_limit_bytes: Option<u64>,
+    /// Variables added to the kernel's otherwise clean environment.
+    pub env: Vec<(String, String)>,
+}
+
+/// A running kernel process. Dropping it kills the process (and its process group).
+#[derive(Debug)]
+pub struct Kernel {
+    shared: Arc<Shared>,
+    requests: mpsc::UnboundedSender<Request>,
+    pid: Pid,
+    python_version: String,
+}
+
+/// State shared between the handle and the tasks that own the process's pipes.
+#[derive(Debug)]
+struct Shared {
+    /// Cells sent to the worker and not yet done, oldest first; or why the kernel died.
+    cells: Mutex<Cells>,
+    death: watch::Sender<Option<Death>>,
+    /// Set before the manager kills or shuts down the kernel, to tell that from a crash.
+    killed: AtomicBool,
+    shutting_down: AtomicBool,
+    next_id: AtomicU64,
+    memory_limit_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+struct Cells {
+    running: std::collections::VecDeque<(u64, mpsc::Sender<KernelEvent>)>,
+    dead: Option<Death>,
+}
+
+impl Shared {
+    fn cells(&self) -> MutexGuard<'_, Cells> {
+        // Plain data; a panic elsewhere must not make every later cell hang.
+        self.cells.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Kernel {
+    /// Spawns a worker and waits until its interpreter and IPython are ready.
+    pub async fn start(options: KernelOptions) -> Result<Kernel, KernelError> {
+        process::start(options).await
+    }
+
+    /// Submits a cell. Its events arrive on the returned [`Execution`], ending with
+    /// [`KernelEvent::Done`]; cells submitted while others run wait their turn.
+    pub fn execute(&self, code: &str) -> Result<Execution, KernelError> {
+        let (sender, events) = mpsc::channel(EVENT_BUFFER);
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut cells = self.shared.cells();
+            if let Some(death) = &cells.dead {
+                return Err(KernelError::Dead(death.clone()));
+            }
+            cells.running.push_back((id, sender));
+        }
+        // If the writer is gone the process is dying, and the event task will end this
+        // cell with the reason.
+        let _ = self.requests.send(Request::Execute {
+            id,
+            code: code.to_owned(),
+        });
+        Ok(Execution { id, events })
+    }
+
+    /// Sends SIGINT: `KeyboardInterrupt` in the running cell (if any). Queued cells still
+    /// run; a cell that ignores the interrupt needs [`Kernel::kill`].
+    pub fn interrupt(&self) -> Result<(), KernelError> {
+        self.ensure_alive()?;
+        kill(self.pid, Signal::SIGINT).map_err(KernelError::from)
+    }
+
+    /// Kills the process and everything it started (SIGKILL to its process group).
+    /// Returns at once; [`Kernel::wait`] gives the [`Death`] (reason
+    /// [`DeathReason::Killed`]).
+    pub fn kill(&self) -> Result<(), KernelError> {
+        if self.exited().is_some() {
+            return Ok(());
+        }
+        self.shared.killed.store(true, Ordering::SeqCst);
+        match killpg(self.pid, Signal::SIGKILL) {
+            Ok(()) | Err(nix::Error::ESRCH) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Asks the worker to run its exit hooks and exit; kills it if it has not within
+    /// `grace`. Returns how it ended.
+    pub async fn shutdown(&self, grace: Duration) -> Death {
+        self.shared.shutting_down.store(true, Ordering::SeqCst);
+        let _ = self.requests.send(Request::Shutdown);
+        if let Ok(death) = tokio::time::timeout(grace, self.wait()).await {
+            return death;
+        }
+        if let Err(error) = self.kill() {
+            tracing::warn!(pid = self.pid.as_raw(), %error, "could not kill a kernel");
+        }
+        self.wait().await
+    }
+
+    /// Waits until the process has ended.
+    pub async fn wait(&self) -> Death {
+        let mut death = self.shared.death.subscribe();
+        match death.wait_for(Option::is_some).await {
+            Ok(death) => death.clone().unwrap_or_else(unknown_death),
+            // Unreachable while `self` holds the sender; answer something sensible anyway.
+            Err(_) => unknown_death(),
+        }
+    }
+
+    /// How the process ended, if it has.
+    pub fn exited(&self) -> Option<Death> {
+        self.shared.death.borrow().clone()
+    }
+
+    /// `sys.version` inside the kernel, e.g. `3.11.2 (main, …) [GCC 12.2.0]`.
+    pub fn python_version(&self) -> &str {
+        &self.python_version
+    }
+
+    /// The kernel's process id (also its process group id).
+    pub fn pid(&self) -> u32 {
+        self.pid.as_raw().unsigned_abs()
+    }
+
+    fn ensure_alive(&self) -> Result<(), KernelError> {
+        match self.exited() {
+            Some(death) => Err(KernelError::Dead(death)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Kernel {
+    fn drop(&mut self) {
+        // The process group also holds whatever the kernel started (`!cmd`, forked
+        // multiprocessing workers), which would otherwise outlive it.
+        if self.exited().is_none() {
+            self.shared.killed.store(true, Ordering::SeqCst);
+            let _ = killpg(self.pid, Signal::SIGKILL);
+        }
+    }
+}
+
+fn unknown_death() -> Death {
+    Death {
+        reason: DeathReason::Exited { code: -1 },
+        log_tail: String::new(),
+    }
+}

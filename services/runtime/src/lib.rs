@@ -1,0 +1,32 @@
+//! The Tandem execution service's kernels: worker processes that run notebook code in an
+//! embedded CPython through IPython, and the manager that starts and drives them.
+//!
+//! One kernel is one OS process (`tandem kernel`, or the `tandem-kernel` binary of this
+//! crate) per running notebook session. It runs cells one at a time through IPython's
+//! `InteractiveShell` from the kernel venv, so magics, `!cmd`, display hooks, rich reprs
+//! and colored tracebacks behave as in Jupyter, and reports nbformat-shaped outputs over a
+//! private pipe. The manager ([`kernel::Kernel`]) starts it with a clean environment in its
+//! own working directory and under a memory limit, streams each cell's events, interrupts
+//! it (SIGINT → `KeyboardInterrupt`), and reports why it died when it does.
+//!
+//! # Layout
+//! - [`kernel`]: the manager side: [`kernel::Kernel`], its options, events, errors and
+//!   [`kernel::Death`] reasons.
+//! - [`session`]: one notebook's session: the execution queue and a kernel, writing outputs,
+//!   counts, cell states and `state.kernel` into the shared document as a CRDT peer.
+//! - [`protocol`]: the JSON-lines messages between the manager and a worker.
+//! - [`worker`]: the worker process: fd setup, the embedded interpreter, the event sink
+//!   with stream coalescing. Its Python side is `python/tandem_kernel.py`.
+//!
+//! # Running
+//! The kernel venv comes first: `scripts/setup-python` builds it (at `.venv-kernel`) from
+//! `/usr/bin/python3.11`, the CPython this crate links (see `.cargo/config.toml`). Then
+//! `cargo test -p tandem-runtime` runs real kernels; `cargo test -p tandem-runtime --release
+//! --test kernel -- --ignored bench --nocapture` measures start-up, round-trip and
+//! streaming times.
+
+pub mod kernel;
+pub mod node;
+pub mod protocol;
+pub mod session;
+pub mod worker;

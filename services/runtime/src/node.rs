@@ -1,0 +1,310 @@
+//! A runtime node: the execution service as a peer of a collab service.
+//!
+//! It holds the control WebSocket (`GET /internal/runtime`, service credential) open to the
+//! collab service, reconnecting with backoff when it drops, and turns each
+//! [`Command`] into calls on the notebook's [`Session`], starting sessions on demand. Each
+//! session joins its notebook's document through the same collab service.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use futures_util::{SinkExt, StreamExt};
+use tandem_protocol::runtime::{CONTROL_PATH, Command, Reply};
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::Message as Ws;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_util::sync::CancellationToken;
+
+use crate::kernel::KernelOptions;
+use crate::session::{Session, SessionConfig, SessionError};
+
+/// Longest wait between two attempts to reach the collab service.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How kernels are run; shared by `tandem serve` and `tandem runtime`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KernelConfig {
+    /// The kernel venv (made by `scripts/setup-python` from the CPython the binary embeds).
+    #[arg(long, env = "TANDEM_VENV", default_value = ".venv-kernel")]
+    pub venv: PathBuf,
+
+    /// Where kernels get their working directories (one per notebook). Keep it outside
+    /// `--data`: kernels must not see the server's store.
+    #[arg(long, env = "TANDEM_KERNEL_DIR", default_value = "./tandem-kernels")]
+    pub kernel_dir: PathBuf,
+
+    /// Address-space limit of each kernel, in MiB (0: none).
+    #[arg(long, env = "TANDEM_KERNEL_MEMORY_MIB", default_value_t = 8192)]
+    pub kernel_memory_mib: u64,
+
+    /// Most output one cell may write into the notebook, in bytes; beyond it a truncation
+    /// notice, with the full text kept in a file.
+    #[arg(long, env = "TANDEM_OUTPUT_CAP", default_value_t = crate::session::DEFAULT_OUTPUT_CAP_BYTES)]
+    pub output_cap: usize,
+
+    /// How long an interrupted cell may go on before its kernel is killed.
+    #[arg(long, env = "TANDEM_INTERRUPT_GRACE", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub interrupt_grace: Duration,
+
+    /// The user kernels run as. Default: `nobody` when Tandem runs as root (kernels then
+    /// cannot read the store or each other's files), else the server's own user; `""`
+    /// keeps the server's user even as root.
+    #[arg(long, env = "TANDEM_KERNEL_USER")]
+    pub kernel_user: Option<String>,
+
+    /// The program that runs a kernel worker; default: this binary with `kernel`.
+    #[arg(long, env = "TANDEM_KERNEL_PROGRAM")]
+    pub kernel_program: Option<PathBuf>,
+}
+
+/// Configuration of a runtime node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The collab service's HTTP root, such as `http://127.0.0.1:8080`.
+    pub collab_url: String,
+    /// The service credential the collab service was given.
+    pub service_token: String,
+    /// How kernels run.
+    pub kernels: KernelConfig,
+}
+
+/// Runs the node until `stop` is cancelled, then shuts every session down.
+pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<()> {
+    let node = Arc::new(Node::new(config)?);
+    let mut backoff = Duration::from_millis(100);
+    while !stop.is_cancelled() {
+        match node.serve_once(&stop).await {
+            Ok(()) => backoff = Duration::from_millis(100),
+            Err(err) => tracing::warn!(error = format!("{err:#}"), "control channel unavailable"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = stop.cancelled() => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+    node.shutdown().await;
+    Ok(())
+}
+
+struct Node {
+    config: NodeConfig,
+    ws_base: String,
+    kernel: KernelOptions,
+    sessions: Mutex<HashMap<String, Session>>,
+    next_group: AtomicU64,
+}
+
+impl Node {
+    fn new(config: NodeConfig) -> anyhow::Result<Self> {
+        let ws_base = format!("{}/ws", ws_root(&config.collab_url)?);
+        let (program, args) = match &config.kernels.kernel_program {
+            Some(program) => (program.clone(), Vec::new()),
+            None => (
+                std::env::current_exe().context("locating the tandem binary for kernels")?,
+                vec!["kernel".to_owned()],
+            ),
+        };
+        let mut args = args;
+        let workdir = absolute(&config.kernels.kernel_dir)?;
+        if let Some(user) = kernel_user(config.kernels.kernel_user.as_deref()) {
+            // Kernels reach their own directory below this one: others may pass through it
+            // but not list it.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::create_dir_all(&workdir)
+                .with_context(|| format!("creating {}", workdir.display()))?;
+            std::fs::set_permissions(&workdir, std::fs::Permissions::from_mode(0o711))
+                .with_context(|| format!("chmod 711 {}", workdir.display()))?;
+            args.extend(["--run-as".to_owned(), user]);
+        }
+        let memory = config.kernels.kernel_memory_mib;
+        let kernel = KernelOptions {
+            program,
+            args,
+            venv: absolute(&config.kernels.venv)?,
+            workdir,
+            memory_limit_bytes: (memory > 0).then_some(memory * 1024 * 1024),
+            env: Vec::new(),
+        };
+        Ok(Self {
+            config,
+            ws_base,
+            kernel,
+            sessions: Mutex::default(),
+            next_group: AtomicU64::new(1),
+        })
+    }
+
+    /// Connects to the control channel and serves it until it closes or `stop` fires.
+    async fn serve_once(&self, stop: &CancellationToken) -> anyhow::Result<()> {
+        let url = format!("{}{CONTROL_PATH}", ws_root(&self.config.collab_url)?);
+        let mut request = url.as_str().into_client_request()?;
+        let bearer = format!("Bearer {}", self.config.service_token);
+        request
+            .headers_mut()
+            .insert("authorization", bearer.parse()?);
+        let (socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .with_context(|| format!("connecting to {url}"))?;
+        tracing::info!(%url, "runtime joined the collab service");
+        let (mut sink, mut stream) = socket.split();
+        loop {
+            let frame = tokio::select! {
+                frame = stream.next() => frame,
+                () = stop.cancelled() => return Ok(()),
+            };
+            match frame {
+                Some(Ok(Ws::Text(text))) => {
+                    let command: Command = match serde_json::from_str(&text) {
+                        Ok(command) => command,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "malformed command");
+                            continue;
+                        }
+                    };
+                    let reply = self.handle(command).await;
+                    sink.send(Ws::Text(serde_json::to_string(&reply)?.into()))
+                        .await?;
+                }
+                Some(Ok(Ws::Close(_))) | None => return Ok(()),
+                Some(Err(err)) => return Err(err.into()),
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    async fn handle(&self, command: Command) -> Reply {
+        let request = command.request();
+        let result = match command {
+            Command::Execute {
+                notebook_id,
+                cell_ids,
+                stop_on_error,
+                user_id,
+                ..
+            } => {
+                tracing::info!(doc_id = %notebook_id, %user_id, cells = cell_ids.len(), "execute");
+                let group = stop_on_error.then(|| self.next_group.fetch_add(1, Ordering::Relaxed));
+                match self.session(&notebook_id).await {
+                    Ok(session) => session.execute(cell_ids, group).await,
+                    Err(err) => Err(err),
+                }
+            }
+            Command::Interrupt { notebook_id, .. } => match self.running(&notebook_id).await {
+                Some(session) => session.interrupt().await.map(|()| Vec::new()),
+                None => Ok(Vec::new()),
+            },
+            Command::Restart { notebook_id, .. } => match self.running(&notebook_id).await {
+                Some(session) => session.restart().await.map(|()| Vec::new()),
+                None => Ok(Vec::new()),
+            },
+        };
+        match result {
+            Ok(queued) => Reply::Ok { request, queued },
+            Err(err) => {
+                let code = match err {
+                    SessionError::UnknownCell(_) | SessionError::NotACodeCell(_) => "unknown_cell",
+                    SessionError::Connect(_) | SessionError::Closed => "runtime_error",
+                };
+                Reply::Error {
+                    request,
+                    code: code.to_owned(),
+                    message: err.to_string(),
+                }
+            }
+        }
+    }
+
+    /// The notebook's session, started if there is none (or the last one ended).
+    async fn session(&self, notebook_id: &str) -> Result<Session, SessionError> {
+        let mut sessions = self.sessions.lock().await;
+        if let Some(session) = sessions.get(notebook_id).filter(|s| !s.is_closed()) {
+            return Ok(session.clone());
+        }
+        let mut kernel = self.kernel.clone();
+        kernel.workdir = kernel.workdir.join(notebook_id);
+        let mut config = SessionConfig::new(
+            &self.ws_base,
+            notebook_id,
+            &self.config.service_token,
+            kernel,
+        );
+        config.output_cap_bytes = self.config.kernels.output_cap;
+        config.interrupt_grace = self.config.kernels.interrupt_grace;
+        let session = Session::start(config).await?;
+        sessions.insert(notebook_id.to_owned(), session.clone());
+        Ok(session)
+    }
+
+    async fn running(&self, notebook_id: &str) -> Option<Session> {
+        self.sessions
+            .lock()
+            .await
+            .get(notebook_id)
+            .filter(|s| !s.is_closed())
+            .cloned()
+    }
+
+    async fn shutdown(&self) {
+        let sessions: Vec<Session> = self.sessions.lock().await.drain().map(|(_, s)| s).collect();
+        for session in sessions {
+            session.shutdown().await;
+        }
+    }
+}
+
+/// The user kernels run as, per [`KernelConfig::kernel_user`].
+fn kernel_user(configured: Option<&str>) -> Option<String> {
+    match configured {
+        Some("") => None,
+        Some(user) => Some(user.to_owned()),
+        None => nix::unistd::geteuid()
+            .is_root()
+            .then(|| "nobody".to_owned()),
+    }
+}
+
+/// `http://host:port` → `ws://host:port` (and https → wss), without a trailing slash.
+fn ws_root(collab_url: &str) -> anyhow::Result<String> {
+    let trimmed = collab_url.trim_end_matches('/');
+    if let Some(rest) = trimmed.strip_prefix("http://") {
+        Ok(format!("ws://{rest}"))
+    } else if let Some(rest) = trimmed.strip_prefix("https://") {
+        Ok(format!("wss://{rest}"))
+    } else if trimmed.starts_with("ws://") || trimmed.starts_with("wss://") {
+        Ok(trimmed.to_owned())
+    } else {
+        anyhow::bail!("the collab URL must start with http:// or https://, got {collab_url:?}")
+    }
+}
+
+fn absolute(path: &std::path::Path) -> anyhow::Result<PathBuf> {
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    Ok(std::env::current_dir()
+        .context("reading the current directory")?
+        .join(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collab_urls_map_to_websocket_roots() {
+        assert_eq!(
+            ws_root("http://127.0.0.1:8080/").unwrap(),
+            "ws://127.0.0.1:8080"
+        );
+        assert_eq!(
+            ws_root("https://tandem.example").unwrap(),
+            "wss://tandem.example"
+        );
+        assert!(ws_root("127.0.0.1:8080").is_err());
+    }
+}

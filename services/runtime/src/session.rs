@@ -1,0 +1,238 @@
+//! A notebook session: one kernel and one execution queue per running notebook, writing
+//! into the shared document as a peer of it.
+//!
+//! [`Session::start`] joins the notebook through the collab service with a
+//! [`DocConnection`] (a y-websocket client like any editor's) and spawns the session's task.
+//! The task owns the queue and the kernel and is the only writer of outputs, execution
+//! counts, cells' `execution_state` and `state.kernel`, exactly as DESIGN.md lays them out:
+//!
+//! - `state.kernel`: `status` (`"not_started"`, `"starting"`, `"idle"`, `"busy"`, `"dead"`),
+//!   `runtime`, `execution_count` (the last one), `queue` (queued cell ids, in order),
+//!   `running` (cell id or null) and, after a death, `reason`.
+//! - Queued cells are `"queued"`. When a cell starts, its code is read from the document at
+//!   that moment, its outputs are cleared, its count set to null and its state to
+//!   `"running"`; when it ends, its count is set and its state is `"idle"`.
+//! - Stream output is coalesced to one write per ~50 ms; see `session/outputs.rs` for
+//!   `clear_output`, `update_display_data` and the per-cell output cap (beyond it: one
+//!   truncation notice, the full text in a file under [`SessionConfig::full_output_dir`]).
+//!
+//! Queue rules: one FIFO per notebook. Cells queued together by one request share a group
+//! (a run-all); the first error in a group dequeues the rest of that group, never another
+//! group's cells. An interrupt raises `KeyboardInterrupt` in the running cell, kills the
+//! kernel if the cell is still running after [`SessionConfig::interrupt_grace`], and clears
+//! the queue. A restart kills the kernel, clears the queue and starts a fresh kernel (so the
+//! counter starts again at 1). When the kernel dies (a crash, out of memory, `os._exit`) the
+//! running cell gets an error output saying why, `state.kernel` becomes `"dead"` with the
+//! `reason`, the queue is cleared (a fresh kernel has none of the state those cells expect)
+//! and the next execute starts a fresh kernel.
+//!
+//! The kernel starts on the first execute, or at once with [`SessionConfig::eager_start`].
+
+mod actor;
+mod doc;
+mod outputs;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
+
+use tandem_client::{ConnectOptions, ConnectionError, DocConnection};
+use tandem_crdt::Notebook;
+
+use crate::kernel::KernelOptions;
+
+pub use doc::{KERNEL_KEY, KernelStatus};
+pub use outputs::STREAM_FLUSH_INTERVAL;
+
+/// Default [`SessionConfig::output_cap_bytes`]: 1 MiB per cell, far more than anyone reads
+/// in a notebook, small enough that a runaway loop cannot bloat the shared document.
+pub const DEFAULT_OUTPUT_CAP_BYTES: usize = 1 << 20;
+
+/// Default [`SessionConfig::interrupt_grace`]. Python handles `SIGINT` between bytecodes, so
+/// a cell that has not stopped after this long is stuck in native code or ignores it.
+pub const DEFAULT_INTERRUPT_GRACE: Duration = Duration::from_secs(5);
+
+/// How long a shutdown lets the kernel run its exit hooks before killing it.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// How to run one notebook session.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// The collab service's WebSocket root, such as `ws://127.0.0.1:8080/ws`.
+    pub ws_base: String,
+    /// The notebook to join.
+    pub notebook_id: String,
+    /// The credential the session joins with (it must be allowed to edit the notebook).
+    pub token: String,
+    /// How to start the kernel (each restart and each start after a death uses it again).
+    pub kernel: KernelOptions,
+    /// The most output one cell may put into the document; see the module doc.
+    pub output_cap_bytes: usize,
+    /// How long an interrupted cell may keep running before the kernel is killed.
+    pub interrupt_grace: Duration,
+    /// Start the kernel at once rather than on the first execute, so that execute is fast.
+    pub eager_start: bool,
+    /// Where the full output of cells beyond the cap is kept; `None`: the kernel's working
+    /// directory's `.tandem-outputs`, so the notebook's own code can read it too.
+    pub full_output_dir: Option<PathBuf>,
+    /// `state.kernel.runtime`: `"cpu"` or `"gpu"`.
+    pub runtime: &'static str,
+}
+
+impl SessionConfig {
+    /// A configuration with the documented defaults.
+    pub fn new(ws_base: &str, notebook_id: &str, token: &str, kernel: KernelOptions) -> Self {
+        SessionConfig {
+            ws_base: ws_base.to_owned(),
+            notebook_id: notebook_id.to_owned(),
+            token: token.to_owned(),
+            kernel,
+            output_cap_bytes: DEFAULT_OUTPUT_CAP_BYTES,
+            interrupt_grace: DEFAULT_INTERRUPT_GRACE,
+            eager_start: false,
+            full_output_dir: None,
+            runtime: "cpu",
+        }
+    }
+}
+
+/// What a session can refuse.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// Joining the notebook failed (refused, unreachable, or closed before syncing).
+    #[error("could not join the notebook: {0}")]
+    Connect(#[from] ConnectionError),
+    /// An execute named a cell the notebook does not have.
+    #[error("no cell {0} in this notebook")]
+    UnknownCell(String),
+    /// An execute named a markdown or raw cell.
+    #[error("cell {0} is not a code cell")]
+    NotACodeCell(String),
+    /// The session has ended (shut down, or its connection to the notebook closed).
+    #[error("the notebook session has ended")]
+    Closed,
+}
+
+/// A request to the session's task.
+#[derive(Debug)]
+enum Command {
+    Execute {
+        cell_ids: Vec<String>,
+        group: Option<u64>,
+        reply: oneshot::Sender<Result<Vec<String>, SessionError>>,
+    },
+    Interrupt(oneshot::Sender<()>),
+    Restart(oneshot::Sender<()>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A running notebook session. Cheap to clone; every clone drives the same session, which
+/// ends on [`shutdown`](Self::shutdown), when its connection closes, or when the last clone
+/// is dropped.
+#[derive(Debug, Clone)]
+pub struct Session {
+    commands: mpsc::Sender<Command>,
+    notebook: Notebook,
+    notebook_id: String,
+}
+
+impl Session {
+    /// Joins the notebook, waits for its content, and starts the session's task.
+    pub async fn start(config: SessionConfig) -> Result<Session, SessionError> {
+        let span = tracing::info_span!("session", doc_id = %config.notebook_id);
+        // UTF-16 offsets, as yjs counts them, like every other Tandem document.
+        let doc = yrs::Doc::with_options(yrs::Options {
+            offset_kind: yrs::OffsetKind::Utf16,
+            ..yrs::Options::default()
+        });
+        let options = ConnectOptions {
+            token: Some(config.token.clone()),
+            doc: Some(doc),
+        };
+        let conn = DocConnection::connect_with(&config.ws_base, &config.notebook_id, options)
+            .instrument(span.clone())
+            .await?;
+        conn.synced().await?;
+        let notebook = Notebook::from_doc(conn.doc().clone());
+        // A small buffer is enough: the task answers every command without waiting on the
+        // kernel, and senders wait rather than pile up.
+        let (commands, receiver) = mpsc::channel(64);
+        let notebook_id = config.notebook_id.clone();
+        let task = actor::Actor::new(config, conn, notebook.clone(), receiver);
+        tokio::spawn(task.run().instrument(span));
+        Ok(Session {
+            commands,
+            notebook,
+            notebook_id,
+        })
+    }
+
+    /// Queues code cells, in the order given, and returns the ids queued. `group` ties the
+    /// cells of one run-all together: the first error among them dequeues the rest. Fails,
+    /// queuing nothing, if any id is unknown or not a code cell. A cell already queued stays
+    /// where it is.
+    pub async fn execute(
+        &self,
+        cell_ids: Vec<String>,
+        group: Option<u64>,
+    ) -> Result<Vec<String>, SessionError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Execute {
+            cell_ids,
+            group,
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| SessionError::Closed)?
+    }
+
+    /// Interrupts the running cell (killing the kernel after the grace period if it does
+    /// not stop) and clears the queue. Returns once the interrupt was sent.
+    pub async fn interrupt(&self) -> Result<(), SessionError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Interrupt(reply)).await?;
+        answer.await.map_err(|_| SessionError::Closed)
+    }
+
+    /// Kills the kernel, clears the queue and starts a fresh kernel. Returns once the old
+    /// kernel is gone; the new one reports `"idle"` in `state.kernel` when ready.
+    pub async fn restart(&self) -> Result<(), SessionError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Restart(reply)).await?;
+        answer.await.map_err(|_| SessionError::Closed)
+    }
+
+    /// Stops the kernel, leaves every cell idle and `state.kernel` `"not_started"`, and leaves
+    /// the notebook. Returns once all of that has reached the collab service.
+    pub async fn shutdown(&self) {
+        let (reply, answer) = oneshot::channel();
+        if self.send(Command::Shutdown(reply)).await.is_ok() {
+            let _ = answer.await;
+        }
+    }
+
+    /// Whether the session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.commands.is_closed()
+    }
+
+    /// The notebook this session runs.
+    pub fn notebook_id(&self) -> &str {
+        &self.notebook_id
+    }
+
+    /// The ids of the notebook's code cells in order, as the session sees the document now
+    /// (what a run-all queues).
+    pub fn code_cell_ids(&self) -> Vec<String> {
+        doc::code_cell_ids(&self.notebook)
+    }
+
+    async fn send(&self, command: Command) -> Result<(), SessionError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| SessionError::Closed)
+    }
+}

@@ -1,0 +1,304 @@
+//! The session's reads and writes of the shared document that `tandem_crdt::Notebook` has no
+//! typed edit for: `state.kernel`, a cell's source and type by id, and replacing one output's
+//! `data`/`metadata` in place (for `update_display_data` and the truncation notice).
+//!
+//! Cells are found the way `tandem_crdt` readers find them: the first `Y.Map` in the `cells`
+//! array whose `id` matches (later copies are leftovers of concurrent moves).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Map as JsonMap, Value};
+use yrs::{Any, Array, ArrayRef, GetString, Map, MapPrelim, MapRef, Out, ReadTxn, Transact};
+
+use tandem_crdt::Notebook;
+use tandem_crdt::schema::CELLS;
+
+/// The key of the runtime's map under the root `state` map.
+pub const KERNEL_KEY: &str = "kernel";
+
+/// `state.kernel.status`, as DESIGN.md names the values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelStatus {
+    /// No kernel process: before the first execute, or after a shutdown.
+    NotStarted,
+    /// A kernel process is starting.
+    Starting,
+    /// Ready, no cell running.
+    Idle,
+    /// A cell is running.
+    Busy,
+    /// The kernel died (see `reason`); the next execute starts a fresh one.
+    Dead,
+}
+
+impl KernelStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KernelStatus::NotStarted => "not_started",
+            KernelStatus::Starting => "starting",
+            KernelStatus::Idle => "idle",
+            KernelStatus::Busy => "busy",
+            KernelStatus::Dead => "dead",
+        }
+    }
+}
+
+/// Everything the session keeps in `state.kernel`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct KernelState {
+    pub status: KernelStatus,
+    pub runtime: &'static str,
+    pub execution_count: Option<u32>,
+    pub queue: Vec<String>,
+    pub running: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl KernelState {
+    pub(crate) fn new(runtime: &'static str) -> Self {
+        KernelState {
+            status: KernelStatus::NotStarted,
+            runtime,
+            execution_count: None,
+            queue: Vec::new(),
+            running: None,
+            reason: None,
+        }
+    }
+
+    fn fields(&self) -> [(&'static str, Option<Any>); 6] {
+        let strings: Vec<Any> = self.queue.iter().map(|id| Any::from(id.as_str())).collect();
+        [
+            ("status", Some(Any::from(self.status.as_str()))),
+            ("runtime", Some(Any::from(self.runtime))),
+            (
+                "execution_count",
+                Some(
+                    self.execution_count
+                        .map_or(Any::Null, |n| Any::from(i64::from(n))),
+                ),
+            ),
+            ("queue", Some(Any::Array(strings.into()))),
+            (
+                "running",
+                Some(self.running.as_deref().map_or(Any::Null, Any::from)),
+            ),
+            ("reason", self.reason.as_deref().map(Any::from)),
+        ]
+    }
+}
+
+/// Writes the keys of `state.kernel` that differ from `previous` (all of them when `None`),
+/// in one transaction. Writing only what changed keeps the document's history small: every
+/// map insert is a new item, even when the value is the same.
+pub(crate) fn write_kernel_state(
+    notebook: &Notebook,
+    state: &KernelState,
+    previous: Option<&KernelState>,
+) {
+    let new = state.fields();
+    let old = previous.map(KernelState::fields);
+    let root = notebook.state();
+    let mut txn = notebook.doc().transact_mut();
+    let kernel = match root.get(&txn, KERNEL_KEY) {
+        Some(Out::YMap(map)) => map,
+        _ => root.insert(&mut txn, KERNEL_KEY, MapPrelim::default()),
+    };
+    for (index, (key, value)) in new.into_iter().enumerate() {
+        let unchanged = old.as_ref().is_some_and(|old| old[index].1 == value);
+        if unchanged && previous.is_some() {
+            continue;
+        }
+        match value {
+            Some(value) => {
+                kernel.insert(&mut txn, key, value);
+            }
+            None => {
+                kernel.remove(&mut txn, key);
+            }
+        }
+    }
+}
+
+/// Why a cell id cannot be run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    NotFound,
+    NotCode,
+}
+
+/// The source of the code cell `id`, read now.
+pub(crate) fn code_source(notebook: &Notebook, id: &str) -> Result<String, Lookup> {
+    let txn = notebook.doc().transact();
+    let cell = find_cell(&txn, id).ok_or(Lookup::NotFound)?;
+    if string(&cell, &txn, "cell_type").as_deref() != Some("code") {
+        return Err(Lookup::NotCode);
+    }
+    Ok(match cell.get(&txn, "source") {
+        Some(Out::YText(text)) => text.get_string(&txn),
+        Some(Out::Any(Any::String(s))) => s.to_string(),
+        _ => String::new(),
+    })
+}
+
+/// The ids of the code cells, in document order.
+pub(crate) fn code_cell_ids(notebook: &Notebook) -> Vec<String> {
+    notebook
+        .cells()
+        .into_iter()
+        .filter(|cell| cell.cell_type == tandem_crdt::CellType::Code)
+        .map(|cell| cell.id)
+        .collect()
+}
+
+/// How many outputs the cell `id` holds now (0 when it has none or is gone).
+pub(crate) fn output_count(notebook: &Notebook, id: &str) -> u32 {
+    let txn = notebook.doc().transact();
+    find_cell(&txn, id)
+        .and_then(|cell| match cell.get(&txn, "outputs") {
+            Some(Out::YArray(outputs)) => Some(outputs.len(&txn)),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+/// Replaces `data` and `metadata` of output `index` of cell `id`, keeping its place and type.
+/// Returns whether that output existed.
+pub(crate) fn replace_output_data(
+    notebook: &Notebook,
+    id: &str,
+    index: u32,
+    data: &JsonMap<String, Value>,
+    metadata: &JsonMap<String, Value>,
+) -> bool {
+    let mut txn = notebook.doc().transact_mut();
+    let Some(cell) = find_cell(&txn, id) else {
+        return false;
+    };
+    let Some(Out::YArray(outputs)) = cell.get(&txn, "outputs") else {
+        return false;
+    };
+    let Some(Out::YMap(output)) = outputs.get(&txn, index) else {
+        return false;
+    };
+    output.insert(&mut txn, "data", object_to_any(data));
+    output.insert(&mut txn, "metadata", object_to_any(metadata));
+    true
+}
+
+fn find_cell<T: ReadTxn>(txn: &T, id: &str) -> Option<MapRef> {
+    let cells: ArrayRef = txn.get_array(CELLS)?;
+    cells.iter(txn).find_map(|item| match item {
+        Out::YMap(map) if string(&map, txn, "id").as_deref() == Some(id) => Some(map),
+        _ => None,
+    })
+}
+
+fn string<T: ReadTxn>(map: &MapRef, txn: &T, key: &str) -> Option<String> {
+    match map.get(txn, key) {
+        Some(Out::Any(Any::String(s))) => Some(s.to_string()),
+        _ => None,
+    }
+}
+
+fn object_to_any(map: &JsonMap<String, Value>) -> Any {
+    Any::Map(Arc::new(
+        map.iter()
+            .map(|(k, v)| (k.clone(), json_to_any(v)))
+            .collect::<HashMap<_, _>>(),
+    ))
+}
+
+/// JSON as a plain yrs value, integers kept as integers (as `tandem_crdt` stores them).
+pub(crate) fn json_to_any(value: &Value) -> Any {
+    match value {
+        Value::Null => Any::Null,
+        Value::Bool(b) => Any::Bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Any::from(i),
+            None => Any::from(n.as_f64().unwrap_or(0.0)),
+        },
+        Value::String(s) => Any::from(s.as_str()),
+        Value::Array(items) => Any::Array(items.iter().map(json_to_any).collect()),
+        Value::Object(map) => object_to_any(map),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use tandem_crdt::NewCell;
+
+    fn kernel_json(nb: &Notebook) -> Value {
+        let txn = nb.doc().transact();
+        match nb.state().get(&txn, KERNEL_KEY) {
+            Some(Out::YMap(map)) => {
+                let mut out = JsonMap::new();
+                for (k, v) in map.iter(&txn) {
+                    if let Out::Any(any) = v {
+                        out.insert(k.to_string(), serde_json::to_value(&any).unwrap());
+                    }
+                }
+                Value::Object(out)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn kernel_state_writes_only_changes_and_removes_reason() {
+        let nb = Notebook::new();
+        let mut state = KernelState::new("cpu");
+        write_kernel_state(&nb, &state, None);
+        assert_eq!(
+            kernel_json(&nb),
+            json!({"status": "not_started", "runtime": "cpu", "execution_count": null,
+                   "queue": [], "running": null})
+        );
+        let before = state.clone();
+        state.status = KernelStatus::Dead;
+        state.reason = Some("boom".into());
+        state.queue = vec!["a".into()];
+        write_kernel_state(&nb, &state, Some(&before));
+        assert_eq!(kernel_json(&nb)["reason"], "boom");
+        assert_eq!(kernel_json(&nb)["queue"], json!(["a"]));
+        let before = state.clone();
+        state.reason = None;
+        write_kernel_state(&nb, &state, Some(&before));
+        assert!(kernel_json(&nb).get("reason").is_none());
+    }
+
+    #[test]
+    fn reads_sources_and_replaces_output_data() {
+        let nb = Notebook::new();
+        let code = nb.insert_cell(0, NewCell::code("1+1")).unwrap();
+        let md = nb.insert_cell(1, NewCell::markdown("# hi")).unwrap();
+        assert_eq!(code_source(&nb, &code), Ok("1+1".into()));
+        assert_eq!(code_source(&nb, &md), Err(Lookup::NotCode));
+        assert_eq!(code_source(&nb, "nope"), Err(Lookup::NotFound));
+        assert_eq!(code_cell_ids(&nb), vec![code.clone()]);
+        let output =
+            json!({"output_type": "display_data", "data": {"text/plain": "a"}, "metadata": {}});
+        nb.append_output(&code, &output).unwrap();
+        assert_eq!(output_count(&nb, &code), 1);
+        let data = json!({"text/plain": "b"});
+        assert!(replace_output_data(
+            &nb,
+            &code,
+            0,
+            data.as_object().unwrap(),
+            &JsonMap::new()
+        ));
+        assert!(!replace_output_data(
+            &nb,
+            &code,
+            1,
+            data.as_object().unwrap(),
+            &JsonMap::new()
+        ));
+        assert_eq!(nb.cells()[0].outputs[0]["data"]["text/plain"], "b");
+    }
+}
