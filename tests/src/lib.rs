@@ -82,6 +82,27 @@ pub fn python() -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The kernel venv: `$TANDEM_VENV`, else `<workspace>/.venv-kernel` (`scripts/setup-python`
+/// makes it; tests that run code check for it with [`require_kernel_venv`]).
+pub fn kernel_venv() -> PathBuf {
+    std::env::var_os("TANDEM_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv-kernel"))
+}
+
+/// Fails with the fix when the kernel venv is missing.
+pub fn require_kernel_venv() -> Result<PathBuf> {
+    let venv = kernel_venv();
+    if venv.join("bin").join("python").exists() {
+        Ok(venv)
+    } else {
+        Err(anyhow!(
+            "no kernel venv at {}: run scripts/setup-python (scripts/test does)",
+            venv.display()
+        ))
+    }
+}
+
 /// The `node_modules` of the stock Node clients (`$TANDEM_NODE_MODULES`), with yjs,
 /// y-websocket@2, @jupyter/ydoc and ws installed by `npm ci`.
 pub fn node_modules() -> Result<PathBuf> {
@@ -178,6 +199,8 @@ fn strip_ansi(line: &str) -> String {
 pub struct TestServer {
     bin: PathBuf,
     data: TempDir,
+    /// Kernels' working directories, kept apart from the data dir as in production.
+    kernels: TempDir,
     child: Option<Child>,
     addr: SocketAddr,
     logs: LogBuffer,
@@ -193,11 +216,17 @@ impl TestServer {
             .prefix("tandem-test-data-")
             .tempdir()
             .context("creating the data dir")?;
+        let kernels = tempfile::Builder::new()
+            .prefix("tandem-test-kernels-")
+            .tempdir()
+            .context("creating the kernels dir")?;
         let logs = LogBuffer::default();
-        let (child, addr) = spawn_serve(&bin, data.path(), "127.0.0.1:0", &logs, 1).await?;
+        let dirs = (data.path(), kernels.path());
+        let (child, addr) = spawn_serve(&bin, dirs, "127.0.0.1:0", &logs, 1).await?;
         Ok(TestServer {
             bin,
             data,
+            kernels,
             child: Some(child),
             addr,
             logs,
@@ -284,7 +313,7 @@ impl TestServer {
         let same_port = format!("127.0.0.1:{}", self.addr.port());
         let (child, addr) = match spawn_serve(
             &self.bin,
-            self.data.path(),
+            (self.data.path(), self.kernels.path()),
             &same_port,
             &self.logs,
             self.starts,
@@ -300,7 +329,7 @@ impl TestServer {
                 self.starts += 1;
                 spawn_serve(
                     &self.bin,
-                    self.data.path(),
+                    (self.data.path(), self.kernels.path()),
                     "127.0.0.1:0",
                     &self.logs,
                     self.starts,
@@ -383,7 +412,7 @@ fn send_sigterm(pid: libc::pid_t) -> Result<()> {
 /// runs (a full pipe would block the server), and waits for the `listening on` line.
 async fn spawn_serve(
     bin: &Path,
-    data: &Path,
+    (data, kernels): (&Path, &Path),
     listen: &str,
     logs: &LogBuffer,
     start: u32,
@@ -396,7 +425,13 @@ async fn spawn_serve(
         .arg("serve")
         .arg("--data")
         .arg(data)
+        .arg("--kernel-dir")
+        .arg(kernels)
+        .arg("--venv")
+        .arg(kernel_venv())
         .args(["--listen", listen])
+        // A stand-in for the server's secrets: tests check that kernels never see it.
+        .env("TANDEM_TEST_SECRET", "server-secret-do-not-leak")
         .env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),

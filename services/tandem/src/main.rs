@@ -1,8 +1,12 @@
 //! `tandem`: the command-line entry point over the Tandem services.
 //!
 //! # Layout
-//! - `tandem serve`: everything on one machine with the embedded store in `--data`.
+//! - `tandem serve`: everything on one machine with the embedded store in `--data`: the
+//!   collab service and, joined to it over loopback, a runtime node.
 //! - `tandem collab`: the collab service alone.
+//! - `tandem runtime`: a runtime node alone, joining a collab service (`--collab-url`) with
+//!   the service credential both were given (`TANDEM_SERVICE_TOKEN`).
+//! - `tandem kernel`: internal; one kernel worker process, spawned by a runtime node.
 //! - `tandem token create --email E [--name N]`: creates the user if absent and prints a new
 //!   personal access token alone on the last line of stdout. Safe while the server runs.
 //!
@@ -20,6 +24,7 @@ use std::io::Write;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tandem_collab::{Config, Server, StoreConfig};
+use tandem_runtime::node::{KernelConfig, NodeConfig};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -47,16 +52,44 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run Tandem on one machine with the embedded store (the collab service; the execution
-    /// runtime and the web client join it as they land).
-    Serve(Config),
+    /// Run Tandem on one machine with the embedded store: collab service and runtime.
+    Serve(ServeArgs),
     /// Run the collab service alone.
     Collab(Config),
+    /// Run a runtime node alone, joined to a collab service.
+    Runtime(RuntimeArgs),
+    /// Internal: one kernel worker process (spawned by a runtime node).
+    #[command(hide = true)]
+    Kernel(tandem_runtime::worker::WorkerArgs),
     /// Manage personal access tokens.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
     },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    collab: Config,
+    #[command(flatten)]
+    kernels: KernelConfig,
+}
+
+#[derive(clap::Args)]
+struct RuntimeArgs {
+    /// The collab service to join.
+    #[arg(
+        long,
+        env = "TANDEM_COLLAB_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    collab_url: String,
+    /// The service credential the collab service was given.
+    #[arg(long, env = "TANDEM_SERVICE_TOKEN", hide_env_values = true)]
+    service_token: String,
+    #[command(flatten)]
+    kernels: KernelConfig,
 }
 
 #[derive(Subcommand)]
@@ -76,11 +109,18 @@ enum TokenCommand {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Kernel(args) = cli.command {
+        // A kernel owns its process: no logging setup, no async runtime, its fds are its own.
+        return tandem_runtime::worker::run(args);
+    }
     init_logging(cli.log_format);
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(async move {
+    let tokio_runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    tokio_runtime.block_on(async move {
         match cli.command {
-            Command::Serve(config) | Command::Collab(config) => serve(config).await,
+            Command::Serve(args) => serve(args.collab, Some(args.kernels)).await,
+            Command::Collab(config) => serve(config, None).await,
+            Command::Runtime(args) => run_runtime(args).await,
+            Command::Kernel(_) => Ok(()),
             Command::Token {
                 command: TokenCommand::Create { email, name, store },
             } => create_token(&store, &email, name.as_deref()).await,
@@ -100,7 +140,8 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+/// Runs the collab service and, with `kernels`, a runtime node joined to it.
+async fn serve(mut config: Config, kernels: Option<KernelConfig>) -> anyhow::Result<()> {
     // Each WebSocket is a file descriptor; the usual soft limit of 1024 would cap a node far
     // below the connections it can hold. Raise it to the hard limit the system allows.
     match rlimit::increase_nofile_limit(u64::MAX) {
@@ -108,6 +149,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Err(err) => tracing::warn!(error = %err, "cannot raise the open files limit"),
     }
     let data = config.store.data.clone();
+    if kernels.is_some() && config.service_token.is_none() {
+        // The in-process runtime is the only holder of this credential.
+        config.service_token = Some(tandem_collab::ids::new_token());
+    }
+    let service_token = config.service_token.clone();
     let server = Server::bind(config).await?;
     let addr = server.local_addr();
     tracing::info!(%addr, data = %data.display(), "tandem is up");
@@ -116,7 +162,52 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     std::io::stdout().flush().context("writing to stdout")?;
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));
-    server.run(stop).await
+    let node = match (kernels, service_token) {
+        (Some(kernels), Some(service_token)) => {
+            warn_if_no_venv(&kernels);
+            let mut local = addr;
+            if local.ip().is_unspecified() {
+                local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            let config = NodeConfig {
+                collab_url: format!("http://{local}"),
+                service_token,
+                kernels,
+            };
+            Some(tokio::spawn(tandem_runtime::node::run(
+                config,
+                stop.clone(),
+            )))
+        }
+        _ => None,
+    };
+    let served = server.run(stop.clone()).await;
+    stop.cancel();
+    if let Some(node) = node {
+        node.await.context("runtime task")??;
+    }
+    served
+}
+
+async fn run_runtime(args: RuntimeArgs) -> anyhow::Result<()> {
+    warn_if_no_venv(&args.kernels);
+    let config = NodeConfig {
+        collab_url: args.collab_url,
+        service_token: args.service_token,
+        kernels: args.kernels,
+    };
+    let stop = CancellationToken::new();
+    tokio::spawn(stop_on_signal(stop.clone()));
+    tandem_runtime::node::run(config, stop).await
+}
+
+fn warn_if_no_venv(kernels: &KernelConfig) {
+    if !kernels.venv.join("bin").join("python").exists() {
+        tracing::warn!(
+            venv = %kernels.venv.display(),
+            "no kernel venv: cells cannot run until `scripts/setup-python` creates it"
+        );
+    }
 }
 
 async fn stop_on_signal(stop: CancellationToken) {

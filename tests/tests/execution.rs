@@ -1,0 +1,391 @@
+//! Execution end to end through `tandem serve`: cells run on the server's runtime, and two
+//! connected document clients see the same outputs, counters and states.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tandem_client::{Client, DocConnection};
+use tandem_crdt::Notebook;
+use tandem_tests::{TestServer, require_kernel_venv};
+
+/// Generous: the first cell also starts a kernel, and CI machines are small.
+const RUN_WAIT: Duration = Duration::from_secs(60);
+
+fn code_cell(id: &str, source: &str) -> Value {
+    json!({"id": id, "cell_type": "code", "source": source, "metadata": {}, "outputs": [], "execution_count": null})
+}
+
+fn notebook(cells: &[(&str, &str)]) -> Value {
+    let cells: Vec<Value> = cells.iter().map(|(id, src)| code_cell(id, src)).collect();
+    json!({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells})
+}
+
+struct Setup {
+    server: TestServer,
+    owner: Client,
+    id: String,
+    alice: DocConnection,
+    bob: DocConnection,
+}
+
+async fn setup(cells: &[(&str, &str)]) -> Setup {
+    require_kernel_venv().unwrap();
+    let server = TestServer::start().await.unwrap();
+    let owner = server.client_for("owner@example.com").await.unwrap();
+    let id = owner
+        .create_notebook("run", Some(notebook(cells)))
+        .await
+        .unwrap()
+        .id;
+    let alice = connect(&server, &owner, &id).await;
+    let bob = connect(&server, &owner, &id).await;
+    Setup {
+        server,
+        owner,
+        id,
+        alice,
+        bob,
+    }
+}
+
+async fn connect(server: &TestServer, client: &Client, id: &str) -> DocConnection {
+    let conn = DocConnection::connect(&server.ws_url(), id, Some(client.token()))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), conn.synced())
+        .await
+        .unwrap()
+        .unwrap();
+    conn
+}
+
+/// The notebook as `conn` sees it, exported.
+fn view(conn: &DocConnection) -> Value {
+    Notebook::from_doc(conn.doc().clone()).to_ipynb()
+}
+
+fn cell<'a>(nb: &'a Value, id: &str) -> &'a Value {
+    nb["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap()
+}
+
+/// `state.kernel` as `conn` sees it.
+fn kernel(conn: &DocConnection) -> Value {
+    Notebook::from_doc(conn.doc().clone())
+        .state_value("kernel")
+        .unwrap_or(Value::Null)
+}
+
+async fn wait_for(conn: &DocConnection, what: &str, mut done: impl FnMut(&DocConnection) -> bool) {
+    let deadline = tokio::time::Instant::now() + RUN_WAIT;
+    while !done(conn) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} never happened; notebook: {:#}\nkernel: {}",
+            view(conn),
+            kernel(conn)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn execute(setup: &Setup, body: Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/api/notebooks/{}/execute",
+            setup.server.http_url(),
+            setup.id
+        ))
+        .bearer_auth(setup.owner.token())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn control(setup: &Setup, action: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!(
+            "{}/api/notebooks/{}/{action}",
+            setup.server.http_url(),
+            setup.id
+        ))
+        .bearer_auth(setup.owner.token())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn finished(conn: &DocConnection, id: &str) -> bool {
+    let nb = view(conn);
+    let cell = cell(&nb, id);
+    cell["execution_count"].is_number() && kernel(conn)["running"].is_null()
+}
+
+fn text_of(cell: &Value) -> String {
+    cell["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| match o["output_type"].as_str() {
+            Some("stream") => o["text"].as_str().unwrap_or_default().to_owned(),
+            Some("execute_result" | "display_data") => o["data"]["text/plain"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            Some("error") => format!("{}: {}", o["ename"], o["evalue"]),
+            _ => String::new(),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everyone_sees_the_same_outputs_and_counters() {
+    let cells = [
+        ("sum", "1+1"),
+        ("print", "print('hello from the kernel')"),
+        ("version", "import sys\nsys.version"),
+        ("time", "%time x = sum(range(1000))"),
+        ("shell", "!echo shell-says-hi"),
+        (
+            "plot",
+            "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.show()",
+        ),
+        ("boom", "1/0"),
+    ];
+    let setup = setup(&cells).await;
+    let ids: Vec<&str> = cells.iter().map(|(id, _)| *id).collect();
+    let (status, body) = execute(&setup, json!({"cell_ids": ids})).await;
+    assert_eq!((status, &body), (202, &json!({"queued": ids})));
+
+    for conn in [&setup.alice, &setup.bob] {
+        wait_for(conn, "the last cell to finish", |c| finished(c, "boom")).await;
+    }
+    let (a, b) = (view(&setup.alice), view(&setup.bob));
+    assert_eq!(a, b, "both clients see the same notebook");
+    for (n, id) in ids.iter().enumerate() {
+        assert_eq!(
+            cell(&a, id)["execution_count"],
+            json!(n + 1),
+            "counter of {id}"
+        );
+    }
+    assert_eq!(text_of(cell(&a, "sum")), "2");
+    assert_eq!(text_of(cell(&a, "print")), "hello from the kernel\n");
+    assert!(
+        text_of(cell(&a, "version")).starts_with("'3.11.2"),
+        "{}",
+        text_of(cell(&a, "version"))
+    );
+    assert!(
+        text_of(cell(&a, "time")).contains("Wall time"),
+        "{}",
+        text_of(cell(&a, "time"))
+    );
+    assert_eq!(text_of(cell(&a, "shell")).trim(), "shell-says-hi");
+    let plot = cell(&a, "plot")["outputs"].as_array().unwrap();
+    assert!(
+        plot.iter().any(|o| o["data"]["image/png"].is_string()),
+        "no inline PNG: {plot:?}"
+    );
+    let boom = &cell(&a, "boom")["outputs"][0];
+    assert_eq!(
+        (boom["output_type"].as_str(), boom["ename"].as_str()),
+        (Some("error"), Some("ZeroDivisionError"))
+    );
+    assert!(
+        boom["traceback"].to_string().contains("\\u001b["),
+        "colored traceback: {boom}"
+    );
+
+    // A late joiner sees everything, and the server's export agrees.
+    let carol = connect(&setup.server, &setup.owner, &setup.id).await;
+    assert_eq!(view(&carol), a);
+    let export = setup.owner.export_ipynb(&setup.id).await.unwrap();
+    assert_eq!(export["cells"], a["cells"]);
+    assert_eq!(kernel(&carol)["status"], "idle");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupt_stops_a_runaway_cell_and_the_kernel_lives_on() {
+    let spin = "print('spinning', flush=True)\nwhile True: pass";
+    let setup = setup(&[("spin", spin), ("after", "21 * 2")]).await;
+    assert_eq!(execute(&setup, json!({"cell_ids": ["spin"]})).await.0, 202);
+    // Streamed output shows the loop is running, before the cell ends.
+    wait_for(&setup.bob, "the loop to start", |c| {
+        text_of(cell(&view(c), "spin")) == "spinning\n"
+    })
+    .await;
+    assert_eq!(control(&setup, "interrupt").await, 202);
+    wait_for(&setup.bob, "the interrupt", |c| finished(c, "spin")).await;
+    assert!(text_of(cell(&view(&setup.bob), "spin")).contains("KeyboardInterrupt"));
+
+    assert_eq!(execute(&setup, json!({"cell_ids": ["after"]})).await.0, 202);
+    wait_for(&setup.alice, "the next cell", |c| finished(c, "after")).await;
+    let nb = view(&setup.alice);
+    assert_eq!(text_of(cell(&nb, "after")), "42");
+    assert_eq!(
+        cell(&nb, "after")["execution_count"],
+        2,
+        "same kernel, counter goes on"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_kernel_is_contained_and_replaced() {
+    let setup = setup(&[
+        ("warm", "1"),
+        ("crash", "import os\nos._exit(3)"),
+        ("again", "'alive'"),
+    ])
+    .await;
+    assert_eq!(
+        execute(&setup, json!({"cell_ids": ["warm", "crash"]}))
+            .await
+            .0,
+        202
+    );
+    wait_for(&setup.alice, "the kernel to die", |c| {
+        kernel(c)["status"] == "dead"
+    })
+    .await;
+    assert!(
+        kernel(&setup.alice)["reason"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty())
+    );
+    // The server is untouched...
+    assert_eq!(setup.owner.healthz().await.unwrap()["status"], "ok");
+    // ...and the next execute starts a fresh kernel, counting from 1.
+    assert_eq!(execute(&setup, json!({"cell_ids": ["again"]})).await.0, 202);
+    wait_for(&setup.bob, "the fresh kernel", |c| finished(c, "again")).await;
+    let nb = view(&setup.bob);
+    assert_eq!(text_of(cell(&nb, "again")), "'alive'");
+    assert_eq!(cell(&nb, "again")["execution_count"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_forgets_state_and_resets_the_counter() {
+    let setup = setup(&[("set", "x = 5"), ("get", "x")]).await;
+    assert_eq!(execute(&setup, json!({"all": true})).await.0, 202);
+    wait_for(&setup.alice, "both cells", |c| finished(c, "get")).await;
+    assert_eq!(text_of(cell(&view(&setup.alice), "get")), "5");
+    assert_eq!(control(&setup, "restart").await, 202);
+    assert_eq!(execute(&setup, json!({"cell_ids": ["get"]})).await.0, 202);
+    wait_for(&setup.alice, "the cell after restart", |c| {
+        let nb = view(c);
+        cell(&nb, "get")["execution_count"] == 1 && finished(c, "get")
+    })
+    .await;
+    assert!(text_of(cell(&view(&setup.alice), "get")).contains("NameError"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_people_with_access_can_run_code() {
+    let setup = setup(&[("c", "1")]).await;
+    let stranger = setup
+        .server
+        .client_for("stranger@example.com")
+        .await
+        .unwrap();
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/api/notebooks/{}/execute",
+            setup.server.http_url(),
+            setup.id
+        ))
+        .bearer_auth(stranger.token())
+        .json(&json!({"all": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let anonymous = reqwest::Client::new()
+        .post(format!(
+            "{}/api/notebooks/{}/execute",
+            setup.server.http_url(),
+            setup.id
+        ))
+        .json(&json!({"all": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    // Nothing ran.
+    assert!(view(&setup.alice)["cells"][0]["execution_count"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kernels_see_neither_the_servers_secrets_nor_its_store() {
+    let setup = setup(&[]).await;
+    let db = setup.server.data_dir().join("tandem.db");
+    let cells = [
+        ("env", "import os\nsorted(k for k in os.environ if 'TANDEM' in k or 'TOKEN' in k or 'SECRET' in k)".to_owned()),
+        ("store", format!("open({:?}, 'rb').read(16)", db.display().to_string())),
+        ("home", "import os\nos.getcwd() == os.environ['HOME']".to_owned()),
+    ];
+    let nb = notebook(
+        &cells
+            .iter()
+            .map(|(id, src)| (*id, src.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    let id = setup
+        .owner
+        .create_notebook("isolation", Some(nb))
+        .await
+        .unwrap()
+        .id;
+    let observer = connect(&setup.server, &setup.owner, &id).await;
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/api/notebooks/{id}/execute",
+            setup.server.http_url()
+        ))
+        .bearer_auth(setup.owner.token())
+        .json(&json!({"all": false, "cell_ids": ["env", "store", "home"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    wait_for(&observer, "the cells", |c| {
+        let nb = view(c);
+        ["env", "store", "home"]
+            .iter()
+            .all(|id| !cell(&nb, id)["outputs"].as_array().unwrap().is_empty())
+    })
+    .await;
+    let nb = view(&observer);
+    assert_eq!(
+        text_of(cell(&nb, "env")),
+        "[]",
+        "the kernel's environment is clean"
+    );
+    assert_eq!(
+        text_of(cell(&nb, "home")),
+        "True",
+        "the kernel has its own home"
+    );
+    let running_as_root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    if running_as_root {
+        // As root, kernels run as nobody and the store is owner-only.
+        assert!(
+            text_of(cell(&nb, "store")).contains("PermissionError"),
+            "{}",
+            text_of(cell(&nb, "store"))
+        );
+    }
+}
