@@ -117,7 +117,10 @@ impl SqliteStore {
 fn restrict_to_owner(dir: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
-        StoreError::Open { path: dir.display().to_string(), reason: format!("chmod 700: {e}") }
+        StoreError::Open {
+            path: dir.display().to_string(),
+            reason: format!("chmod 700: {e}"),
+        }
     })
 }
 
