@@ -6,6 +6,10 @@
 //!   set rate. Reports delivered updates/s, p50/p99/max delivery latency (local edit → arrival
 //!   at every other client), server CPU seconds per 1,000 delivered updates, and server memory.
 //! - `idle`: M idle connections to one notebook; reports the server's memory.
+//! - `exec` (not run by default): code execution, Tandem's runtime against a stock ipykernel
+//!   driven by jupyter_client, in one run: kernel cold start / first execute, `1+1` p50/p99, and
+//!   100k printed lines, Tandem's timed until a second client's document shows the result.
+//!   `--targets` does not apply: it always measures Tandem and ipykernel.
 //!
 //! It prints a markdown table (with the exact command) to paste into `docs/benchmarks.md`.
 //!
@@ -21,12 +25,24 @@
 //! open-file limit for the idle scenario and servers it spawns inherit it; a server started by
 //! hand needs `ulimit -n 20000` (or more) in its own shell.
 //!
+//! The execution benchmark:
+//! ```text
+//! scripts/setup-python            # the kernel venv Tandem's kernels run in (.venv-kernel)
+//! cargo build --release -p tandem -p tandem-bench
+//! target/release/tandem-bench --scenarios exec
+//! ```
+//! A spawned Tandem gets `--kernel-dir <tmp> --venv <--kernel-venv>`. The ipykernel side runs
+//! `bench/python/ipykernel_bench.py` in `target/bench-venv`, which the bench creates from
+//! `/usr/bin/python3.11` and `bench/python/requirements.txt` when missing or out of date.
+//!
 //! # Layout
 //! - `target.rs`: starting (or attaching to) the servers under test.
-//! - `typing.rs`, `idle.rs`: the scenarios.
+//! - `typing.rs`, `idle.rs`, `exec.rs`: the scenarios (`exec.rs` drives
+//!   `bench/python/ipykernel_bench.py` for its ipykernel side, in `exec/ipykernel.rs`).
 //! - `sys.rs`: `/proc` readings and the open-file limit.
 //! - `report.rs`: the markdown table.
 
+mod exec;
 mod idle;
 mod report;
 mod sys;
@@ -39,6 +55,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 
+use exec::ExecConfig;
 use report::Row;
 use target::TandemSource;
 use typing::TypingConfig;
@@ -72,6 +89,20 @@ struct Args {
     /// Idle connections to open in the idle scenario.
     #[arg(long, default_value_t = 10_000)]
     idle: usize,
+    /// Timed `1+1` executions in the exec scenario (after the first, which times cold start).
+    #[arg(long, default_value_t = 100)]
+    exec_runs: usize,
+    /// Lines the exec scenario's print loop prints.
+    #[arg(long, default_value_t = 100_000)]
+    exec_prints: u64,
+    /// Wait between a spawned Tandem being up and its first execute, as on a server that has
+    /// been running a while.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    exec_settle: Duration,
+    /// The kernel venv for a spawned Tandem (default: `.venv-kernel` in the workspace, made by
+    /// `scripts/setup-python`).
+    #[arg(long, env = "TANDEM_VENV")]
+    kernel_venv: Option<PathBuf>,
     /// The `tandem` binary to spawn (default: the one next to this binary).
     #[arg(long, env = "TANDEM_BIN")]
     tandem_bin: Option<PathBuf>,
@@ -109,6 +140,8 @@ enum Scenario {
     Typing,
     /// Idle connections.
     Idle,
+    /// Code execution, Tandem against ipykernel (not per target).
+    Exec,
 }
 
 #[tokio::main]
@@ -128,7 +161,7 @@ async fn main() -> Result<()> {
     let mut rows = Vec::new();
     let mut failures = Vec::new();
     for kind in &args.targets {
-        for scenario in &args.scenarios {
+        for scenario in args.scenarios.iter().filter(|s| **s != Scenario::Exec) {
             eprintln!("running {kind:?} / {scenario:?} ...");
             match run_one(&args, *kind, *scenario).await {
                 Ok(row) => {
@@ -143,7 +176,41 @@ async fn main() -> Result<()> {
         }
     }
 
-    let markdown = report::markdown(&rows, &command, &sys::machine());
+    let mut exec_results = Vec::new();
+    if args.scenarios.contains(&Scenario::Exec) {
+        let config = ExecConfig {
+            runs: args.exec_runs,
+            prints: args.exec_prints,
+            settle: args.exec_settle,
+            kernel_venv: args
+                .kernel_venv
+                .clone()
+                .unwrap_or_else(exec::default_kernel_venv),
+            verbose: args.verbose,
+        };
+        for (system, result) in exec::run(&tandem_source(&args)?, &config).await {
+            match result {
+                Ok(result) => {
+                    eprintln!("  {}", result.note);
+                    exec_results.push(result);
+                }
+                Err(error) => {
+                    eprintln!("  failed: {error:#}");
+                    failures.push(format!("{system} / Exec: {error:#}"));
+                }
+            }
+        }
+    }
+
+    let machine = sys::machine();
+    let mut sections = Vec::new();
+    if !rows.is_empty() || exec_results.is_empty() {
+        sections.push(report::markdown(&rows, &command, &machine));
+    }
+    if !exec_results.is_empty() {
+        sections.push(report::exec_markdown(&exec_results, &command, &machine));
+    }
+    let markdown = sections.join("\n");
     println!("{markdown}");
     if let Some(path) = &args.output {
         std::fs::write(path, &markdown).with_context(|| format!("writing {}", path.display()))?;
@@ -159,6 +226,7 @@ async fn run_one(args: &Args, kind: TargetKind, scenario: Scenario) -> Result<Ro
     let title = match scenario {
         Scenario::Typing => "bench-typing",
         Scenario::Idle => "bench-idle",
+        Scenario::Exec => bail!("exec is not a per-target scenario"),
     };
     let target = match kind {
         TargetKind::Node => {
@@ -186,6 +254,7 @@ async fn run_one(args: &Args, kind: TargetKind, scenario: Scenario) -> Result<Ro
             let result = idle::run(&target, args.idle).await?;
             Ok(Row::idle(target.name, &result))
         }
+        Scenario::Exec => bail!("exec is not a per-target scenario"),
     }
 }
 
@@ -263,5 +332,8 @@ mod tests {
         assert_eq!(args.targets, vec![TargetKind::Node]);
         assert_eq!(args.clients, 5);
         assert!(Args::try_parse_from(["tandem-bench", "--tandem-url", "http://x"]).is_err());
+        let exec = Args::try_parse_from(["tandem-bench", "--scenarios", "exec"]).unwrap();
+        assert_eq!(exec.scenarios, vec![Scenario::Exec]);
+        assert_eq!((exec.exec_runs, exec.exec_prints), (100, 100_000));
     }
 }

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use crate::exec::ExecResult;
 use crate::idle::IdleResult;
 use crate::sys::Memory;
 use crate::typing::{TypingConfig, TypingResult};
@@ -158,6 +159,70 @@ pub fn markdown(rows: &[Row], command: &str, machine: &str) -> String {
     out
 }
 
+/// Issue 3's goals for Tandem's execution path: first execute ready, `1+1` p50, 100k prints.
+const EXEC_GOALS: (f64, f64, f64) = (0.150, 2.0, 0.5);
+
+/// The execution section: command, machine, one row per system, notes and the goals.
+pub fn exec_markdown(results: &[ExecResult], command: &str, machine: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Command: `{command}`  ");
+    let _ = writeln!(
+        out,
+        "Machine: {machine} (bench clients, server and kernels share it)\n"
+    );
+    let prints = results.first().map_or(100_000, |r| r.prints);
+    let runs = results.first().map_or(0, |r| r.one_plus_one_us.len());
+    let _ = writeln!(
+        out,
+        "| system | cold start / first execute s | 1+1 p50 ms | 1+1 p99 ms | {} prints s |",
+        count_label(prints)
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+    let ms = |us: u64| us as f64 / 1000.0;
+    for r in results {
+        let _ = writeln!(
+            out,
+            "| {} | {:.3} | {:.2} | {:.2} | {:.3} |",
+            r.system,
+            r.cold_start.as_secs_f64(),
+            ms(percentile(&r.one_plus_one_us, 50.0)),
+            ms(percentile(&r.one_plus_one_us, 99.0)),
+            r.prints_time.as_secs_f64(),
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "- 1+1: {runs} runs of the same cell after the first; p50/p99 by nearest rank."
+    );
+    for r in results {
+        let _ = writeln!(out, "- {}: {}", r.system, r.note);
+    }
+    if let Some(t) = results.iter().find(|r| r.system == "Tandem") {
+        let (cold, p50, print_s) = EXEC_GOALS;
+        let mark = |met: bool| if met { "met" } else { "not met" };
+        let _ = writeln!(
+            out,
+            "- Goals for Tandem (issue 3): first execute ≤ {} ms ({}), 1+1 p50 ≤ {p50} ms ({}), \
+             100k prints ≤ {print_s} s ({}).",
+            cold * 1000.0,
+            mark(t.cold_start.as_secs_f64() <= cold),
+            mark(ms(percentile(&t.one_plus_one_us, 50.0)) <= p50),
+            mark(t.prints == 100_000 && t.prints_time.as_secs_f64() <= print_s),
+        );
+    }
+    out
+}
+
+/// `100000` → `100k`; other counts as they are.
+fn count_label(count: u64) -> String {
+    if count >= 1000 && count.is_multiple_of(1000) {
+        format!("{}k", count / 1000)
+    } else {
+        count.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,5 +268,27 @@ mod tests {
             "| Tandem | typing | 3 | 10 | 60 | 2.00 | 3.00 | 3.00 | 0.1667 | 10.0 (12.0) |"
         ));
         assert!(md.contains("6.0× less"));
+    }
+
+    #[test]
+    fn exec_table_has_a_row_per_system_and_the_goals() {
+        let result = |system: &str, cold_ms, p50_us| ExecResult {
+            system: system.into(),
+            cold_start: Duration::from_millis(cold_ms),
+            one_plus_one_us: vec![p50_us, p50_us, 9900],
+            prints: 100_000,
+            prints_time: Duration::from_millis(400),
+            note: "note".into(),
+        };
+        let rows = [
+            result("Tandem", 120, 1500),
+            result("ipykernel 7.4.0", 700, 9300),
+        ];
+        let md = exec_markdown(&rows, "tandem-bench --scenarios exec", "test machine");
+        assert!(md.contains("| 100k prints s |"));
+        assert!(md.contains("| Tandem | 0.120 | 1.50 | 9.90 | 0.400 |"));
+        assert!(md.contains("| ipykernel 7.4.0 | 0.700 | 9.30 | 9.90 | 0.400 |"));
+        assert!(md.contains("≤ 150 ms (met), 1+1 p50 ≤ 2 ms (met), 100k prints ≤ 0.5 s (met)"));
+        assert_eq!(count_label(1234), "1234");
     }
 }

@@ -2,6 +2,7 @@
 //! reference server. Each [`Target`] knows where to connect, which room to use, and which
 //! process to measure.
 
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -81,7 +82,7 @@ pub async fn tandem(source: &TandemSource, title: &str, verbose: bool) -> Result
         TandemSource::Attach { url, pid, token } => (url.clone(), *pid, token.clone(), Guard::None),
         TandemSource::Spawn(bin) => {
             let data = tempfile::tempdir().context("creating a data folder")?;
-            let (child, addr) = spawn_serve(bin, data.path(), verbose).await?;
+            let (child, addr) = spawn_serve(bin, data.path(), &[], verbose).await?;
             let pid = child.id().context("tandem exited right after starting")?;
             let token = create_token(bin, data.path()).await?;
             (
@@ -111,14 +112,21 @@ pub async fn tandem(source: &TandemSource, title: &str, verbose: bool) -> Result
     })
 }
 
-/// Runs `tandem serve` and waits for the address it prints (`listening on http://...`).
-/// Its output is drained for as long as it runs, so a chatty server never blocks on a full pipe.
-async fn spawn_serve(bin: &Path, data: &Path, verbose: bool) -> Result<(Child, SocketAddr)> {
+/// Runs `tandem serve` (with `extra_args` after the data folder and address) and waits for the
+/// address it prints (`listening on http://...`). Its output is drained for as long as it runs,
+/// so a chatty server never blocks on a full pipe.
+pub async fn spawn_serve(
+    bin: &Path,
+    data: &Path,
+    extra_args: &[&OsStr],
+    verbose: bool,
+) -> Result<(Child, SocketAddr)> {
     let mut child = Command::new(bin)
         .arg("serve")
         .arg("--data")
         .arg(data)
         .args(["--listen", "127.0.0.1:0"])
+        .args(extra_args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -196,7 +204,7 @@ pub fn parse_listen_line(line: &str) -> Option<SocketAddr> {
 }
 
 /// Runs `tandem token create`, which prints the token alone on its last stdout line.
-async fn create_token(bin: &Path, data: &Path) -> Result<String> {
+pub async fn create_token(bin: &Path, data: &Path) -> Result<String> {
     let output = Command::new(bin)
         .args(["token", "create", "--data"])
         .arg(data)
@@ -223,7 +231,8 @@ async fn create_token(bin: &Path, data: &Path) -> Result<String> {
     }
 }
 
-async fn wait_healthy(client: &Client) -> Result<()> {
+/// Polls `GET /healthz` until the server answers.
+pub async fn wait_healthy(client: &Client) -> Result<()> {
     let deadline = tokio::time::Instant::now() + START_TIMEOUT;
     loop {
         match client.healthz().await {
