@@ -50,6 +50,16 @@ pub struct KernelConfig {
     #[arg(long, env = "TANDEM_INTERRUPT_GRACE", default_value = "5s", value_parser = humantime::parse_duration)]
     pub interrupt_grace: Duration,
 
+    /// Shut a kernel down after this long without running a cell (announced in
+    /// `state.kernel.idle_shutdown_at`).
+    #[arg(long, env = "TANDEM_KERNEL_IDLE_TIMEOUT", default_value = "90m", value_parser = humantime::parse_duration)]
+    pub kernel_idle_timeout: Duration,
+
+    /// Stop a kernel this long after it started, busy or not (announced in
+    /// `state.kernel.lifetime_ends_at`).
+    #[arg(long, env = "TANDEM_KERNEL_MAX_LIFETIME", default_value = "12h", value_parser = humantime::parse_duration)]
+    pub kernel_max_lifetime: Duration,
+
     /// The user kernels run as. Default: `nobody` when Tandem runs as root (kernels then
     /// cannot read the store or each other's files), else the server's own user; `""`
     /// keeps the server's user even as root.
@@ -235,6 +245,8 @@ impl Node {
         );
         config.output_cap_bytes = self.config.kernels.output_cap;
         config.interrupt_grace = self.config.kernels.interrupt_grace;
+        config.idle_timeout = self.config.kernels.kernel_idle_timeout;
+        config.max_lifetime = self.config.kernels.kernel_max_lifetime;
         let session = Session::start(config).await?;
         sessions.insert(notebook_id.to_owned(), session.clone());
         Ok(session)

@@ -27,6 +27,14 @@
 //! and the next execute starts a fresh kernel.
 //!
 //! The kernel starts on the first execute, or at once with [`SessionConfig::eager_start`].
+//!
+//! Lifecycle limits are announced in `state.kernel` before they strike, so every client can
+//! warn: while the kernel is idle, `idle_shutdown_at` says when it will be shut down for
+//! inactivity ([`SessionConfig::idle_timeout`]; the kernel then goes back to `"not_started"`
+//! and the next execute starts a fresh one); `lifetime_ends_at` says when it reaches its
+//! maximum lifetime ([`SessionConfig::max_lifetime`]; it is then stopped even if busy, the
+//! running cell gets an error saying why, and `status` is `"dead"` with that `reason`). Both
+//! are milliseconds since the Unix epoch.
 
 mod actor;
 mod doc;
@@ -54,6 +62,12 @@ pub const DEFAULT_OUTPUT_CAP_BYTES: usize = 1 << 20;
 /// a cell that has not stopped after this long is stuck in native code or ignores it.
 pub const DEFAULT_INTERRUPT_GRACE: Duration = Duration::from_secs(5);
 
+/// Default [`SessionConfig::idle_timeout`]: 90 minutes, as Colab.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90 * 60);
+
+/// Default [`SessionConfig::max_lifetime`]: 12 hours, as Colab.
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
+
 /// How long a shutdown lets the kernel run its exit hooks before killing it.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -79,6 +93,10 @@ pub struct SessionConfig {
     pub full_output_dir: Option<PathBuf>,
     /// `state.kernel.runtime`: `"cpu"` or `"gpu"`.
     pub runtime: &'static str,
+    /// An idle kernel is shut down after this long without a cell running.
+    pub idle_timeout: Duration,
+    /// A kernel is stopped this long after it started, whatever it is doing.
+    pub max_lifetime: Duration,
 }
 
 impl SessionConfig {
@@ -94,6 +112,8 @@ impl SessionConfig {
             eager_start: false,
             full_output_dir: None,
             runtime: "cpu",
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_lifetime: DEFAULT_MAX_LIFETIME,
         }
     }
 }

@@ -613,3 +613,94 @@ async fn a_flood_of_prints_is_coalesced_and_clear_output_waits() -> Result<()> {
     assert!(updates < 1_000, "{updates} updates for 100 000 prints");
     Ok(())
 }
+
+#[tokio::test]
+async fn an_idle_kernel_is_announced_then_shut_down() -> Result<()> {
+    let h = Harness::start(&[("a", "x = 1"), ("b", "x")], |config| {
+        config.idle_timeout = Duration::from_millis(1500);
+    })
+    .await?;
+    h.run(&["a"]).await?;
+    h.finished("a").await?;
+    // While idle, everyone can see when the kernel will go.
+    h.wait("the idle shutdown to be announced", |_, k| {
+        k["status"] == "idle"
+            && k["idle_shutdown_at"].is_number()
+            && k["lifetime_ends_at"].is_number()
+    })
+    .await?;
+    let announced = kernel_of(h.observer.doc())["idle_shutdown_at"]
+        .as_i64()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    assert!(
+        announced > now && announced <= now + 1600,
+        "announced {announced}, now {now}"
+    );
+    h.wait("the idle shutdown", |_, k| k["status"] == "not_started")
+        .await?;
+    let kernel = kernel_of(h.observer.doc());
+    assert!(
+        kernel["reason"]
+            .as_str()
+            .unwrap()
+            .contains("without running a cell"),
+        "{kernel}"
+    );
+    assert!(kernel["idle_shutdown_at"].is_null(), "{kernel}");
+    // The next execute starts a fresh kernel: the variable is gone, the counter restarts.
+    h.run(&["b"]).await?;
+    let b = h.finished("b").await?;
+    assert_eq!(b.execution_count, Some(1));
+    assert_eq!(b.outputs[0]["ename"], "NameError", "{:?}", b.outputs);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_kernel_is_stopped_at_its_maximum_lifetime_even_when_busy() -> Result<()> {
+    let h = Harness::start(
+        &[
+            (
+                "long",
+                "import time\nprint('working', flush=True)\ntime.sleep(60)",
+            ),
+            ("next", "2+2"),
+        ],
+        |config| {
+            config.max_lifetime = Duration::from_millis(1500);
+        },
+    )
+    .await?;
+    h.run(&["long"]).await?;
+    h.wait("the cell to start", |cells, k| {
+        k["lifetime_ends_at"].is_number()
+            && cell(cells, "long").is_some_and(|c| !c.outputs.is_empty())
+    })
+    .await?;
+    // Busy: no idle shutdown is announced.
+    assert!(kernel_of(h.observer.doc())["idle_shutdown_at"].is_null());
+    h.wait("the lifetime to end", |_, k| k["status"] == "dead")
+        .await?;
+    let kernel = kernel_of(h.observer.doc());
+    assert!(
+        kernel["reason"]
+            .as_str()
+            .unwrap()
+            .contains("maximum lifetime"),
+        "{kernel}"
+    );
+    let cells = cells_of(h.observer.doc());
+    let long = cell(&cells, "long").unwrap();
+    assert_eq!(long.execution_state, Some(ExecutionState::Idle));
+    assert_eq!(
+        long.outputs.last().unwrap()["ename"],
+        "KernelLifetimeExceeded",
+        "{:?}",
+        long.outputs
+    );
+    h.run(&["next"]).await?;
+    assert_eq!(h.finished("next").await?.execution_count, Some(1));
+    Ok(())
+}

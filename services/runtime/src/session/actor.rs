@@ -49,6 +49,8 @@ enum Input {
     Flush,
     InterruptGrace,
     Died(Death),
+    IdleTimeout,
+    LifetimeOver,
     Disconnected,
 }
 
@@ -68,6 +70,10 @@ pub(super) struct Actor {
     runs: u64,
     /// Set when the kernel was killed because an interrupt did not stop the cell.
     killed_after_interrupt: bool,
+    /// Since when the ready kernel has had nothing to run.
+    idle_since: Option<Instant>,
+    /// When the current kernel became ready.
+    kernel_started: Option<Instant>,
 }
 
 impl Actor {
@@ -91,6 +97,8 @@ impl Actor {
             written: None,
             runs: 0,
             killed_after_interrupt: false,
+            idle_since: None,
+            kernel_started: None,
         }
     }
 
@@ -129,6 +137,8 @@ impl Actor {
                 }
                 Input::InterruptGrace => self.interrupt_expired(),
                 Input::Died(death) => self.died(&death),
+                Input::IdleTimeout => self.idle_timeout(),
+                Input::LifetimeOver => self.lifetime_over(),
             }
             self.pump();
         }
@@ -137,6 +147,8 @@ impl Actor {
     }
 
     async fn next_input(&mut self) -> Input {
+        let (idle_since, kernel_started) = (self.idle_since, self.kernel_started);
+        let (idle_timeout, max_lifetime) = (self.config.idle_timeout, self.config.max_lifetime);
         let Actor {
             commands,
             slot,
@@ -147,6 +159,13 @@ impl Actor {
         let idle = running.is_none();
         let flush_at = running.as_ref().and_then(|r| r.output.flush_at());
         let interrupt_at = running.as_ref().and_then(|r| r.interrupt_deadline);
+        let ready = matches!(slot, Slot::Ready(_));
+        let idle_at = idle_since
+            .filter(|_| ready && idle)
+            .map(|since| since + idle_timeout);
+        let lifetime_at = kernel_started
+            .filter(|_| ready)
+            .map(|started| started + max_lifetime);
         let kernel = async {
             match slot {
                 Slot::Starting(start) => Input::Started(start.await),
@@ -178,6 +197,8 @@ impl Actor {
             event = event => Input::Event(event),
             input = kernel => input,
             () = at(flush_at) => Input::Flush,
+            () = at(lifetime_at) => Input::LifetimeOver,
+            () = at(idle_at) => Input::IdleTimeout,
             _ = conn.closed() => Input::Disconnected,
         }
     }
@@ -263,6 +284,51 @@ impl Actor {
         }
     }
 
+    /// The kernel had nothing to run for the idle timeout: stop it; the next execute starts
+    /// a fresh one.
+    fn idle_timeout(&mut self) {
+        tracing::info!(idle = ?self.config.idle_timeout, "shutting down the idle kernel");
+        // Dropping the kernel kills its process group.
+        self.slot = Slot::None;
+        self.kernel_started = None;
+        self.state.status = KernelStatus::NotStarted;
+        self.state.reason = Some(format!(
+            "shut down after {} without running a cell",
+            humantime::format_duration(self.config.idle_timeout)
+        ));
+        self.write_state();
+    }
+
+    /// The kernel reached its maximum lifetime: stop it, busy or not.
+    fn lifetime_over(&mut self) {
+        let reason = format!(
+            "stopped at its maximum lifetime of {}",
+            humantime::format_duration(self.config.max_lifetime)
+        );
+        tracing::info!(%reason, "stopping the kernel");
+        if let Some(mut running) = self.running.take() {
+            running.output.finish(&self.notebook, &mut self.displays);
+            let output = Output::Error {
+                ename: "KernelLifetimeExceeded".into(),
+                evalue: reason.clone(),
+                traceback: vec![format!(
+                    "\x1b[31mKernelLifetimeExceeded\x1b[39m: the kernel was {reason}"
+                )],
+            };
+            if let Ok(json) = serde_json::to_value(&output) {
+                let _ = self.notebook.append_output(&running.entry.cell_id, &json);
+            }
+            self.set_cell_state(&running.entry.cell_id, ExecutionState::Idle);
+        }
+        self.slot = Slot::None;
+        self.kernel_started = None;
+        self.clear_queue();
+        self.state.status = KernelStatus::Dead;
+        self.state.running = None;
+        self.state.reason = Some(reason);
+        self.write_state();
+    }
+
     fn restart(&mut self) {
         tracing::info!("restarting the kernel");
         if let Some(mut running) = self.running.take() {
@@ -307,6 +373,8 @@ impl Actor {
             Ok(kernel) => {
                 tracing::info!(pid = kernel.pid(), "kernel ready");
                 self.slot = Slot::Ready(Arc::new(kernel));
+                self.kernel_started = Some(Instant::now());
+                self.state.lifetime_ends_at = Some(epoch_ms_after(self.config.max_lifetime));
                 self.state.status = KernelStatus::Idle;
                 self.write_state();
             }
@@ -510,8 +578,23 @@ impl Actor {
         self.write_state();
     }
 
-    /// Writes what changed in `state.kernel` since the last write.
+    /// Writes what changed in `state.kernel` since the last write, after bringing the
+    /// lifecycle announcements up to date.
     fn write_state(&mut self) {
+        let ready = matches!(self.slot, Slot::Ready(_));
+        if ready && self.running.is_none() && self.state.status == KernelStatus::Idle {
+            if self.idle_since.is_none() {
+                self.idle_since = Some(Instant::now());
+                self.state.idle_shutdown_at = Some(epoch_ms_after(self.config.idle_timeout));
+            }
+        } else {
+            self.idle_since = None;
+            self.state.idle_shutdown_at = None;
+        }
+        if !ready {
+            self.kernel_started = None;
+            self.state.lifetime_ends_at = None;
+        }
         if self.written.as_ref() == Some(&self.state) {
             return;
         }
@@ -527,4 +610,11 @@ impl Actor {
             .unwrap_or_else(|| self.config.kernel.workdir.join(".tandem-outputs"));
         dir.join(format!("{cell_id}-{}.txt", self.runs))
     }
+}
+
+/// Milliseconds since the Unix epoch, `after` from now.
+fn epoch_ms_after(after: std::time::Duration) -> i64 {
+    let at = std::time::SystemTime::now() + after;
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

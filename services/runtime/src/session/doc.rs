@@ -54,6 +54,10 @@ pub(crate) struct KernelState {
     pub queue: Vec<String>,
     pub running: Option<String>,
     pub reason: Option<String>,
+    /// When the kernel will be shut down for inactivity (ms since the Unix epoch), while idle.
+    pub idle_shutdown_at: Option<i64>,
+    /// When the kernel reaches its maximum lifetime (ms since the Unix epoch).
+    pub lifetime_ends_at: Option<i64>,
 }
 
 impl KernelState {
@@ -65,10 +69,12 @@ impl KernelState {
             queue: Vec::new(),
             running: None,
             reason: None,
+            idle_shutdown_at: None,
+            lifetime_ends_at: None,
         }
     }
 
-    fn fields(&self) -> [(&'static str, Option<Any>); 6] {
+    fn fields(&self) -> [(&'static str, Option<Any>); 8] {
         let strings: Vec<Any> = self.queue.iter().map(|id| Any::from(id.as_str())).collect();
         [
             ("status", Some(Any::from(self.status.as_str()))),
@@ -86,6 +92,8 @@ impl KernelState {
                 Some(self.running.as_deref().map_or(Any::Null, Any::from)),
             ),
             ("reason", self.reason.as_deref().map(Any::from)),
+            ("idle_shutdown_at", self.idle_shutdown_at.map(Any::from)),
+            ("lifetime_ends_at", self.lifetime_ends_at.map(Any::from)),
         ]
     }
 }
