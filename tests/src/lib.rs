@@ -201,6 +201,8 @@ pub struct TestServer {
     data: TempDir,
     /// Kernels' working directories, kept apart from the data dir as in production.
     kernels: TempDir,
+    /// Extra `tandem serve` flags, kept for restarts.
+    extra: Vec<String>,
     child: Option<Child>,
     addr: SocketAddr,
     logs: LogBuffer,
@@ -211,6 +213,12 @@ impl TestServer {
     /// Starts `tandem serve --data <fresh tempdir> --listen 127.0.0.1:0` and waits for its
     /// `listening on http://…` line.
     pub async fn start() -> Result<TestServer> {
+        Self::start_with(&[]).await
+    }
+
+    /// [`TestServer::start`] with extra `tandem serve` flags (kept across restarts).
+    pub async fn start_with(extra: &[&str]) -> Result<TestServer> {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let bin = tandem_bin()?;
         let data = tempfile::Builder::new()
             .prefix("tandem-test-data-")
@@ -222,11 +230,12 @@ impl TestServer {
             .context("creating the kernels dir")?;
         let logs = LogBuffer::default();
         let dirs = (data.path(), kernels.path());
-        let (child, addr) = spawn_serve(&bin, dirs, "127.0.0.1:0", &logs, 1).await?;
+        let (child, addr) = spawn_serve(&bin, dirs, &extra, "127.0.0.1:0", &logs, 1).await?;
         Ok(TestServer {
             bin,
             data,
             kernels,
+            extra,
             child: Some(child),
             addr,
             logs,
@@ -314,6 +323,7 @@ impl TestServer {
         let (child, addr) = match spawn_serve(
             &self.bin,
             (self.data.path(), self.kernels.path()),
+            &self.extra,
             &same_port,
             &self.logs,
             self.starts,
@@ -330,6 +340,7 @@ impl TestServer {
                 spawn_serve(
                     &self.bin,
                     (self.data.path(), self.kernels.path()),
+                    &self.extra,
                     "127.0.0.1:0",
                     &self.logs,
                     self.starts,
@@ -413,6 +424,7 @@ fn send_sigterm(pid: libc::pid_t) -> Result<()> {
 async fn spawn_serve(
     bin: &Path,
     (data, kernels): (&Path, &Path),
+    extra: &[String],
     listen: &str,
     logs: &LogBuffer,
     start: u32,
@@ -430,6 +442,7 @@ async fn spawn_serve(
         .arg("--venv")
         .arg(kernel_venv())
         .args(["--listen", listen])
+        .args(extra)
         // A stand-in for the server's secrets: tests check that kernels never see it.
         .env("TANDEM_TEST_SECRET", "server-secret-do-not-leak")
         .env(

@@ -31,8 +31,12 @@ struct Setup {
 }
 
 async fn setup(cells: &[(&str, &str)]) -> Setup {
+    setup_with(cells, &[]).await
+}
+
+async fn setup_with(cells: &[(&str, &str)], flags: &[&str]) -> Setup {
     require_kernel_venv().unwrap();
-    let server = TestServer::start().await.unwrap();
+    let server = TestServer::start_with(flags).await.unwrap();
     let owner = server.client_for("owner@example.com").await.unwrap();
     let id = owner
         .create_notebook("run", Some(notebook(cells)))
@@ -388,4 +392,35 @@ async fn kernels_see_neither_the_servers_secrets_nor_its_store() {
             text_of(cell(&nb, "store"))
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_person_may_hold_only_so_many_kernels() {
+    let setup = setup_with(&[("c", "1")], &["--kernels-per-user", "1"]).await;
+    assert_eq!(execute(&setup, json!({"all": true})).await.0, 202);
+    wait_for(&setup.alice, "the first kernel", |c| finished(c, "c")).await;
+
+    // A second notebook of the same person would need a second kernel.
+    let other = setup
+        .owner
+        .create_notebook("second", Some(notebook(&[("d", "2")])))
+        .await
+        .unwrap();
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/api/notebooks/{}/execute",
+            setup.server.http_url(),
+            other.id
+        ))
+        .bearer_auth(setup.owner.token())
+        .json(&json!({"all": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 409);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "kernel_limit", "{body}");
+
+    // Running again where the kernel already is does not count twice.
+    assert_eq!(execute(&setup, json!({"all": true})).await.0, 202);
 }

@@ -60,6 +60,11 @@ pub struct KernelConfig {
     #[arg(long, env = "TANDEM_KERNEL_MAX_LIFETIME", default_value = "12h", value_parser = humantime::parse_duration)]
     pub kernel_max_lifetime: Duration,
 
+    /// Kernels one user may have running at once, across notebooks (0: no limit). The user
+    /// who starts a notebook's kernel is its holder until it stops.
+    #[arg(long, env = "TANDEM_KERNELS_PER_USER", default_value_t = 4)]
+    pub kernels_per_user: usize,
+
     /// The user kernels run as. Default: `nobody` when Tandem runs as root (kernels then
     /// cannot read the store or each other's files), else the server's own user; `""`
     /// keeps the server's user even as root.
@@ -106,6 +111,8 @@ struct Node {
     ws_base: String,
     kernel: KernelOptions,
     sessions: Mutex<HashMap<String, Session>>,
+    /// Who started each notebook's current kernel, for the per-user limit.
+    holders: Mutex<HashMap<String, String>>,
     next_group: AtomicU64,
 }
 
@@ -145,6 +152,7 @@ impl Node {
             ws_base,
             kernel,
             sessions: Mutex::default(),
+            holders: Mutex::default(),
             next_group: AtomicU64::new(1),
         })
     }
@@ -199,6 +207,13 @@ impl Node {
             } => {
                 tracing::info!(doc_id = %notebook_id, %user_id, cells = cell_ids.len(), "execute");
                 let group = stop_on_error.then(|| self.next_group.fetch_add(1, Ordering::Relaxed));
+                if let Err(message) = self.admit(&notebook_id, &user_id).await {
+                    return Reply::Error {
+                        request,
+                        code: "kernel_limit".to_owned(),
+                        message,
+                    };
+                }
                 match self.session(&notebook_id).await {
                     Ok(session) => session.execute(cell_ids, group).await,
                     Err(err) => Err(err),
@@ -227,6 +242,36 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// Checks the per-user kernel limit before `user` runs code in `notebook_id`, and records
+    /// `user` as the holder of the kernel this starts. Running in a notebook whose kernel is
+    /// already up never counts again.
+    async fn admit(&self, notebook_id: &str, user: &str) -> Result<(), String> {
+        let limit = self.config.kernels.kernels_per_user;
+        let sessions = self.sessions.lock().await;
+        let live = |id: &str| {
+            sessions
+                .get(id)
+                .is_some_and(|s| !s.is_closed() && s.has_kernel())
+        };
+        if live(notebook_id) {
+            return Ok(());
+        }
+        let mut holders = self.holders.lock().await;
+        holders.retain(|id, _| live(id));
+        let held = holders
+            .values()
+            .filter(|holder| holder.as_str() == user)
+            .count();
+        if limit > 0 && held >= limit {
+            return Err(format!(
+                "you already have {held} running kernel(s), the most one person may have; \
+                 restart or leave one idle until it shuts down, then try again"
+            ));
+        }
+        holders.insert(notebook_id.to_owned(), user.to_owned());
+        Ok(())
     }
 
     /// The notebook's session, started if there is none (or the last one ended).

@@ -243,6 +243,17 @@ impl Session {
         &self.notebook_id
     }
 
+    /// Whether the session has a kernel process (starting, idle or busy), as its own writes
+    /// to `state.kernel` say.
+    pub fn has_kernel(&self) -> bool {
+        let status = self.notebook.state_value(KERNEL_KEY);
+        let status = status
+            .as_ref()
+            .and_then(|k| k.get("status"))
+            .and_then(|s| s.as_str());
+        matches!(status, Some("starting" | "idle" | "busy"))
+    }
+
     /// The ids of the notebook's code cells in order, as the session sees the document now
     /// (what a run-all queues).
     pub fn code_cell_ids(&self) -> Vec<String> {
