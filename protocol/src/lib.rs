@@ -167,6 +167,15 @@ pub mod runtime {
             /// The notebook.
             notebook_id: String,
         },
+        /// Read the full text of a truncated output (the file named in its notice).
+        ReadOutput {
+            /// Matches the reply.
+            request: u64,
+            /// The notebook.
+            notebook_id: String,
+            /// The file name from the notice's `metadata.tandem.truncated.full_output`.
+            file: String,
+        },
     }
 
     impl Command {
@@ -175,7 +184,8 @@ pub mod runtime {
             match self {
                 Command::Execute { request, .. }
                 | Command::Interrupt { request, .. }
-                | Command::Restart { request, .. } => *request,
+                | Command::Restart { request, .. }
+                | Command::ReadOutput { request, .. } => *request,
             }
         }
     }
@@ -192,6 +202,13 @@ pub mod runtime {
             #[serde(default)]
             queued: Vec<String>,
         },
+        /// The full text of an output, for [`Command::ReadOutput`].
+        Output {
+            /// The command's request number.
+            request: u64,
+            /// The text.
+            text: String,
+        },
         /// Refused or failed.
         Error {
             /// The command's request number.
@@ -207,7 +224,9 @@ pub mod runtime {
         /// The request number.
         pub fn request(&self) -> u64 {
             match self {
-                Reply::Ok { request, .. } | Reply::Error { request, .. } => *request,
+                Reply::Ok { request, .. }
+                | Reply::Output { request, .. }
+                | Reply::Error { request, .. } => *request,
             }
         }
     }

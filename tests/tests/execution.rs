@@ -424,3 +424,68 @@ async fn one_person_may_hold_only_so_many_kernels() {
     // Running again where the kernel already is does not count twice.
     assert_eq!(execute(&setup, json!({"all": true})).await.0, 202);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_beyond_the_cap_is_cut_and_the_full_text_downloadable() {
+    let setup = setup_with(
+        &[("flood", "for i in range(3000): print(i)")],
+        &["--output-cap", "1000"],
+    )
+    .await;
+    assert_eq!(execute(&setup, json!({"all": true})).await.0, 202);
+    wait_for(&setup.bob, "the flood", |c| finished(c, "flood")).await;
+    let nb = view(&setup.bob);
+    let outputs = cell(&nb, "flood")["outputs"].as_array().unwrap().clone();
+    let notice = outputs
+        .iter()
+        .find(|o| o["metadata"]["tandem"]["truncated"].is_object())
+        .unwrap();
+    assert!(
+        text_of(&json!({"outputs": [notice]})).contains("Output truncated"),
+        "{notice}"
+    );
+    let file = notice["metadata"]["tandem"]["truncated"]["full_output"]
+        .as_str()
+        .unwrap();
+    let url = format!(
+        "{}/api/notebooks/{}/outputs/{file}",
+        setup.server.http_url(),
+        setup.id
+    );
+    let response = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(setup.owner.token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let full: String = (0..3000).map(|i| format!("{i}\n")).collect();
+    assert_eq!(response.text().await.unwrap(), full);
+    // Only people who may see the notebook, and only files of its own outputs.
+    let stranger = setup
+        .server
+        .client_for("stranger@example.com")
+        .await
+        .unwrap();
+    let refused = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(stranger.token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 404);
+    for bad in ["..%2F..%2Fetc%2Fpasswd", ".hidden", "nope.txt"] {
+        let url = format!(
+            "{}/api/notebooks/{}/outputs/{bad}",
+            setup.server.http_url(),
+            setup.id
+        );
+        let response = reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(setup.owner.token())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{bad}");
+    }
+}

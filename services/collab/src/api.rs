@@ -46,6 +46,10 @@ pub fn routes() -> Router<App> {
             "/api/notebooks/{id}/restart",
             routing::post(execution::restart),
         )
+        .route(
+            "/api/notebooks/{id}/outputs/{file}",
+            routing::get(execution::full_output),
+        )
 }
 
 /// JSON body extractor whose rejections use the API's error shape.

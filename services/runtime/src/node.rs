@@ -22,6 +22,9 @@ use tokio_util::sync::CancellationToken;
 use crate::kernel::KernelOptions;
 use crate::session::{Session, SessionConfig, SessionError};
 
+/// Largest saved output sent back through the control channel.
+const MAX_OUTPUT_DOWNLOAD: u64 = 32 * 1024 * 1024;
+
 /// Longest wait between two attempts to reach the collab service.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -223,6 +226,18 @@ impl Node {
                 Some(session) => session.interrupt().await.map(|()| Vec::new()),
                 None => Ok(Vec::new()),
             },
+            Command::ReadOutput {
+                notebook_id, file, ..
+            } => {
+                return match self.read_output(&notebook_id, &file).await {
+                    Ok(text) => Reply::Output { request, text },
+                    Err(message) => Reply::Error {
+                        request,
+                        code: "not_found".to_owned(),
+                        message,
+                    },
+                };
+            }
             Command::Restart { notebook_id, .. } => match self.running(&notebook_id).await {
                 Some(session) => session.restart().await.map(|()| Vec::new()),
                 None => Ok(Vec::new()),
@@ -242,6 +257,39 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// The full text of a truncated output of `notebook_id`, from the file its session wrote.
+    async fn read_output(&self, notebook_id: &str, file: &str) -> Result<String, String> {
+        // A plain file name: nothing that could leave the notebook's output folder.
+        let plain = !file.is_empty()
+            && file.len() <= 200
+            && !file.starts_with('.')
+            && file
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        let dir = self
+            .kernel
+            .workdir
+            .join(notebook_id)
+            .join(crate::session::FULL_OUTPUT_DIR);
+        if !plain || !crate::session::is_safe_id(notebook_id) {
+            return Err(format!("no saved output {file:?}"));
+        }
+        let path = dir.join(file);
+        let size = tokio::fs::metadata(&path)
+            .await
+            .map_err(|_| format!("no saved output {file:?}"))?
+            .len();
+        if size > MAX_OUTPUT_DOWNLOAD {
+            return Err(format!(
+                "the saved output is {size} bytes, more than can be sent ({MAX_OUTPUT_DOWNLOAD})"
+            ));
+        }
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|e| format!("cannot read {file:?}: {e}"))?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// Checks the per-user kernel limit before `user` runs code in `notebook_id`, and records

@@ -576,9 +576,19 @@ async fn output_beyond_the_cap_is_cut_with_a_notice_and_kept_in_a_file() -> Resu
         Some((full.len() - shown.len()) as u64),
         "{notice}"
     );
-    let path = truncated["full_output"]
+    let name = truncated["full_output"]
         .as_str()
-        .context("no full output path")?;
+        .context("no full output file")?;
+    assert!(
+        !name.contains('/'),
+        "only a file name goes into the document: {name}"
+    );
+    let path = h
+        ._dir
+        .path()
+        .join("kernel")
+        .join(".tandem-outputs")
+        .join(name);
     assert_eq!(std::fs::read_to_string(path)?, full);
     // The next cell starts from a clean slate.
     assert_eq!(h.finished("after").await?.outputs.len(), 1);

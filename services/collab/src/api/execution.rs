@@ -99,6 +99,50 @@ pub(super) async fn restart(
     .await
 }
 
+/// `GET /api/notebooks/{id}/outputs/{file}`: the full text of a truncated output, for anyone
+/// who may see the notebook.
+#[tracing::instrument(skip_all, fields(doc_id = %id, user_id = %user.id))]
+pub(super) async fn full_output(
+    State(app): State<App>,
+    SignedIn(user): SignedIn,
+    Path((id, file)): Path<(String, String)>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    notebook_access(&app, &user, &id).await?;
+    let reply = app
+        .runtimes
+        .call(app.config.runtime_timeout, |request| Command::ReadOutput {
+            request,
+            notebook_id: id.clone(),
+            file: file.clone(),
+        })
+        .await;
+    match reply {
+        Ok(Reply::Output { text, .. }) => {
+            let disposition = format!("attachment; filename=\"{}\"", file.replace('"', ""));
+            let headers = [
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; charset=utf-8".to_owned(),
+                ),
+                (axum::http::header::CONTENT_DISPOSITION, disposition),
+            ];
+            Ok((headers, text).into_response())
+        }
+        Ok(Reply::Error { message, .. }) => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", message))
+        }
+        Ok(Reply::Ok { .. }) => Err(ApiError::internal(anyhow::anyhow!(
+            "the runtime answered a read with no text"
+        ))),
+        Err(err) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "runtime_unavailable",
+            err.to_string(),
+        )),
+    }
+}
+
 /// Interrupt and restart: editors only, answered 202 once the runtime took the command.
 #[tracing::instrument(skip_all, fields(doc_id = %id, user_id = %user.id))]
 async fn control(
@@ -117,6 +161,9 @@ async fn control(
 async fn call(app: &App, make: impl FnOnce(u64) -> Command) -> Result<Vec<String>, ApiError> {
     match app.runtimes.call(app.config.runtime_timeout, make).await {
         Ok(Reply::Ok { queued, .. }) => Ok(queued),
+        Ok(Reply::Output { .. }) => Err(ApiError::internal(anyhow::anyhow!(
+            "unexpected output reply"
+        ))),
         Ok(Reply::Error { code, message, .. }) => Err(ApiError::new(
             StatusCode::CONFLICT,
             runtime_code(&code),

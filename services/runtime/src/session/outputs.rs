@@ -327,10 +327,14 @@ fn notice(
     serde_json::Map<String, Value>,
     serde_json::Map<String, Value>,
 ) {
-    let path = spill
-        .file
-        .as_ref()
-        .map(|_| spill.path.display().to_string());
+    // Only the file's name goes into the document: server paths are nobody's business, and
+    // `GET /api/notebooks/{id}/outputs/{name}` serves the file.
+    let path = spill.file.as_ref().and_then(|_| {
+        spill
+            .path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+    });
     let mut text = format!(
         "Output truncated: this cell's output exceeded {}",
         human(cap as u64)
@@ -339,7 +343,7 @@ fn notice(
         text.push_str(&format!("; {} more was not shown", human(spill.cut_bytes)));
     }
     match &path {
-        Some(path) => text.push_str(&format!(". The full output is saved in {path}")),
+        Some(path) => text.push_str(&format!(". The full output can be downloaded ({path})")),
         None => text.push_str(". The full output could not be saved"),
     }
     text.push('.');
