@@ -6,7 +6,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tandem_client::{Client, DocConnection};
 use tandem_crdt::Notebook;
 use tandem_tests::{require_kernel_venv, tandem_bin};
@@ -121,7 +121,7 @@ async fn a_runtime_process_serves_a_separate_collab_process() {
         .wait_until(
             |doc| {
                 let nb = Notebook::from_doc(doc.clone()).to_ipynb();
-                nb["cells"][0]["outputs"][0]["data"]["text/plain"] == Value::from("42")
+                nb["cells"][0]["outputs"][0]["data"]["text/plain"] == "42"
             },
             Duration::from_secs(60),
         )
