@@ -489,3 +489,50 @@ async fn output_beyond_the_cap_is_cut_and_the_full_text_downloadable() {
         assert_eq!(response.status(), 404, "{bad}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_collaborator_sees_the_variable_inspector() {
+    let code = "import numpy as np\nimport tandem\nt = tandem.ones(2, 3)\na = np.zeros(4)\nx = 5";
+    let setup = setup(&[("vars", code)]).await;
+    assert_eq!(execute(&setup, json!({"all": true})).await.0, 202);
+    wait_for(&setup.bob, "the inspector", |c| {
+        kernel(c)["variables"]
+            .as_array()
+            .is_some_and(|v| v.len() == 3)
+    })
+    .await;
+    let variables = kernel(&setup.bob)["variables"].clone();
+    let find = |name: &str| {
+        variables
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let t = find("t");
+    assert_eq!(
+        (
+            t["type"].as_str(),
+            t["dtype"].as_str(),
+            t["device"].as_str()
+        ),
+        (Some("tandem.Tensor"), Some("float32"), Some("cpu"))
+    );
+    assert_eq!(
+        (t["shape"].clone(), t["bytes"].clone()),
+        (json!([2, 3]), json!(24))
+    );
+    let a = find("a");
+    assert_eq!(
+        (a["type"].as_str(), a["shape"].clone(), a["bytes"].clone()),
+        (Some("numpy.ndarray"), json!([4]), json!(32))
+    );
+    assert_eq!(find("x")["type"], "int");
+    assert_eq!(
+        kernel(&setup.alice)["variables"],
+        variables,
+        "both clients see the same"
+    );
+}

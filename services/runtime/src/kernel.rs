@@ -44,7 +44,7 @@ use tokio::sync::{mpsc, watch};
 
 pub use death::{Death, DeathReason};
 pub use error::{KernelError, SETUP_HINT};
-pub use event::{ExecStatus, Execution, KernelEvent, Output, StreamName};
+pub use event::{ExecStatus, Execution, KernelEvent, Output, StreamName, Variable};
 
 use crate::protocol::Request;
 

@@ -15,6 +15,8 @@
 //! - [`session`]: one notebook's session: the execution queue and a kernel, writing outputs,
 //!   counts, cell states and `state.kernel` into the shared document as a CRDT peer.
 //! - [`protocol`]: the JSON-lines messages between the manager and a worker.
+//! - [`tensor`]: the `tandem` Python module (candle-backed tensors, CPU or CUDA with the
+//!   `cuda` feature) and the variable inspector the worker runs after each cell.
 //! - [`worker`]: the worker process: fd setup, the embedded interpreter, the event sink
 //!   with stream coalescing. Its Python side is `python/tandem_kernel.py`.
 //!
@@ -29,4 +31,5 @@ pub mod kernel;
 pub mod node;
 pub mod protocol;
 pub mod session;
+pub mod tensor;
 pub mod worker;

@@ -19,6 +19,7 @@
 //! {"type":"execute_result","execution_count":1,"data":{"text/plain":"2"},"metadata":{}}
 //! {"type":"error","ename":"ZeroDivisionError","evalue":"division by zero","traceback":["…"]}
 //! {"type":"clear_output","wait":false}
+//! {"type":"variables","variables":[{"name":"x","type":"tandem.Tensor","shape":[2,3],"dtype":"float32","device":"cpu","bytes":24,"value":null}]}
 //! {"type":"done","id":7,"status":"ok","execution_count":1}
 //! {"type":"fatal","message":"…"}
 //! ```
@@ -118,6 +119,13 @@ pub enum Event {
         /// Clear only when the next output arrives, to avoid flicker.
         wait: bool,
     },
+    /// The notebook's variables after a cell (see [`Variable`]), sent just before its
+    /// `done` when they differ from the last list sent (never for a namespace that has
+    /// always been empty).
+    Variables {
+        /// Every listed variable, sorted by name.
+        variables: Vec<Variable>,
+    },
     /// The cell with this `id` finished.
     Done {
         /// The request id.
@@ -127,6 +135,36 @@ pub enum Event {
         /// The cell's execution count (none for code IPython does not count, like blank cells).
         execution_count: Option<u32>,
     },
+}
+
+/// One entry of the variable inspector: a tensor, numpy array, pandas DataFrame or Series,
+/// or scalar (bool, int, float, complex, str, numpy scalar) in the user namespace. Names
+/// starting with `_`, IPython's own (`In`, `Out`, ...) and every other kind of object
+/// (modules, functions, classes, ...) are left out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Variable {
+    /// The variable's name.
+    pub name: String,
+    /// Its type: `tandem.Tensor`, `numpy.ndarray`, `pandas.DataFrame`, `pandas.Series`,
+    /// `int`, `float`, `str`, `numpy.float32`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Dimensions, for tensors, arrays and frames.
+    #[serde(default)]
+    pub shape: Option<Vec<u64>>,
+    /// Element type (`float32`, ...), for tensors, arrays, Series and numpy scalars.
+    #[serde(default)]
+    pub dtype: Option<String>,
+    /// `cpu` or `cuda:N`, for tensors.
+    #[serde(default)]
+    pub device: Option<String>,
+    /// Size of the data in bytes (a frame's columns and index, not the Python objects
+    /// they may hold).
+    #[serde(default)]
+    pub bytes: Option<u64>,
+    /// `repr` of a scalar, cut at 80 characters.
+    #[serde(default)]
+    pub value: Option<String>,
 }
 
 /// The `transient` part of a display message.

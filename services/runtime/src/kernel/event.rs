@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
-pub use crate::protocol::{ExecStatus, StreamName};
+pub use crate::protocol::{ExecStatus, StreamName, Variable};
 
 /// One event of a cell, in the order the cell produced it. The last one is always
 /// [`KernelEvent::Done`], even when the kernel dies mid-cell.
@@ -32,6 +32,9 @@ pub enum KernelEvent {
         /// Defer the clearing until the next output.
         wait: bool,
     },
+    /// The notebook's variables after the cell, when they changed (the variable
+    /// inspector; comes right before [`KernelEvent::Done`]).
+    Variables(Vec<Variable>),
     /// The cell finished.
     Done {
         /// `Error` if an exception escaped or the kernel died (an error output came first).

@@ -395,6 +395,7 @@ fn kernel_event(event: Event) -> Option<KernelEvent> {
             traceback,
         }),
         Event::ClearOutput { wait } => KernelEvent::ClearOutput { wait },
+        Event::Variables { variables } => KernelEvent::Variables(variables),
         Event::Ready { .. } | Event::Fatal { .. } | Event::Done { .. } => return None,
     })
 }

@@ -480,6 +480,10 @@ impl Actor {
                 self.displays
                     .update(&self.notebook, &display_id, &data, &metadata);
             }
+            KernelEvent::Variables(variables) => {
+                self.state.variables = variables;
+                self.write_state();
+            }
             KernelEvent::Done {
                 status,
                 execution_count,
@@ -592,8 +596,10 @@ impl Actor {
             self.state.idle_shutdown_at = None;
         }
         if !ready {
+            // A fresh kernel starts with an empty namespace (and reports only changes).
             self.kernel_started = None;
             self.state.lifetime_ends_at = None;
+            self.state.variables.clear();
         }
         if self.written.as_ref() == Some(&self.state) {
             return;

@@ -58,6 +58,8 @@ pub(crate) struct KernelState {
     pub idle_shutdown_at: Option<i64>,
     /// When the kernel reaches its maximum lifetime (ms since the Unix epoch).
     pub lifetime_ends_at: Option<i64>,
+    /// The variable inspector: the kernel's user variables after the last cell.
+    pub variables: Vec<crate::protocol::Variable>,
 }
 
 impl KernelState {
@@ -71,10 +73,12 @@ impl KernelState {
             reason: None,
             idle_shutdown_at: None,
             lifetime_ends_at: None,
+            variables: Vec::new(),
         }
     }
 
-    fn fields(&self) -> [(&'static str, Option<Any>); 8] {
+    fn fields(&self) -> [(&'static str, Option<Any>); 9] {
+        let variables = serde_json::to_value(&self.variables).unwrap_or(Value::Null);
         let strings: Vec<Any> = self.queue.iter().map(|id| Any::from(id.as_str())).collect();
         [
             ("status", Some(Any::from(self.status.as_str()))),
@@ -94,6 +98,7 @@ impl KernelState {
             ("reason", self.reason.as_deref().map(Any::from)),
             ("idle_shutdown_at", self.idle_shutdown_at.map(Any::from)),
             ("lifetime_ends_at", self.lifetime_ends_at.map(Any::from)),
+            ("variables", Some(json_to_any(&variables))),
         ]
     }
 }

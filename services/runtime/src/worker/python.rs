@@ -15,6 +15,7 @@ use pyo3::types::PyTuple;
 
 use super::sink::Sink;
 use crate::protocol::{Event, ExecStatus, StreamName};
+use crate::tensor::inspect::Inspector;
 
 /// The glue module's source.
 const GLUE: &str = include_str!("../../python/tandem_kernel.py");
@@ -74,6 +75,8 @@ pub struct Outcome {
 /// The running glue: the Python object whose methods run cells.
 pub struct Interpreter {
     kernel: Py<PyAny>,
+    /// Sends the notebook's variables after each cell (`crate::tensor::inspect`).
+    inspector: Inspector,
 }
 
 impl Interpreter {
@@ -97,6 +100,8 @@ impl Interpreter {
                 py.import("sys")?
                     .getattr("modules")?
                     .set_item("_tandem_kernel", &native)?;
+                // `import tandem`: tensors (crate::tensor), in every kernel.
+                crate::tensor::register(py)?;
 
                 let code = CString::new(GLUE)?;
                 let glue = PyModule::from_code(py, &code, c"tandem_kernel.py", c"tandem_kernel")?;
@@ -104,7 +109,10 @@ impl Interpreter {
                 Ok(glue.getattr("start")?.call1((venv,))?.unbind())
             };
             start()
-                .map(|kernel| Interpreter { kernel })
+                .map(|kernel| Interpreter {
+                    kernel,
+                    inspector: Inspector::new(),
+                })
                 .map_err(|error| describe(py, &error))
         })
     }
@@ -119,7 +127,7 @@ impl Interpreter {
             let outcome = kernel
                 .call_method1("execute", (code,))
                 .and_then(|result| result.extract::<(bool, Option<u32>, bool)>());
-            match outcome {
+            let outcome = match outcome {
                 Ok((ok, execution_count, exit_requested)) => Outcome {
                     status: if ok {
                         ExecStatus::Ok
@@ -147,7 +155,13 @@ impl Interpreter {
                         exit_requested: false,
                     }
                 }
+            };
+            if let Some(event) = self.inspector.after_cell(kernel)
+                && let Err(error) = sink().and_then(|sink| sink.emit(&event).map_err(io_error))
+            {
+                tracing::warn!(%error, "could not send the variables");
             }
+            outcome
         })
     }
 

@@ -14,3 +14,4 @@ mod crashes;
 mod isolation;
 mod magics;
 mod outputs;
+mod tensor;
