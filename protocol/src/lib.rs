@@ -126,6 +126,14 @@ pub struct Queued {
     pub queued: Vec<String>,
 }
 
+/// `PUT /api/notebooks/{id}/runtime`: the runtime type of a notebook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeType {
+    /// `"cpu"` or `"gpu"`.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
 /// The control channel between the collab service and runtime nodes: JSON text frames on
 /// the WebSocket `GET /internal/runtime`, which only the service credential may open. The
 /// collab service checks roles and cell ids, then sends a [`runtime::Command`]; the runtime
@@ -167,6 +175,15 @@ pub mod runtime {
             /// The notebook.
             notebook_id: String,
         },
+        /// Switch the notebook's runtime type (restarts its kernel on that device).
+        SetRuntime {
+            /// Matches the reply.
+            request: u64,
+            /// The notebook.
+            notebook_id: String,
+            /// `"cpu"` or `"gpu"`.
+            runtime: String,
+        },
         /// Read the full text of a truncated output (the file named in its notice).
         ReadOutput {
             /// Matches the reply.
@@ -185,6 +202,7 @@ pub mod runtime {
                 Command::Execute { request, .. }
                 | Command::Interrupt { request, .. }
                 | Command::Restart { request, .. }
+                | Command::SetRuntime { request, .. }
                 | Command::ReadOutput { request, .. } => *request,
             }
         }

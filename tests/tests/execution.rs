@@ -536,3 +536,35 @@ async fn every_collaborator_sees_the_variable_inspector() {
         "both clients see the same"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_gpu_the_runtime_switch_is_refused_and_the_notebook_stays_on_cpu() {
+    let setup = setup(&[("dev", "import tandem\ntandem.default_device()")]).await;
+    let put = |body: Value| {
+        reqwest::Client::new()
+            .put(format!(
+                "{}/api/notebooks/{}/runtime",
+                setup.server.http_url(),
+                setup.id
+            ))
+            .bearer_auth(setup.owner.token())
+            .json(&body)
+            .send()
+    };
+    let refused = put(json!({"type": "gpu"})).await.unwrap();
+    assert_eq!(refused.status(), 409);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "gpu_unavailable", "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("CPU"),
+        "{body}"
+    );
+    assert_eq!(put(json!({"type": "tpu"})).await.unwrap().status(), 400);
+    let cpu = put(json!({"type": "cpu"})).await.unwrap();
+    assert_eq!(cpu.status(), 200);
+
+    assert_eq!(execute(&setup, json!({"all": true})).await.0, 202);
+    wait_for(&setup.bob, "the cell", |c| finished(c, "dev")).await;
+    assert_eq!(text_of(cell(&view(&setup.bob), "dev")), "'cpu'");
+    assert_eq!(kernel(&setup.alice)["runtime"], "cpu");
+}

@@ -50,6 +50,10 @@ pub fn routes() -> Router<App> {
             "/api/notebooks/{id}/outputs/{file}",
             routing::get(execution::full_output),
         )
+        .route(
+            "/api/notebooks/{id}/runtime",
+            routing::put(execution::set_runtime),
+        )
 }
 
 /// JSON body extractor whose rejections use the API's error shape.

@@ -116,6 +116,8 @@ struct Node {
     sessions: Mutex<HashMap<String, Session>>,
     /// Who started each notebook's current kernel, for the per-user limit.
     holders: Mutex<HashMap<String, String>>,
+    /// Notebooks switched to the GPU runtime.
+    gpu: Mutex<std::collections::HashSet<String>>,
     next_group: AtomicU64,
 }
 
@@ -156,6 +158,7 @@ impl Node {
             kernel,
             sessions: Mutex::default(),
             holders: Mutex::default(),
+            gpu: Mutex::default(),
             next_group: AtomicU64::new(1),
         })
     }
@@ -226,6 +229,23 @@ impl Node {
                 Some(session) => session.interrupt().await.map(|()| Vec::new()),
                 None => Ok(Vec::new()),
             },
+            Command::SetRuntime {
+                notebook_id,
+                runtime,
+                ..
+            } => {
+                return match self.set_runtime(&notebook_id, &runtime).await {
+                    Ok(()) => Reply::Ok {
+                        request,
+                        queued: Vec::new(),
+                    },
+                    Err((code, message)) => Reply::Error {
+                        request,
+                        code: code.to_owned(),
+                        message,
+                    },
+                };
+            }
             Command::ReadOutput {
                 notebook_id, file, ..
             } => {
@@ -257,6 +277,43 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// Switches a notebook between the CPU and GPU runtimes: its session (and kernel) is
+    /// replaced by one on the new device, started at once so everyone sees the change.
+    async fn set_runtime(
+        &self,
+        notebook_id: &str,
+        runtime: &str,
+    ) -> Result<(), (&'static str, String)> {
+        let gpu = runtime == "gpu";
+        if gpu && !crate::tensor::device::cuda_available() {
+            return Err((
+                "gpu_unavailable",
+                "no GPU runtime here: this server has no CUDA build or no usable NVIDIA GPU; \
+                 the notebook stays on the CPU"
+                    .to_owned(),
+            ));
+        }
+        let changed = {
+            let mut set = self.gpu.lock().await;
+            if gpu {
+                set.insert(notebook_id.to_owned())
+            } else {
+                set.remove(notebook_id)
+            }
+        };
+        if !changed {
+            return Ok(());
+        }
+        let old = self.sessions.lock().await.remove(notebook_id);
+        if let Some(old) = old {
+            old.shutdown().await;
+        }
+        self.start_session(notebook_id, true)
+            .await
+            .map(|_| ())
+            .map_err(|e| ("runtime_error", e.to_string()))
     }
 
     /// The full text of a truncated output of `notebook_id`, from the file its session wrote.
@@ -324,11 +381,25 @@ impl Node {
 
     /// The notebook's session, started if there is none (or the last one ended).
     async fn session(&self, notebook_id: &str) -> Result<Session, SessionError> {
+        if let Some(session) = self.running(notebook_id).await {
+            return Ok(session);
+        }
+        self.start_session(notebook_id, false).await
+    }
+
+    /// Starts a session for the notebook on its runtime type, replacing any ended one.
+    async fn start_session(&self, notebook_id: &str, eager: bool) -> Result<Session, SessionError> {
+        let gpu = self.gpu.lock().await.contains(notebook_id);
         let mut sessions = self.sessions.lock().await;
         if let Some(session) = sessions.get(notebook_id).filter(|s| !s.is_closed()) {
             return Ok(session.clone());
         }
         let mut kernel = self.kernel.clone();
+        let runtime = if gpu { "gpu" } else { "cpu" };
+        kernel.env.push((
+            crate::tensor::device::RUNTIME_ENV.to_owned(),
+            runtime.to_owned(),
+        ));
         kernel.workdir = kernel.workdir.join(notebook_id);
         let mut config = SessionConfig::new(
             &self.ws_base,
@@ -339,6 +410,8 @@ impl Node {
         config.output_cap_bytes = self.config.kernels.output_cap;
         config.interrupt_grace = self.config.kernels.interrupt_grace;
         config.idle_timeout = self.config.kernels.kernel_idle_timeout;
+        config.runtime = runtime;
+        config.eager_start = eager;
         config.max_lifetime = self.config.kernels.kernel_max_lifetime;
         let session = Session::start(config).await?;
         sessions.insert(notebook_id.to_owned(), session.clone());

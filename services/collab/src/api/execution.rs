@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use tandem_crdt::{CellType, Notebook};
 use tandem_protocol::runtime::{Command, Reply};
-use tandem_protocol::{ExecuteRequest, Queued};
+use tandem_protocol::{ExecuteRequest, Queued, RuntimeType};
 
 use super::ApiJson;
 use crate::App;
@@ -97,6 +97,36 @@ pub(super) async fn restart(
         notebook_id,
     })
     .await
+}
+
+/// `PUT /api/notebooks/{id}/runtime`: CPU or GPU; the runtime restarts the kernel there, or
+/// answers 409 `gpu_unavailable` when it has no GPU (the notebook stays as it was).
+#[tracing::instrument(skip_all, fields(doc_id = %id, user_id = %user.id))]
+pub(super) async fn set_runtime(
+    State(app): State<App>,
+    SignedIn(user): SignedIn,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RuntimeType>,
+) -> Result<Json<RuntimeType>, ApiError> {
+    let (_, role) = notebook_access(&app, &user, &id).await?;
+    require_editor(role)?;
+    if !matches!(body.kind.as_str(), "cpu" | "gpu") {
+        return Err(ApiError::bad_request(
+            "invalid_runtime",
+            format!(
+                "the runtime type is \"cpu\" or \"gpu\", not {:?}",
+                body.kind
+            ),
+        ));
+    }
+    let runtime = body.kind.clone();
+    call(&app, |request| Command::SetRuntime {
+        request,
+        notebook_id: id,
+        runtime,
+    })
+    .await?;
+    Ok(Json(body))
 }
 
 /// `GET /api/notebooks/{id}/outputs/{file}`: the full text of a truncated output, for anyone
@@ -188,6 +218,7 @@ fn runtime_code(code: &str) -> &'static str {
         "unknown_cell" => "unknown_cell",
         "kernel_limit" => "kernel_limit",
         "venv_missing" => "venv_missing",
+        "gpu_unavailable" => "gpu_unavailable",
         _ => "runtime_error",
     }
 }
