@@ -411,6 +411,7 @@ impl Node {
         config.interrupt_grace = self.config.kernels.interrupt_grace;
         config.idle_timeout = self.config.kernels.kernel_idle_timeout;
         config.runtime = runtime;
+        config.gpu = if gpu { gpu_description().await } else { None };
         config.eager_start = eager;
         config.max_lifetime = self.config.kernels.kernel_max_lifetime;
         let session = Session::start(config).await?;
@@ -444,6 +445,22 @@ fn kernel_user(configured: Option<&str>) -> Option<String> {
             .is_root()
             .then(|| "nobody".to_owned()),
     }
+}
+
+/// The first GPU's name and memory (`NVIDIA H200, 143771 MiB`), from `nvidia-smi`.
+async fn gpu_description() -> Option<String> {
+    let output = tokio::process::Command::new("nvidia-smi")
+        .args([
+            "--query-gpu=name,memory.total",
+            "--format=csv,noheader",
+            "--id=0",
+        ])
+        .output()
+        .await
+        .ok()?;
+    let text = String::from_utf8(output.stdout).ok()?;
+    let line = text.lines().next()?.trim();
+    (output.status.success() && !line.is_empty()).then(|| line.to_owned())
 }
 
 /// `http://host:port` → `ws://host:port` (and https → wss), without a trailing slash.

@@ -106,6 +106,8 @@ pub struct SessionConfig {
     pub full_output_dir: Option<PathBuf>,
     /// `state.kernel.runtime`: `"cpu"` or `"gpu"`.
     pub runtime: &'static str,
+    /// `state.kernel.gpu` on a GPU runtime: the card's name and memory, for everyone to see.
+    pub gpu: Option<String>,
     /// An idle kernel is shut down after this long without a cell running.
     pub idle_timeout: Duration,
     /// A kernel is stopped this long after it started, whatever it is doing.
@@ -125,6 +127,7 @@ impl SessionConfig {
             eager_start: false,
             full_output_dir: None,
             runtime: "cpu",
+            gpu: None,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_lifetime: DEFAULT_MAX_LIFETIME,
         }

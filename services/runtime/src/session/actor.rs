@@ -83,7 +83,8 @@ impl Actor {
         notebook: Notebook,
         commands: mpsc::Receiver<Command>,
     ) -> Self {
-        let state = KernelState::new(config.runtime);
+        let mut state = KernelState::new(config.runtime);
+        state.gpu = config.gpu.clone();
         Actor {
             config,
             conn,

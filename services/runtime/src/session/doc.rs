@@ -60,6 +60,8 @@ pub(crate) struct KernelState {
     pub lifetime_ends_at: Option<i64>,
     /// The variable inspector: the kernel's user variables after the last cell.
     pub variables: Vec<crate::protocol::Variable>,
+    /// On a GPU runtime: the card's name and memory.
+    pub gpu: Option<String>,
 }
 
 impl KernelState {
@@ -74,10 +76,11 @@ impl KernelState {
             idle_shutdown_at: None,
             lifetime_ends_at: None,
             variables: Vec::new(),
+            gpu: None,
         }
     }
 
-    fn fields(&self) -> [(&'static str, Option<Any>); 9] {
+    fn fields(&self) -> [(&'static str, Option<Any>); 10] {
         let variables = serde_json::to_value(&self.variables).unwrap_or(Value::Null);
         let strings: Vec<Any> = self.queue.iter().map(|id| Any::from(id.as_str())).collect();
         [
@@ -99,6 +102,7 @@ impl KernelState {
             ("idle_shutdown_at", self.idle_shutdown_at.map(Any::from)),
             ("lifetime_ends_at", self.lifetime_ends_at.map(Any::from)),
             ("variables", Some(json_to_any(&variables))),
+            ("gpu", self.gpu.as_deref().map(Any::from)),
         ]
     }
 }
@@ -269,7 +273,7 @@ mod tests {
         assert_eq!(
             kernel_json(&nb),
             json!({"status": "not_started", "runtime": "cpu", "execution_count": null,
-                   "queue": [], "running": null})
+                   "queue": [], "running": null, "variables": []})
         );
         let before = state.clone();
         state.status = KernelStatus::Dead;

@@ -454,7 +454,7 @@ mod tests {
 
     #[tokio::test]
     async fn displays_update_in_place_and_the_cap_spills_to_a_file() {
-        let (nb, id, mut out, mut displays, _dir) = setup(100);
+        let (nb, id, mut out, mut displays, dir) = setup(100);
         let data = serde_json::Map::from_iter([("text/plain".to_owned(), json!("v1"))]);
         let display = Output::DisplayData {
             data,
@@ -476,8 +476,12 @@ mod tests {
             truncated["cut_bytes"].as_u64().unwrap() as usize,
             154 - shown
         );
-        let path = truncated["full_output"].as_str().unwrap();
-        let full = std::fs::read_to_string(path).unwrap();
+        let name = truncated["full_output"].as_str().unwrap();
+        assert!(
+            !name.contains('/'),
+            "only the file's name goes into the document: {name}"
+        );
+        let full = std::fs::read_to_string(dir.path().join(name)).unwrap();
         assert!(
             full.ends_with(&format!("{}tail", "x".repeat(150))),
             "{full}"
