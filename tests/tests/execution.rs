@@ -99,35 +99,45 @@ async fn wait_for(conn: &DocConnection, what: &str, mut done: impl FnMut(&DocCon
     }
 }
 
-async fn execute(setup: &Setup, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(format!(
-            "{}/api/notebooks/{}/execute",
-            setup.server.http_url(),
-            setup.id
-        ))
-        .bearer_auth(setup.owner.token())
-        .json(&body)
+/// POSTs `body` to `path` on the server, as `token` (anonymously without one).
+async fn post(
+    server: &TestServer,
+    token: Option<&str>,
+    path: &str,
+    body: Value,
+) -> reqwest::Response {
+    let request = reqwest::Client::new()
+        .post(format!("{}{path}", server.http_url()))
+        .json(&body);
+    let request = match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    };
+    request.send().await.unwrap()
+}
+
+/// GETs `path` on the server as `token`.
+async fn get(server: &TestServer, token: &str, path: &str) -> reqwest::Response {
+    let url = format!("{}{path}", server.http_url());
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn execute(setup: &Setup, body: Value) -> (u16, Value) {
+    let path = format!("/api/notebooks/{}/execute", setup.id);
+    let response = post(&setup.server, Some(setup.owner.token()), &path, body).await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
 async fn control(setup: &Setup, action: &str) -> u16 {
-    reqwest::Client::new()
-        .post(format!(
-            "{}/api/notebooks/{}/{action}",
-            setup.server.http_url(),
-            setup.id
-        ))
-        .bearer_auth(setup.owner.token())
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    let path = format!("/api/notebooks/{}/{action}", setup.id);
+    let response = post(&setup.server, Some(setup.owner.token()), &path, Value::Null).await;
+    response.status().as_u16()
 }
 
 fn finished(conn: &DocConnection, id: &str) -> bool {
@@ -302,28 +312,16 @@ async fn only_people_with_access_can_run_code() {
         .client_for("stranger@example.com")
         .await
         .unwrap();
-    let response = reqwest::Client::new()
-        .post(format!(
-            "{}/api/notebooks/{}/execute",
-            setup.server.http_url(),
-            setup.id
-        ))
-        .bearer_auth(stranger.token())
-        .json(&json!({"all": true}))
-        .send()
-        .await
-        .unwrap();
+    let path = format!("/api/notebooks/{}/execute", setup.id);
+    let response = post(
+        &setup.server,
+        Some(stranger.token()),
+        &path,
+        json!({"all": true}),
+    )
+    .await;
     assert_eq!(response.status(), 404);
-    let anonymous = reqwest::Client::new()
-        .post(format!(
-            "{}/api/notebooks/{}/execute",
-            setup.server.http_url(),
-            setup.id
-        ))
-        .json(&json!({"all": true}))
-        .send()
-        .await
-        .unwrap();
+    let anonymous = post(&setup.server, None, &path, json!({"all": true})).await;
     assert_eq!(anonymous.status(), 401);
     // Nothing ran.
     assert!(view(&setup.alice)["cells"][0]["execution_count"].is_null());
@@ -351,16 +349,14 @@ async fn kernels_see_neither_the_servers_secrets_nor_its_store() {
         .unwrap()
         .id;
     let observer = connect(&setup.server, &setup.owner, &id).await;
-    let response = reqwest::Client::new()
-        .post(format!(
-            "{}/api/notebooks/{id}/execute",
-            setup.server.http_url()
-        ))
-        .bearer_auth(setup.owner.token())
-        .json(&json!({"all": false, "cell_ids": ["env", "store", "home"]}))
-        .send()
-        .await
-        .unwrap();
+    let body = json!({"all": false, "cell_ids": ["env", "store", "home"]});
+    let response = post(
+        &setup.server,
+        Some(setup.owner.token()),
+        &format!("/api/notebooks/{id}/execute"),
+        body,
+    )
+    .await;
     assert_eq!(response.status(), 202);
     wait_for(&observer, "the cells", |c| {
         let nb = view(c);
@@ -406,17 +402,14 @@ async fn one_person_may_hold_only_so_many_kernels() {
         .create_notebook("second", Some(notebook(&[("d", "2")])))
         .await
         .unwrap();
-    let response = reqwest::Client::new()
-        .post(format!(
-            "{}/api/notebooks/{}/execute",
-            setup.server.http_url(),
-            other.id
-        ))
-        .bearer_auth(setup.owner.token())
-        .json(&json!({"all": true}))
-        .send()
-        .await
-        .unwrap();
+    let path = format!("/api/notebooks/{}/execute", other.id);
+    let response = post(
+        &setup.server,
+        Some(setup.owner.token()),
+        &path,
+        json!({"all": true}),
+    )
+    .await;
     assert_eq!(response.status(), 409);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "kernel_limit", "{body}");
@@ -447,17 +440,8 @@ async fn output_beyond_the_cap_is_cut_and_the_full_text_downloadable() {
     let file = notice["metadata"]["tandem"]["truncated"]["full_output"]
         .as_str()
         .unwrap();
-    let url = format!(
-        "{}/api/notebooks/{}/outputs/{file}",
-        setup.server.http_url(),
-        setup.id
-    );
-    let response = reqwest::Client::new()
-        .get(&url)
-        .bearer_auth(setup.owner.token())
-        .send()
-        .await
-        .unwrap();
+    let path = format!("/api/notebooks/{}/outputs/{file}", setup.id);
+    let response = get(&setup.server, setup.owner.token(), &path).await;
     assert_eq!(response.status(), 200);
     let full: String = (0..3000).map(|i| format!("{i}\n")).collect();
     assert_eq!(response.text().await.unwrap(), full);
@@ -467,25 +451,11 @@ async fn output_beyond_the_cap_is_cut_and_the_full_text_downloadable() {
         .client_for("stranger@example.com")
         .await
         .unwrap();
-    let refused = reqwest::Client::new()
-        .get(&url)
-        .bearer_auth(stranger.token())
-        .send()
-        .await
-        .unwrap();
+    let refused = get(&setup.server, stranger.token(), &path).await;
     assert_eq!(refused.status(), 404);
     for bad in ["..%2F..%2Fetc%2Fpasswd", ".hidden", "nope.txt"] {
-        let url = format!(
-            "{}/api/notebooks/{}/outputs/{bad}",
-            setup.server.http_url(),
-            setup.id
-        );
-        let response = reqwest::Client::new()
-            .get(&url)
-            .bearer_auth(setup.owner.token())
-            .send()
-            .await
-            .unwrap();
+        let path = format!("/api/notebooks/{}/outputs/{bad}", setup.id);
+        let response = get(&setup.server, setup.owner.token(), &path).await;
         assert_eq!(response.status(), 404, "{bad}");
     }
 }
