@@ -19,8 +19,11 @@ use tokio_tungstenite::tungstenite::Message as Ws;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
 
-use crate::kernel::KernelOptions;
+use crate::kernel::{Kernel, KernelOptions};
 use crate::session::{Session, SessionConfig, SessionError};
+
+/// A kernel being started ahead of need: once done, the kernel and its working directory.
+type Spare = tokio::task::JoinHandle<Option<(Kernel, PathBuf)>>;
 
 /// Largest saved output sent back through the control channel.
 const MAX_OUTPUT_DOWNLOAD: u64 = 32 * 1024 * 1024;
@@ -68,6 +71,11 @@ pub struct KernelConfig {
     #[arg(long, env = "TANDEM_KERNELS_PER_USER", default_value_t = 4)]
     pub kernels_per_user: usize,
 
+    /// Keep one kernel started ahead of need (0 or 1), so a notebook's first cell runs without
+    /// waiting for Python and IPython to start.
+    #[arg(long, env = "TANDEM_SPARE_KERNELS", default_value_t = 1)]
+    pub spare_kernels: u8,
+
     /// The user kernels run as. Default: `nobody` when Tandem runs as root (kernels then
     /// cannot read the store or each other's files), else the server's own user; `""`
     /// keeps the server's user even as root.
@@ -93,6 +101,9 @@ pub struct NodeConfig {
 /// Runs the node until `stop` is cancelled, then shuts every session down.
 pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<()> {
     let node = Arc::new(Node::new(config)?);
+    if node.config.kernels.spare_kernels > 0 {
+        *node.spare.lock().await = Some(node.spawn_spare());
+    }
     let mut backoff = Duration::from_millis(100);
     while !stop.is_cancelled() {
         match node.serve_once(&stop).await {
@@ -118,6 +129,9 @@ struct Node {
     holders: Mutex<HashMap<String, String>>,
     /// Notebooks switched to the GPU runtime.
     gpu: Mutex<std::collections::HashSet<String>>,
+    /// A CPU kernel started ahead of need, and its working directory.
+    spare: Mutex<Option<Spare>>,
+    spares_started: AtomicU64,
     next_group: AtomicU64,
 }
 
@@ -159,8 +173,61 @@ impl Node {
             sessions: Mutex::default(),
             holders: Mutex::default(),
             gpu: Mutex::default(),
+            spare: Mutex::default(),
+            spares_started: AtomicU64::new(0),
             next_group: AtomicU64::new(1),
         })
+    }
+
+    /// Starts a spare CPU kernel in a working directory of its own.
+    fn spawn_spare(&self) -> Spare {
+        let n = self.spares_started.fetch_add(1, Ordering::Relaxed);
+        let mut options = self.kernel.clone();
+        options.workdir = options
+            .workdir
+            .join(format!("k-{}-{n}", std::process::id()));
+        options.env.push((
+            crate::tensor::device::RUNTIME_ENV.to_owned(),
+            "cpu".to_owned(),
+        ));
+        tokio::spawn(async move {
+            let workdir = options.workdir.clone();
+            match Kernel::start(options).await {
+                Ok(kernel) => Some((kernel, workdir)),
+                Err(error) => {
+                    tracing::debug!(%error, "no spare kernel");
+                    None
+                }
+            }
+        })
+    }
+
+    /// The spare kernel if it is ready (a new one is started in its place); `None` while it
+    /// is still starting or when spares are off.
+    async fn take_spare(&self) -> Option<(Kernel, PathBuf)> {
+        if self.config.kernels.spare_kernels == 0 {
+            return None;
+        }
+        let mut slot = self.spare.lock().await;
+        match slot.take() {
+            Some(handle) if handle.is_finished() => {
+                *slot = Some(self.spawn_spare());
+                // A spare that died while waiting is no use.
+                handle
+                    .await
+                    .ok()
+                    .flatten()
+                    .filter(|(kernel, _)| kernel.exited().is_none())
+            }
+            Some(starting) => {
+                *slot = Some(starting);
+                None
+            }
+            None => {
+                *slot = Some(self.spawn_spare());
+                None
+            }
+        }
     }
 
     /// Connects to the control channel and serves it until it closes or `stop` fires.
@@ -400,7 +467,17 @@ impl Node {
             crate::tensor::device::RUNTIME_ENV.to_owned(),
             runtime.to_owned(),
         ));
-        kernel.workdir = kernel.workdir.join(notebook_id);
+        // Truncated outputs are kept per notebook, wherever its kernel runs.
+        let outputs = kernel
+            .workdir
+            .join(notebook_id)
+            .join(crate::session::FULL_OUTPUT_DIR);
+        let spare = if gpu { None } else { self.take_spare().await };
+        let (spare, workdir) = match spare {
+            Some((spare, workdir)) => (Some(spare), workdir),
+            None => (None, kernel.workdir.join(notebook_id)),
+        };
+        kernel.workdir = workdir;
         let mut config = SessionConfig::new(
             &self.ws_base,
             notebook_id,
@@ -414,7 +491,8 @@ impl Node {
         config.gpu = if gpu { gpu_description().await } else { None };
         config.eager_start = eager;
         config.max_lifetime = self.config.kernels.kernel_max_lifetime;
-        let session = Session::start(config).await?;
+        config.full_output_dir = Some(outputs);
+        let session = Session::start_with_kernel(config, spare).await?;
         sessions.insert(notebook_id.to_owned(), session.clone());
         Ok(session)
     }
@@ -429,6 +507,14 @@ impl Node {
     }
 
     async fn shutdown(&self) {
+        if let Some(spare) = self.spare.lock().await.take() {
+            // A spare that is up is dropped here, which kills it; one still starting is
+            // cancelled with its child.
+            spare.abort();
+            if let Ok(Some((kernel, _))) = spare.await {
+                drop(kernel);
+            }
+        }
         let sessions: Vec<Session> = self.sessions.lock().await.drain().map(|(_, s)| s).collect();
         for session in sessions {
             session.shutdown().await;

@@ -177,6 +177,15 @@ pub struct Session {
 impl Session {
     /// Joins the notebook, waits for its content, and starts the session's task.
     pub async fn start(config: SessionConfig) -> Result<Session, SessionError> {
+        Self::start_with_kernel(config, None).await
+    }
+
+    /// [`Session::start`] handing the session a kernel that is already running (a warm
+    /// spare, started with the same options), so its first cell runs without a cold start.
+    pub async fn start_with_kernel(
+        config: SessionConfig,
+        kernel: Option<crate::kernel::Kernel>,
+    ) -> Result<Session, SessionError> {
         let span = tracing::info_span!("session", doc_id = %config.notebook_id);
         // UTF-16 offsets, as yjs counts them, like every other Tandem document.
         let doc = yrs::Doc::with_options(yrs::Options {
@@ -196,7 +205,7 @@ impl Session {
         // kernel, and senders wait rather than pile up.
         let (commands, receiver) = mpsc::channel(64);
         let notebook_id = config.notebook_id.clone();
-        let task = actor::Actor::new(config, conn, notebook.clone(), receiver);
+        let task = actor::Actor::new(config, conn, notebook.clone(), receiver, kernel);
         tokio::spawn(task.run().instrument(span));
         Ok(Session {
             commands,

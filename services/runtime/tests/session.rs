@@ -63,6 +63,19 @@ impl Harness {
         cells: &[(&str, &str)],
         configure: impl FnOnce(&mut SessionConfig),
     ) -> Result<Self> {
+        Self::start_inner(cells, configure, false).await
+    }
+
+    /// [`Harness::start`] with a kernel started beforehand and handed to the session.
+    async fn start_with_spare(cells: &[(&str, &str)]) -> Result<Self> {
+        Self::start_inner(cells, |_| {}, true).await
+    }
+
+    async fn start_inner(
+        cells: &[(&str, &str)],
+        configure: impl FnOnce(&mut SessionConfig),
+        spare: bool,
+    ) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let config = tandem_collab::Config::with_data(dir.path().join("data"))?;
         let server = tandem_collab::Server::bind(config).await?;
@@ -93,7 +106,11 @@ impl Harness {
             kernel_options(dir.path().join("kernel")),
         );
         configure(&mut config);
-        let session = Session::start(config).await?;
+        let kernel = match spare {
+            true => Some(tandem_runtime::kernel::Kernel::start(config.kernel.clone()).await?),
+            false => None,
+        };
+        let session = Session::start_with_kernel(config, kernel).await?;
         Ok(Harness {
             _dir: dir,
             stop,
@@ -712,5 +729,28 @@ async fn a_kernel_is_stopped_at_its_maximum_lifetime_even_when_busy() -> Result<
     );
     h.run(&["next"]).await?;
     assert_eq!(h.finished("next").await?.execution_count, Some(1));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_spare_kernel_handed_over_runs_the_first_cell() -> Result<()> {
+    let h = Harness::start_with_spare(&[("pid", "import os\nos.getpid()")]).await?;
+    // Ready before anything was asked of it.
+    h.wait("the spare to show as idle", |_, k| {
+        k["status"] == "idle" && k["lifetime_ends_at"].is_number()
+    })
+    .await?;
+    h.run(&["pid"]).await?;
+    let cell = h.finished("pid").await?;
+    assert_eq!(
+        cell.execution_count,
+        Some(1),
+        "the spare's counter starts at 1"
+    );
+    assert!(
+        !h.seen().iter().any(|s| s == "kernel:starting"),
+        "no cold start: {:?}",
+        h.seen()
+    );
     Ok(())
 }

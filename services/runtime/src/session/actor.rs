@@ -82,15 +82,24 @@ impl Actor {
         conn: DocConnection,
         notebook: Notebook,
         commands: mpsc::Receiver<Command>,
+        kernel: Option<Kernel>,
     ) -> Self {
         let mut state = KernelState::new(config.runtime);
         state.gpu = config.gpu.clone();
+        let (slot, kernel_started) = match kernel {
+            Some(kernel) => {
+                state.status = KernelStatus::Idle;
+                state.lifetime_ends_at = Some(epoch_ms_after(config.max_lifetime));
+                (Slot::Ready(Arc::new(kernel)), Some(Instant::now()))
+            }
+            None => (Slot::None, None),
+        };
         Actor {
             config,
             conn,
             notebook,
             commands,
-            slot: Slot::None,
+            slot,
             queue: VecDeque::new(),
             running: None,
             displays: Displays::default(),
@@ -99,7 +108,7 @@ impl Actor {
             runs: 0,
             killed_after_interrupt: false,
             idle_since: None,
-            kernel_started: None,
+            kernel_started,
         }
     }
 
@@ -114,7 +123,7 @@ impl Actor {
             }
         }
         self.write_state();
-        if self.config.eager_start {
+        if self.config.eager_start && matches!(self.slot, Slot::None) {
             self.begin_start();
         }
         loop {
