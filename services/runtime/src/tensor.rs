@@ -37,6 +37,7 @@ pub mod convert;
 pub mod device;
 pub mod dtype;
 pub mod error;
+pub mod fast;
 pub mod index;
 pub mod inspect;
 pub mod ops;

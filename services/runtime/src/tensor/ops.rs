@@ -9,6 +9,9 @@
 
 use candle_core::{DType, Device, Tensor};
 
+// Next to this file, as `tensor/fast.rs`.
+use super::fast;
+
 use super::device::check_same;
 use super::dtype::{is_float, name};
 use super::error::{Result, TensorError, shape_text};
@@ -147,6 +150,9 @@ pub fn binary(op: Arith, lhs: &Tensor, rhs: &Tensor) -> Result<Tensor> {
     if op == Arith::Div && !is_float(lhs.dtype()) {
         return apply(op, &to_float(lhs)?, &to_float(rhs)?);
     }
+    if let Some(out) = fast::binary(op, lhs, rhs) {
+        return out;
+    }
     apply(op, lhs, rhs)
 }
 
@@ -245,6 +251,9 @@ pub fn matmul(lhs: &Tensor, rhs: &Tensor) -> Result<Tensor> {
 /// A float-only function; integers compute in float32.
 pub fn unary(op: Unary, t: &Tensor) -> Result<Tensor> {
     let t = to_float(t)?;
+    if let Some(out) = fast::unary(op, &t) {
+        return out;
+    }
     Ok(match op {
         Unary::Exp => t.exp()?,
         Unary::Log => t.log()?,
@@ -254,6 +263,9 @@ pub fn unary(op: Unary, t: &Tensor) -> Result<Tensor> {
 
 /// `max(t, 0)`, any dtype.
 pub fn relu(t: &Tensor) -> Result<Tensor> {
+    if let Some(out) = fast::relu(t) {
+        return out;
+    }
     if is_float(t.dtype()) {
         return Ok(t.relu()?);
     }
@@ -265,8 +277,18 @@ pub fn relu(t: &Tensor) -> Result<Tensor> {
 pub fn softmax(t: &Tensor, dim: isize) -> Result<Tensor> {
     let dim = normalize_dim(dim, t.rank())?;
     let (wide, dtype) = widen(&to_float(t)?)?;
+    if dim + 1 == wide.rank()
+        && let Some(out) = fast::softmax_last(&wide)
+    {
+        let out = out?;
+        return Ok(if out.dtype() == dtype {
+            out
+        } else {
+            out.to_dtype(dtype)?
+        });
+    }
     let max = wide.max_keepdim(dim)?;
-    let exp = wide.broadcast_sub(&max)?.exp()?;
+    let exp = unary(Unary::Exp, &wide.broadcast_sub(&max)?)?;
     let sum = exp.sum_keepdim(dim)?;
     let out = exp.broadcast_div(&sum)?;
     Ok(if out.dtype() == dtype {
