@@ -89,6 +89,26 @@ where
     out
 }
 
+/// `a op b` elementwise, for either float width.
+fn arith<T>(op: Arith, a: &[T], b: &[T]) -> Vec<T>
+where
+    T: Copy
+        + Default
+        + Send
+        + Sync
+        + std::ops::Add<Output = T>
+        + std::ops::Sub<Output = T>
+        + std::ops::Mul<Output = T>
+        + std::ops::Div<Output = T>,
+{
+    match op {
+        Arith::Add => zip(a, b, |x, y| x + y),
+        Arith::Sub => zip(a, b, |x, y| x - y),
+        Arith::Mul => zip(a, b, |x, y| x * y),
+        Arith::Div => zip(a, b, |x, y| x / y),
+    }
+}
+
 /// `e^x` for float32 without libm, so that loops of it vectorize: Cephes' `expf`
 /// reduction and polynomial, with 2^n applied in two halves so that results that
 /// overflow give infinity and those that underflow give subnormals or zero. NaN stays NaN.
@@ -155,24 +175,8 @@ pub fn binary(op: Arith, lhs: &Tensor, rhs: &Tensor) -> Option<Result<Tensor>> {
     }
     with_slice(lhs, |a| {
         with_slice(rhs, |b| match (a, b) {
-            (Slice::F32(a), Slice::F32(b)) => Some(build(
-                match op {
-                    Arith::Add => zip(a, b, |x, y| x + y),
-                    Arith::Sub => zip(a, b, |x, y| x - y),
-                    Arith::Mul => zip(a, b, |x, y| x * y),
-                    Arith::Div => zip(a, b, |x, y| x / y),
-                },
-                lhs,
-            )),
-            (Slice::F64(a), Slice::F64(b)) => Some(build(
-                match op {
-                    Arith::Add => zip(a, b, |x, y| x + y),
-                    Arith::Sub => zip(a, b, |x, y| x - y),
-                    Arith::Mul => zip(a, b, |x, y| x * y),
-                    Arith::Div => zip(a, b, |x, y| x / y),
-                },
-                lhs,
-            )),
+            (Slice::F32(a), Slice::F32(b)) => Some(build(arith(op, a, b), lhs)),
+            (Slice::F64(a), Slice::F64(b)) => Some(build(arith(op, a, b), lhs)),
             _ => None,
         })
         .flatten()
