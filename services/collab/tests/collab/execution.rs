@@ -164,13 +164,8 @@ async fn the_service_credential_is_for_runtimes_only() {
         matches!(refused, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 403)
     );
     // The service joins any notebook's document...
-    let conn = tandem_client::DocConnection::connect(&server.ws_url(), &nb.id, Some(SERVICE_TOKEN))
-        .await
-        .unwrap();
-    tokio::time::timeout(WAIT, conn.synced())
-        .await
-        .unwrap()
-        .unwrap();
+    let conn = server.connect_with_token(SERVICE_TOKEN, &nb.id).await;
+    assert!(conn.is_synced());
     // ...but is no user of the REST API.
     let as_service = tandem_client::Client::new(&server.http_url(), SERVICE_TOKEN).unwrap();
     assert_eq!(

@@ -94,7 +94,12 @@ impl TestServer {
 
     /// A synced document connection for `client`.
     pub async fn connect(&self, client: &Client, notebook: &str) -> DocConnection {
-        let conn = DocConnection::connect(&self.ws_url(), notebook, Some(client.token()))
+        self.connect_with_token(client.token(), notebook).await
+    }
+
+    /// A synced document connection with any credential (a user's token or the service's).
+    pub async fn connect_with_token(&self, token: &str, notebook: &str) -> DocConnection {
+        let conn = DocConnection::connect(&self.ws_url(), notebook, Some(token))
             .await
             .unwrap();
         tokio::time::timeout(WAIT, conn.synced())
