@@ -623,7 +623,7 @@ impl Actor {
             .config
             .full_output_dir
             .clone()
-            .unwrap_or_else(|| self.config.kernel.workdir.join(".tandem-outputs"));
+            .unwrap_or_else(|| self.config.kernel.workdir.join(super::FULL_OUTPUT_DIR));
         dir.join(format!("{cell_id}-{}.txt", self.runs))
     }
 }
