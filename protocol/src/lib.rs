@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //! - [`Role`]: what a caller may do with a notebook.
-//! - HTTP bodies: [`Me`], [`CreateNotebook`], [`NotebookInfo`], [`ErrorBody`].
+//! - HTTP bodies: [`Me`], [`CreateNotebook`], [`NotebookInfo`], [`Sharing`], [`ErrorBody`].
 //! - [`close`]: WebSocket close codes and what a client should do on each.
 //! - [`ExecuteRequest`]: the body of `POST /api/notebooks/{id}/execute`.
 //! - [`runtime`]: the control channel between the collab service and runtime nodes.
@@ -37,6 +37,11 @@ impl Role {
         self >= Role::Editor
     }
 
+    /// Whether this role may write comments.
+    pub fn can_comment(self) -> bool {
+        self >= Role::Commenter
+    }
+
     /// The role's name as it appears in JSON.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -45,6 +50,13 @@ impl Role {
             Role::Editor => "editor",
             Role::Owner => "owner",
         }
+    }
+
+    /// Parses the JSON name of a role.
+    pub fn parse(name: &str) -> Option<Role> {
+        [Role::Viewer, Role::Commenter, Role::Editor, Role::Owner]
+            .into_iter()
+            .find(|role| role.as_str() == name)
     }
 }
 
@@ -90,6 +102,68 @@ pub struct NotebookInfo {
     /// When the notebook was created, RFC 3339 in UTC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
+}
+
+/// Who may open a notebook by its link, beyond the people it is shared with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GeneralAccess {
+    /// Only the owner and the people in `grants`.
+    #[default]
+    Restricted,
+    /// Anyone who has the link, signed in or not, with the link role.
+    AnyoneWithLink,
+}
+
+impl GeneralAccess {
+    /// The name as it appears in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GeneralAccess::Restricted => "restricted",
+            GeneralAccess::AnyoneWithLink => "anyone_with_link",
+        }
+    }
+
+    /// Parses the JSON name.
+    pub fn parse(name: &str) -> Option<GeneralAccess> {
+        [GeneralAccess::Restricted, GeneralAccess::AnyoneWithLink]
+            .into_iter()
+            .find(|access| access.as_str() == name)
+    }
+}
+
+/// One person a notebook is shared with, by email. An email that has never signed in gets
+/// the role when its owner first does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The person's email address (compared case-insensitively).
+    pub email: String,
+    /// Their role: viewer, commenter or editor (ownership moves by transfer, not by grant).
+    pub role: Role,
+}
+
+/// `GET/PUT /api/notebooks/{id}/sharing`: a notebook's sharing settings, as in Google Docs.
+/// A PUT replaces the whole set; `owner` is answered by GET and ignored in a PUT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sharing {
+    /// Restricted, or anyone with the link.
+    pub general_access: GeneralAccess,
+    /// The role of someone who opens the link without a grant (viewer, commenter or editor).
+    pub link_role: Role,
+    /// The people the notebook is shared with.
+    #[serde(default)]
+    pub grants: Vec<Grant>,
+    /// The owner's email address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+/// `POST /api/notebooks/{id}/owner`: hands the notebook to another signed-up user; the
+/// previous owner keeps editor access.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferOwnership {
+    /// The new owner's email address.
+    pub email: String,
 }
 
 /// The body of every HTTP error: `{"error": {"code": "...", "message": "..."}}`.

@@ -1,6 +1,7 @@
 //! The REST API of DESIGN.md for notebooks and the signed-in user.
 
 mod execution;
+mod sharing;
 
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
@@ -8,11 +9,12 @@ use axum::response::IntoResponse;
 use axum::{Json, Router, routing};
 use serde::de::DeserializeOwned;
 use tandem_crdt::Notebook;
-use tandem_protocol::{CreateNotebook, Me, NotebookInfo, Role};
+use tandem_protocol::{CreateNotebook, GeneralAccess, Me, NotebookInfo, Role};
 use yrs::{ReadTxn, StateVector, Transact};
 
 use crate::App;
-use crate::auth::{SignedIn, notebook_access};
+use crate::auth::events::AccessEvent;
+use crate::auth::{Caller, SignedIn, caller_access};
 use crate::error::ApiError;
 use crate::ids;
 use crate::store::NotebookRecord;
@@ -34,6 +36,14 @@ pub fn routes() -> Router<App> {
             routing::get(get_notebook).delete(delete_notebook),
         )
         .route("/api/notebooks/{id}/ipynb", routing::get(export_ipynb))
+        .route(
+            "/api/notebooks/{id}/sharing",
+            routing::get(sharing::get_sharing).put(sharing::put_sharing),
+        )
+        .route(
+            "/api/notebooks/{id}/owner",
+            routing::post(sharing::transfer_ownership),
+        )
         .route(
             "/api/notebooks/{id}/execute",
             routing::post(execution::execute),
@@ -130,6 +140,8 @@ async fn create_notebook(
         owner_id: user.id,
         created_at_ms: now,
         updated_at_ms: now,
+        general_access: GeneralAccess::Restricted,
+        link_role: Role::Viewer,
     };
     app.store.create_notebook(&record, &initial_state).await?;
     tracing::info!(doc_id = %record.id, bytes = initial_state.len(), "notebook created");
@@ -146,30 +158,45 @@ fn blank_notebook() -> serde_json::Value {
     })
 }
 
+/// The caller's notebooks: owned ones, then those shared with them by grant, each list most
+/// recently updated first. (Notebooks opened only through an anyone-with-the-link link are
+/// not listed, as in Google Docs' "shared with me" before the link is opened.)
 async fn list_notebooks(
     State(app): State<App>,
     SignedIn(user): SignedIn,
 ) -> Result<Json<Vec<NotebookInfo>>, ApiError> {
-    let records = app.store.notebooks_owned_by(&user.id).await?;
-    Ok(Json(records.iter().map(|r| info(r, Role::Owner)).collect()))
+    let owned = app.store.notebooks_owned_by(&user.id).await?;
+    let shared = app.store.notebooks_shared_with(&user.email).await?;
+    let mut list: Vec<NotebookInfo> = owned.iter().map(|r| info(r, Role::Owner)).collect();
+    list.extend(
+        shared
+            .iter()
+            // A grant left on a notebook its grantee now owns is shown once, as owned.
+            .filter(|(r, _)| r.owner_id != user.id)
+            .map(|(record, grant)| {
+                let role = crate::auth::resolve_role(record, Some(&user), Some(*grant));
+                info(record, role.unwrap_or(*grant))
+            }),
+    );
+    Ok(Json(list))
 }
 
 async fn get_notebook(
     State(app): State<App>,
-    SignedIn(user): SignedIn,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<NotebookInfo>, ApiError> {
-    let (record, role) = notebook_access(&app, &user, &id).await?;
+    let (record, role) = caller_access(&app, &caller, &id).await?;
     Ok(Json(info(&record, role)))
 }
 
-#[tracing::instrument(skip_all, fields(doc_id = %id, user_id = %user.id))]
+#[tracing::instrument(skip_all, fields(doc_id = %id, user_id = %caller.log_id()))]
 async fn export_ipynb(
     State(app): State<App>,
-    SignedIn(user): SignedIn,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    notebook_access(&app, &user, &id).await?;
+    caller_access(&app, &caller, &id).await?;
     let room = app.rooms.get(&id);
     let ipynb = room
         .read(|doc| Notebook::from_doc(doc.clone()).to_ipynb())
@@ -184,12 +211,13 @@ async fn delete_notebook(
     SignedIn(user): SignedIn,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let (_, role) = notebook_access(&app, &user, &id).await?;
+    let (_, role) = caller_access(&app, &Caller::User(user), &id).await?;
     if role != Role::Owner {
         return Err(ApiError::forbidden("only the owner can delete a notebook"));
     }
     app.rooms.delete(&id).await;
     app.store.delete_notebook(&id).await?;
+    app.access.publish(AccessEvent::Notebook(id.clone()));
     tracing::info!("notebook deleted");
     Ok(StatusCode::NO_CONTENT)
 }

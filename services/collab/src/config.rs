@@ -28,6 +28,10 @@ pub struct Config {
     #[command(flatten)]
     pub store: StoreConfig,
 
+    /// Sign-in and sessions.
+    #[command(flatten)]
+    pub auth: crate::auth::AuthConfig,
+
     /// Address to listen on; port 0 picks a free one (the bound address is printed).
     #[arg(long, env = "TANDEM_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,

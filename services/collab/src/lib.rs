@@ -67,6 +67,12 @@ pub struct App {
     pub service_token_hash: Option<String>,
     /// Cancelled when the service starts shutting down.
     pub rooms_shutdown: CancellationToken,
+    /// The OAuth providers people may sign in with.
+    pub providers: Arc<auth::oauth::Providers>,
+    /// Rate limits on sign-in and token attempts.
+    pub limits: Arc<auth::limits::Limits>,
+    /// Access changes that open connections re-check.
+    pub access: auth::events::AccessEvents,
 }
 
 impl App {
@@ -113,7 +119,13 @@ impl Server {
         };
         let rooms = Rooms::new(store.clone(), settings, tracker.clone(), shutdown.clone());
         let service_token_hash = config.service_token.as_deref().map(ids::token_hash);
+        let providers =
+            auth::oauth::Providers::load(&config.auth).context("loading the sign-in providers")?;
+        let limits = auth::limits::Limits::new(&config.auth);
         let app = App {
+            providers: Arc::new(providers),
+            limits: Arc::new(limits),
+            access: auth::events::AccessEvents::default(),
             store,
             rooms,
             config: Arc::new(config),
@@ -165,6 +177,19 @@ impl Server {
                 tracing::debug!(error = %err, "cannot set TCP_NODELAY");
             }
         });
+        let limits = app.limits.clone();
+        let sweeper = stopping.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = every.tick() => limits.sweep(),
+                    () = sweeper.cancelled() => break,
+                }
+            }
+        });
+        // Connection info gives the rate limits each client's address.
+        let router = router.into_make_service_with_connect_info::<SocketAddr>();
         let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
             stopping.cancelled().await;
         });
@@ -183,6 +208,8 @@ pub fn router(app: App) -> Router {
     let body_limit = app.config.max_body_bytes;
     Router::new()
         .merge(api::routes())
+        .merge(auth::session::routes())
+        .merge(auth::oauth::routes())
         .route("/ws/{id}", axum::routing::get(ws::route))
         .route(
             tandem_protocol::runtime::CONTROL_PATH,

@@ -1,4 +1,5 @@
-//! Persistent state behind one trait: users, tokens, notebooks and each notebook's document.
+//! Persistent state behind one trait: users, tokens, sign-in sessions, notebooks, their sharing
+//! and comments, and each notebook's document.
 //!
 //! A document is stored as a snapshot (a full yrs v1 update) plus an append-only log of the
 //! v1 updates applied since. [`Store::append_updates`] returns only once the updates are
@@ -8,9 +9,15 @@
 //! The embedded backend is [`sqlite::SqliteStore`]; the Redis backend (scale-out) implements
 //! the same trait.
 
+pub mod accounts;
+pub mod comments;
 pub mod sqlite;
 
 use async_trait::async_trait;
+use tandem_protocol::{GeneralAccess, Grant, Role};
+
+pub use accounts::{AccountStore, PendingLogin, SessionRecord};
+pub use comments::CommentStore;
 
 /// Errors from a store backend.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +65,10 @@ pub struct NotebookRecord {
     pub created_at_ms: i64,
     /// Last content or title change, milliseconds since the Unix epoch.
     pub updated_at_ms: i64,
+    /// Who may open it by its link.
+    pub general_access: GeneralAccess,
+    /// The role of someone who opens the link without a grant.
+    pub link_role: Role,
 }
 
 /// What is stored of one document: a snapshot and the updates appended after it.
@@ -72,9 +83,10 @@ pub struct StoredDocument {
     pub last_seq: u64,
 }
 
-/// The storage engine behind the collab service.
+/// The storage engine behind the collab service. Accounts (sessions, sign-in attempts) and
+/// comments are in the supertraits; bring them into scope to call their methods.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AccountStore + CommentStore + Send + Sync + 'static {
     /// Returns the user with this email, creating it (with `name`) if absent.
     async fn upsert_user(&self, email: &str, name: &str) -> Result<User, StoreError>;
 
@@ -96,6 +108,39 @@ pub trait Store: Send + Sync + 'static {
 
     /// The notebooks owned by a user, most recently updated first.
     async fn notebooks_owned_by(&self, user_id: &str) -> Result<Vec<NotebookRecord>, StoreError>;
+
+    /// The notebooks shared with an email address by grant, with the granted role, most
+    /// recently updated first.
+    async fn notebooks_shared_with(
+        &self,
+        email: &str,
+    ) -> Result<Vec<(NotebookRecord, Role)>, StoreError>;
+
+    /// The people a notebook is shared with.
+    async fn grants(&self, id: &str) -> Result<Vec<Grant>, StoreError>;
+
+    /// The role granted to an email address on a notebook, if any.
+    async fn grant_for(&self, id: &str, email: &str) -> Result<Option<Role>, StoreError>;
+
+    /// Replaces a notebook's general access, link role and grants in one transaction.
+    /// Emails are stored lowercased.
+    async fn set_sharing(
+        &self,
+        id: &str,
+        general_access: GeneralAccess,
+        link_role: Role,
+        grants: &[Grant],
+    ) -> Result<(), StoreError>;
+
+    /// Makes `new_owner_id` the owner; the previous owner (`previous_owner_email`) becomes an
+    /// editor, and any grant the new owner had is dropped. One transaction.
+    async fn transfer_ownership(
+        &self,
+        id: &str,
+        new_owner_id: &str,
+        new_owner_email: &str,
+        previous_owner_email: &str,
+    ) -> Result<(), StoreError>;
 
     /// Deletes a notebook and its document. Returns whether it existed.
     async fn delete_notebook(&self, id: &str) -> Result<bool, StoreError>;

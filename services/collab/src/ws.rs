@@ -6,7 +6,7 @@
 //! `Stream`/`Sink` so tests can drive them without a socket.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
@@ -14,7 +14,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use tandem_protocol::close;
+use tandem_protocol::{Role, close};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 use yrs::sync::{Message, MessageReader};
@@ -22,7 +22,8 @@ use yrs::updates::decoder::DecoderV1;
 use yrs::updates::encoder::Encode;
 
 use crate::App;
-use crate::auth::{Caller, caller_access};
+use crate::auth::events::AccessEvent;
+use crate::auth::{Authenticated, Caller, Credential, caller_access, user_for};
 use crate::error::ApiError;
 use crate::room::{Closer, Command, ConnId, Peer, RoomHandle};
 
@@ -41,14 +42,15 @@ const WRITE_BATCH: usize = 64;
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 /// The WebSocket route: checks access, then upgrades.
-#[tracing::instrument(skip_all, fields(doc_id = %notebook_id, user_id = %caller.log_id()))]
+#[tracing::instrument(skip_all, fields(doc_id = %notebook_id, user_id = %auth.caller.log_id()))]
 pub async fn route(
     State(app): State<App>,
     Path(notebook_id): Path<String>,
-    caller: Caller,
+    auth: Authenticated,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let (_, role) = caller_access(&app, &caller, &notebook_id).await?;
+    let caller = &auth.caller;
+    let (_, role) = caller_access(&app, caller, &notebook_id).await?;
     let limit = app.config.max_message_bytes;
     let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let span =
@@ -61,13 +63,20 @@ pub async fn route(
         .max_frame_size(limit)
         .read_buffer_size(SOCKET_BUFFER)
         .write_buffer_size(SOCKET_BUFFER);
+    let can_edit = Arc::new(AtomicBool::new(role.can_edit()));
     Ok(upgrade.on_upgrade(move |socket| {
         tracker
-            .track_future(serve(app, notebook_id, conn, role.can_edit(), socket).instrument(span))
+            .track_future(serve(app, notebook_id, conn, (auth, can_edit), socket).instrument(span))
     }))
 }
 
-async fn serve(app: App, notebook_id: String, conn: ConnId, can_edit: bool, socket: WebSocket) {
+async fn serve(
+    app: App,
+    notebook_id: String,
+    conn: ConnId,
+    (auth, can_edit): (Authenticated, Arc<AtomicBool>),
+    socket: WebSocket,
+) {
     let (out_tx, out_rx) = mpsc::channel(app.config.outbound_queue);
     let closer = Arc::new(Closer::default());
     let room = app.rooms.get(&notebook_id);
@@ -86,12 +95,87 @@ async fn serve(app: App, notebook_id: String, conn: ConnId, can_edit: bool, sock
     let last_seen = Arc::new(Clock::new());
     let keepalive = app.config.keepalive;
     let limit = app.config.max_message_bytes;
+    // Subscribed before the first frame is read, so no access change can slip in between.
+    let events = app.access.subscribe();
     tokio::join!(
         write_loop(sink, out_rx, &closer, keepalive, &last_seen),
-        read_loop(stream, &room, (conn, can_edit), &closer, &last_seen, limit),
+        read_loop(stream, &room, (conn, &can_edit), &closer, &last_seen, limit),
+        watch_access(&app, &notebook_id, &auth, (events, &can_edit), &closer),
     );
     let _ = room.send(Command::Leave { conn }).await;
     tracing::debug!(reason = ?closer.reason(), "disconnected");
+}
+
+/// Re-checks the connection's credential and role whenever an access event concerns it:
+/// cuts the connection when access ended (code 1008), and downgrades or upgrades its right to
+/// edit when the role changed.
+async fn watch_access(
+    app: &App,
+    notebook_id: &str,
+    auth: &Authenticated,
+    (mut events, can_edit): (tokio::sync::broadcast::Receiver<AccessEvent>, &AtomicBool),
+    closer: &Closer,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    if auth.credential == Credential::Service {
+        return;
+    }
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            () = closer.requested() => return,
+        };
+        let concerns_us = match &event {
+            Ok(AccessEvent::Notebook(id)) => id == notebook_id,
+            Ok(AccessEvent::SessionEnded(hash)) => {
+                auth.credential == Credential::Session(hash.clone())
+            }
+            Ok(AccessEvent::UserSignedOut(user_id)) => {
+                matches!(&auth.caller, Caller::User(user) if &user.id == user_id)
+            }
+            // Fell behind: some event may have concerned us.
+            Err(RecvError::Lagged(_)) => true,
+            Err(RecvError::Closed) => return,
+        };
+        if !concerns_us {
+            continue;
+        }
+        match current_role(app, notebook_id, auth).await {
+            Ok(Some(role)) => {
+                let before = can_edit.swap(role.can_edit(), Ordering::Relaxed);
+                if before != role.can_edit() {
+                    tracing::info!(%role, "role changed on an open connection");
+                }
+            }
+            Ok(None) => {
+                tracing::info!("access ended; closing the connection");
+                closer.close(close::POLICY, "your access to this notebook ended");
+                return;
+            }
+            // A store hiccup is no reason to cut anyone off; the next event checks again.
+            Err(err) => tracing::warn!(error = err.message, "cannot re-check access"),
+        }
+    }
+}
+
+/// The role the connection's credential has now, or `None` when it has none left.
+async fn current_role(
+    app: &App,
+    notebook_id: &str,
+    auth: &Authenticated,
+) -> Result<Option<Role>, ApiError> {
+    let caller = match &auth.credential {
+        Credential::None => Caller::Anonymous,
+        credential => match user_for(app, credential).await? {
+            Some(user) => Caller::User(user),
+            None => return Ok(None),
+        },
+    };
+    match caller_access(app, &caller, notebook_id).await {
+        Ok((_, role)) => Ok(Some(role)),
+        Err(err) if err.status.is_client_error() => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 /// Milliseconds since a fixed start, shared between the two loops.
@@ -122,7 +206,7 @@ impl Clock {
 async fn read_loop<S>(
     mut stream: S,
     room: &RoomHandle,
-    sender: (ConnId, bool),
+    sender: (ConnId, &AtomicBool),
     closer: &Closer,
     last_seen: &Clock,
     limit: usize,
@@ -156,7 +240,7 @@ enum ReadEnd {
 async fn read_frames<S>(
     stream: &mut S,
     room: &RoomHandle,
-    (conn, can_edit): (ConnId, bool),
+    (conn, can_edit): (ConnId, &AtomicBool),
     closer: &Closer,
     last_seen: &Clock,
     limit: usize,
@@ -181,7 +265,7 @@ where
                     if room
                         .send(Command::Messages {
                             conn,
-                            can_edit,
+                            can_edit: can_edit.load(Ordering::Relaxed),
                             messages,
                         })
                         .await

@@ -13,7 +13,7 @@ use tandem_protocol::{ExecuteRequest, Queued, RuntimeType};
 
 use super::ApiJson;
 use crate::App;
-use crate::auth::{SignedIn, notebook_access, require_editor};
+use crate::auth::{Caller, SignedIn, caller_access, notebook_access, require_editor};
 use crate::error::ApiError;
 use crate::runtime_hub::HubError;
 use crate::store::User;
@@ -131,14 +131,14 @@ pub(super) async fn set_runtime(
 
 /// `GET /api/notebooks/{id}/outputs/{file}`: the full text of a truncated output, for anyone
 /// who may see the notebook.
-#[tracing::instrument(skip_all, fields(doc_id = %id, user_id = %user.id))]
+#[tracing::instrument(skip_all, fields(doc_id = %id, user_id = %caller.log_id()))]
 pub(super) async fn full_output(
     State(app): State<App>,
-    SignedIn(user): SignedIn,
+    caller: Caller,
     Path((id, file)): Path<(String, String)>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    notebook_access(&app, &user, &id).await?;
+    caller_access(&app, &caller, &id).await?;
     let reply = app
         .runtimes
         .call(app.config.runtime_timeout, |request| Command::ReadOutput {

@@ -12,6 +12,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
+mod accounts;
+mod comments;
+mod sharing;
+
+use tandem_protocol::{GeneralAccess, Grant, Role};
+
 use super::{NotebookRecord, Store, StoreError, StoredDocument, User};
 use crate::ids;
 
@@ -37,7 +43,9 @@ CREATE TABLE IF NOT EXISTS notebooks (
     title TEXT NOT NULL,
     owner_id TEXT NOT NULL REFERENCES users(id),
     created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
+    updated_at INTEGER NOT NULL,
+    general_access TEXT NOT NULL DEFAULT 'restricted',
+    link_role TEXT NOT NULL DEFAULT 'viewer'
 );
 CREATE INDEX IF NOT EXISTS notebooks_owner ON notebooks(owner_id, updated_at);
 CREATE TABLE IF NOT EXISTS doc_snapshots (
@@ -51,7 +59,40 @@ CREATE TABLE IF NOT EXISTS doc_updates (
     data BLOB NOT NULL,
     PRIMARY KEY (notebook_id, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS grants (
+    notebook_id TEXT NOT NULL REFERENCES notebooks(id) ON DELETE CASCADE,
+    email TEXT NOT NULL,
+    role TEXT NOT NULL,
+    PRIMARY KEY (notebook_id, email)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS grants_email ON grants(email);
+CREATE TABLE IF NOT EXISTS sessions (
+    hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    csrf_token TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user_id);
+CREATE TABLE IF NOT EXISTS logins (
+    state_hash TEXT PRIMARY KEY,
+    provider TEXT NOT NULL,
+    pkce_verifier TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    return_to TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
 ";
+
+/// Columns added to tables after the first release, added to older databases on open.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    (
+        "notebooks",
+        "general_access",
+        "TEXT NOT NULL DEFAULT 'restricted'",
+    ),
+    ("notebooks", "link_role", "TEXT NOT NULL DEFAULT 'viewer'"),
+];
 
 /// The SQLite-backed [`Store`].
 #[derive(Clone)]
@@ -83,7 +124,7 @@ impl SqliteStore {
         restrict_to_owner(data_dir)?;
         let path = data_dir.join("tandem.db");
         let writer = open_connection(&path, sync_commits)?;
-        writer.execute_batch(SCHEMA)?;
+        migrate(&writer)?;
         let reader = open_connection(&path, sync_commits)?;
         Ok(Self {
             writer: Arc::new(Mutex::new(writer)),
@@ -112,6 +153,35 @@ impl SqliteStore {
     {
         run_blocking(self.reader.clone(), f).await
     }
+}
+
+/// Creates missing tables and adds columns that older databases lack.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    // An older database has the tables but not the new columns; add them before the schema's
+    // indexes refer to them.
+    for (table, column, definition) in ADDED_COLUMNS {
+        let exists: bool = conn
+            .query_row(
+                &format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = ?1"),
+                [column],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)?;
+        let table_exists: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [table],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)?;
+        if table_exists && !exists {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+            ))?;
+        }
+    }
+    conn.execute_batch(SCHEMA)?;
+    Ok(())
 }
 
 fn restrict_to_owner(dir: &Path) -> Result<(), StoreError> {
@@ -171,10 +241,16 @@ fn notebook_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<NotebookRecord
         owner_id: row.get(2)?,
         created_at_ms: row.get(3)?,
         updated_at_ms: row.get(4)?,
+        // A value this code never writes reads as the most restrictive one.
+        general_access: GeneralAccess::parse(&row.get::<_, String>(5)?)
+            .unwrap_or(GeneralAccess::Restricted),
+        link_role: Role::parse(&row.get::<_, String>(6)?).unwrap_or(Role::Viewer),
     })
 }
 
-const NOTEBOOK_COLUMNS: &str = "id, title, owner_id, created_at, updated_at";
+/// The columns [`notebook_from_row`] reads, in order.
+const NOTEBOOK_COLUMNS: &str =
+    "id, title, owner_id, created_at, updated_at, general_access, link_role";
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -247,14 +323,17 @@ impl Store for SqliteStore {
         self.write(move |conn| {
             let tx = conn.transaction()?;
             tx.execute(
-                "INSERT INTO notebooks (id, title, owner_id, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO notebooks \
+                 (id, title, owner_id, created_at, updated_at, general_access, link_role) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     record.id,
                     record.title,
                     record.owner_id,
                     record.created_at_ms,
-                    record.updated_at_ms
+                    record.updated_at_ms,
+                    record.general_access.as_str(),
+                    record.link_role.as_str(),
                 ],
             )?;
             tx.execute(
@@ -292,6 +371,55 @@ impl Store for SqliteStore {
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
+    }
+
+    async fn notebooks_shared_with(
+        &self,
+        email: &str,
+    ) -> Result<Vec<(NotebookRecord, Role)>, StoreError> {
+        let email = email.trim().to_lowercase();
+        self.read(move |conn| sharing::notebooks_shared_with(conn, &email))
+            .await
+    }
+
+    async fn grants(&self, id: &str) -> Result<Vec<Grant>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |conn| sharing::grants(conn, &id)).await
+    }
+
+    async fn grant_for(&self, id: &str, email: &str) -> Result<Option<Role>, StoreError> {
+        let (id, email) = (id.to_owned(), email.trim().to_lowercase());
+        self.read(move |conn| sharing::grant_for(conn, &id, &email))
+            .await
+    }
+
+    async fn set_sharing(
+        &self,
+        id: &str,
+        general_access: GeneralAccess,
+        link_role: Role,
+        grants: &[Grant],
+    ) -> Result<(), StoreError> {
+        let (id, grants) = (id.to_owned(), grants.to_vec());
+        self.write(move |conn| sharing::set_sharing(conn, &id, general_access, link_role, &grants))
+            .await
+    }
+
+    async fn transfer_ownership(
+        &self,
+        id: &str,
+        new_owner_id: &str,
+        new_owner_email: &str,
+        previous_owner_email: &str,
+    ) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        let new_owner = (
+            new_owner_id.to_owned(),
+            new_owner_email.trim().to_lowercase(),
+        );
+        let previous = previous_owner_email.trim().to_lowercase();
+        self.write(move |conn| sharing::transfer_ownership(conn, &id, &new_owner, &previous))
+            .await
     }
 
     async fn delete_notebook(&self, id: &str) -> Result<bool, StoreError> {
@@ -412,6 +540,8 @@ mod tests {
             owner_id: owner.into(),
             created_at_ms: 1,
             updated_at_ms: 1,
+            general_access: GeneralAccess::Restricted,
+            link_role: Role::Viewer,
         }
     }
 

@@ -1,0 +1,49 @@
+//! Sign-in settings: the public URL, OAuth providers, local sign-in, sessions and limits.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// When the "your name and email" sign-in is offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LocalSignIn {
+    /// On when no OAuth provider is configured and the server listens on loopback only.
+    Auto,
+    /// Always on, also on a public address (anyone who reaches the server can sign in as
+    /// anyone: for trusted networks only).
+    On,
+    /// Never.
+    Off,
+}
+
+/// Configuration of sign-in and sessions.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuthConfig {
+    /// The URL people reach Tandem at, such as `https://tandem.example.com`. OAuth redirect
+    /// URIs are built from it and cookies get `Secure` when it is https. Default:
+    /// `http://<listen address>`.
+    #[arg(long, env = "TANDEM_PUBLIC_URL")]
+    pub public_url: Option<url::Url>,
+
+    /// The "your name and email" sign-in: `auto` offers it only when no OAuth provider is
+    /// configured and Tandem listens on a loopback address.
+    #[arg(long, env = "TANDEM_LOCAL_SIGN_IN", value_enum, default_value = "auto")]
+    pub local_sign_in: LocalSignIn,
+
+    /// A TOML file of OAuth / OpenID Connect providers (see the README's "Sign-in" section).
+    #[arg(long, env = "TANDEM_AUTH_PROVIDERS")]
+    pub auth_providers: Option<PathBuf>,
+
+    /// How long a sign-in session lasts.
+    #[arg(long, env = "TANDEM_SESSION_TTL", default_value = "30days", value_parser = humantime::parse_duration)]
+    pub session_ttl: Duration,
+
+    /// Sign-in attempts (local or OAuth, started or finished) allowed per client address per
+    /// minute; more get 429.
+    #[arg(long, env = "TANDEM_SIGN_IN_PER_MINUTE", default_value_t = 30)]
+    pub sign_in_per_minute: u32,
+
+    /// Requests with an unknown access token allowed per client address per minute; more get
+    /// 429, so tokens cannot be guessed at speed (they carry 256 random bits regardless).
+    #[arg(long, env = "TANDEM_BAD_TOKENS_PER_MINUTE", default_value_t = 30)]
+    pub bad_tokens_per_minute: u32,
+}
