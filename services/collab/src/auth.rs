@@ -10,6 +10,7 @@
 //! - [`config`]: [`AuthConfig`], the sign-in settings.
 //! - [`session`]: session cookies, CSRF, local sign-in and sign-out.
 //! - [`oauth`]: sign-in with OAuth 2.0 / OpenID Connect providers.
+//! - [`pages`]: the server-rendered sign-in page.
 //! - [`limits`]: rate limits on sign-in and token attempts.
 //! - [`events`]: access changes (sharing edits, sign-outs) that open connections re-check.
 
@@ -17,6 +18,7 @@ pub mod config;
 pub mod events;
 pub mod limits;
 pub mod oauth;
+pub mod pages;
 pub mod session;
 
 use axum::extract::FromRequestParts;

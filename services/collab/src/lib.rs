@@ -209,6 +209,7 @@ pub fn router(app: App) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(auth::session::routes())
+        .merge(auth::pages::routes())
         .merge(auth::oauth::routes())
         .route("/ws/{id}", axum::routing::get(ws::route))
         .route(
