@@ -10,6 +10,9 @@
 //! - [`close`]: WebSocket close codes and what a client should do on each.
 //! - [`ExecuteRequest`]: the body of `POST /api/notebooks/{id}/execute`.
 //! - [`runtime`]: the control channel between the collab service and runtime nodes.
+//! - [`comments`]: comment threads on cells, their routes and bodies.
+
+pub mod comments;
 
 use serde::{Deserialize, Serialize};
 

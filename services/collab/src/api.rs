@@ -1,9 +1,12 @@
 //! The REST API of DESIGN.md for notebooks and the signed-in user.
 
+mod comments;
 mod execution;
 mod sharing;
 
-use axum::extract::{FromRequest, Path, Request, State};
+use std::collections::HashMap;
+
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Json, Router, routing};
@@ -64,6 +67,24 @@ pub fn routes() -> Router<App> {
             "/api/notebooks/{id}/runtime",
             routing::put(execution::set_runtime),
         )
+        .route(
+            "/api/notebooks/{id}/comments",
+            routing::get(comments::list).post(comments::create),
+        )
+        .route(
+            "/api/notebooks/{id}/comments/{thread_id}",
+            routing::get(comments::get)
+                .patch(comments::update)
+                .delete(comments::delete),
+        )
+        .route(
+            "/api/notebooks/{id}/comments/{thread_id}/replies",
+            routing::post(comments::reply),
+        )
+        .route(
+            "/api/notebooks/{id}/comments/{thread_id}/replies/{comment_id}",
+            routing::delete(comments::delete_reply),
+        )
 }
 
 /// JSON body extractor whose rejections use the API's error shape.
@@ -114,6 +135,10 @@ async fn create_notebook(
         ));
     }
     let limits = app.import_limits();
+    let mut body = body;
+    if let Some(ipynb) = body.ipynb.as_mut() {
+        comments::strip_from_import(ipynb);
+    }
     let initial_state = tokio::task::spawn_blocking(move || {
         let notebook = match &body.ipynb {
             Some(ipynb) => Notebook::from_ipynb(ipynb, &limits)
@@ -195,13 +220,19 @@ async fn export_ipynb(
     State(app): State<App>,
     caller: Caller,
     Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let with_comments = comments::export_query(&query)?;
     caller_access(&app, &caller, &id).await?;
     let room = app.rooms.get(&id);
-    let ipynb = room
+    let mut ipynb = room
         .read(|doc| Notebook::from_doc(doc.clone()).to_ipynb())
         .await
         .map_err(|_| ApiError::notebook_not_found())?;
+    // Comments live outside the document; an export carries them only when asked.
+    if with_comments {
+        comments::add_to_export(&app, &id, &caller, &mut ipynb).await?;
+    }
     Ok(Json(ipynb))
 }
 

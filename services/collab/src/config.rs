@@ -72,6 +72,12 @@ pub struct Config {
     /// Fold a notebook's update log into a snapshot once it holds this many updates.
     #[arg(long, env = "TANDEM_COMPACT_AFTER", default_value_t = 1000)]
     pub compact_after: u64,
+
+    /// The built web client (`npm run build` in `client/web`, which `scripts/run` does):
+    /// `index.html` and `assets/`. Relative paths are taken from the working directory.
+    /// Without it the pages answer 503 saying how to build it; the API works regardless.
+    #[arg(long, env = "TANDEM_WEB_DIR", default_value = "client/web/dist")]
+    pub web_dir: PathBuf,
 }
 
 #[derive(Parser)]

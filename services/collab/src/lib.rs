@@ -13,6 +13,7 @@
 //! - [`ws`]: one WebSocket connection: frame decoding, limits, keepalive, close reasons.
 //! - [`api`]: the REST routes; [`auth`]: tokens and notebook access; [`error`]: the HTTP error.
 //! - [`runtime_hub`]: the control channel to the runtime (execute, interrupt, restart).
+//! - [`web`]: the web client's pages and assets, from `--web-dir`.
 //!
 //! # Running
 //! ```no_run
@@ -32,6 +33,7 @@ pub mod ids;
 pub mod room;
 pub mod runtime_hub;
 pub mod store;
+pub mod web;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -211,6 +213,7 @@ pub fn router(app: App) -> Router {
         .merge(auth::session::routes())
         .merge(auth::pages::routes())
         .merge(auth::oauth::routes())
+        .merge(web::routes())
         .route("/ws/{id}", axum::routing::get(ws::route))
         .route(
             tandem_protocol::runtime::CONTROL_PATH,

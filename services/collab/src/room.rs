@@ -92,6 +92,12 @@ pub enum Command {
         /// The messages of one frame.
         messages: Vec<Message>,
     },
+    /// A connection may now edit: send it our state vector again (sync step 1), so it sends
+    /// back whatever it holds that the room lacks, as it would after a reconnect.
+    Resync {
+        /// The connection.
+        conn: ConnId,
+    },
     /// A connection ended.
     Leave {
         /// The connection.

@@ -50,6 +50,9 @@ pub async fn route(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let caller = &auth.caller;
+    // Subscribed before access is checked: a change that lands between the check and the
+    // connection's start is then seen by `watch_access`, not missed.
+    let events = app.access.subscribe();
     let (_, role) = caller_access(&app, caller, &notebook_id).await?;
     let limit = app.config.max_message_bytes;
     let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
@@ -65,8 +68,9 @@ pub async fn route(
         .write_buffer_size(SOCKET_BUFFER);
     let can_edit = Arc::new(AtomicBool::new(role.can_edit()));
     Ok(upgrade.on_upgrade(move |socket| {
-        tracker
-            .track_future(serve(app, notebook_id, conn, (auth, can_edit), socket).instrument(span))
+        tracker.track_future(
+            serve(app, notebook_id, conn, (auth, can_edit, events), socket).instrument(span),
+        )
     }))
 }
 
@@ -74,7 +78,11 @@ async fn serve(
     app: App,
     notebook_id: String,
     conn: ConnId,
-    (auth, can_edit): (Authenticated, Arc<AtomicBool>),
+    (auth, can_edit, events): (
+        Authenticated,
+        Arc<AtomicBool>,
+        tokio::sync::broadcast::Receiver<AccessEvent>,
+    ),
     socket: WebSocket,
 ) {
     let (out_tx, out_rx) = mpsc::channel(app.config.outbound_queue);
@@ -95,12 +103,16 @@ async fn serve(
     let last_seen = Arc::new(Clock::new());
     let keepalive = app.config.keepalive;
     let limit = app.config.max_message_bytes;
-    // Subscribed before the first frame is read, so no access change can slip in between.
-    let events = app.access.subscribe();
     tokio::join!(
         write_loop(sink, out_rx, &closer, keepalive, &last_seen),
         read_loop(stream, &room, (conn, &can_edit), &closer, &last_seen, limit),
-        watch_access(&app, &notebook_id, &auth, (events, &can_edit), &closer),
+        watch_access(
+            &app,
+            (&notebook_id, &room, conn),
+            &auth,
+            (events, &can_edit),
+            &closer
+        ),
     );
     let _ = room.send(Command::Leave { conn }).await;
     tracing::debug!(reason = ?closer.reason(), "disconnected");
@@ -108,10 +120,12 @@ async fn serve(
 
 /// Re-checks the connection's credential and role whenever an access event concerns it:
 /// cuts the connection when access ended (code 1008), and downgrades or upgrades its right to
-/// edit when the role changed.
+/// edit when the role changed. On an upgrade the room asks the client again for what it
+/// holds, as a reconnect would, so edits it made before (refused then) are not stranded
+/// beneath its later ones.
 async fn watch_access(
     app: &App,
-    notebook_id: &str,
+    (notebook_id, room, conn): (&str, &RoomHandle, ConnId),
     auth: &Authenticated,
     (mut events, can_edit): (tokio::sync::broadcast::Receiver<AccessEvent>, &AtomicBool),
     closer: &Closer,
@@ -145,6 +159,9 @@ async fn watch_access(
                 let before = can_edit.swap(role.can_edit(), Ordering::Relaxed);
                 if before != role.can_edit() {
                     tracing::info!(%role, "role changed on an open connection");
+                }
+                if !before && role.can_edit() {
+                    let _ = room.send(Command::Resync { conn }).await;
                 }
             }
             Ok(None) => {

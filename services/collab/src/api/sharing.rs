@@ -18,13 +18,17 @@ use crate::store::NotebookRecord;
 /// Most people one notebook may be shared with by email.
 const MAX_GRANTS: usize = 500;
 
-/// `GET /api/notebooks/{id}/sharing`: for editors and the owner.
+/// `GET /api/notebooks/{id}/sharing`: for signed-in editors and the owner.
 pub(super) async fn get_sharing(
     State(app): State<App>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Sharing>, ApiError> {
     let (record, role) = caller_access(&app, &caller, &id).await?;
+    // The list holds people's email addresses: not for someone who only has the link.
+    if matches!(caller, Caller::Anonymous) {
+        return Err(ApiError::unauthorized());
+    }
     if !role.can_edit() {
         return Err(ApiError::forbidden(format!(
             "a {role} cannot see who the notebook is shared with"

@@ -33,6 +33,38 @@ pub struct AuthConfig {
     #[arg(long, env = "TANDEM_AUTH_PROVIDERS")]
     pub auth_providers: Option<PathBuf>,
 
+    /// Client id of a Google OAuth client: adds the provider `google` without a providers
+    /// file (needs `--google-client-secret` too).
+    #[arg(long, env = "TANDEM_GOOGLE_CLIENT_ID")]
+    pub google_client_id: Option<String>,
+
+    /// Client secret of the Google OAuth client.
+    #[arg(long, env = "TANDEM_GOOGLE_CLIENT_SECRET", hide_env_values = true)]
+    pub google_client_secret: Option<String>,
+
+    /// Client id of a GitHub OAuth app: adds the provider `github` without a providers file
+    /// (needs `--github-client-secret` too).
+    #[arg(long, env = "TANDEM_GITHUB_CLIENT_ID")]
+    pub github_client_id: Option<String>,
+
+    /// Client secret of the GitHub OAuth app.
+    #[arg(long, env = "TANDEM_GITHUB_CLIENT_SECRET", hide_env_values = true)]
+    pub github_client_secret: Option<String>,
+
+    /// Issuer URL of an OpenID Connect provider (its discovery document is at
+    /// `<issuer>/.well-known/openid-configuration`): adds the provider `oidc` without a
+    /// providers file (needs `--oidc-client-id` and `--oidc-client-secret` too).
+    #[arg(long, env = "TANDEM_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+
+    /// Client id registered at the `--oidc-issuer` provider.
+    #[arg(long, env = "TANDEM_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+
+    /// Client secret registered at the `--oidc-issuer` provider.
+    #[arg(long, env = "TANDEM_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
+
     /// How long a sign-in session lasts.
     #[arg(long, env = "TANDEM_SESSION_TTL", default_value = "30days", value_parser = humantime::parse_duration)]
     pub session_ttl: Duration,

@@ -134,7 +134,10 @@ impl RoomActor {
                 Command::Delete { done } => {
                     let _ = done.send(());
                 }
-                Command::Messages { .. } | Command::Leave { .. } | Command::Read(_) => {}
+                Command::Messages { .. }
+                | Command::Resync { .. }
+                | Command::Leave { .. }
+                | Command::Read(_) => {}
             }
         }
     }
@@ -183,6 +186,10 @@ impl Room {
                     }
                 }
                 Command::Leave { conn } => self.leave(conn),
+                Command::Resync { conn } => {
+                    let sv = self.awareness.doc().transact().state_vector();
+                    self.send_to(conn, encode(&Message::Sync(SyncMessage::SyncStep1(sv))));
+                }
                 Command::Read(f) => {
                     if !self.flush(rooms).await {
                         return Some(Stop::StoreFailed);

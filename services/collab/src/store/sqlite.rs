@@ -181,6 +181,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         }
     }
     conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(comments::COMMENTS_SCHEMA)?;
     Ok(())
 }
 

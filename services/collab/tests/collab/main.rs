@@ -8,7 +8,11 @@
 mod support;
 
 mod api;
+mod authz;
+mod comments;
 mod execution;
+mod oauth;
 mod persistence;
 mod robustness;
+mod sessions;
 mod sync;

@@ -216,3 +216,50 @@ pub async fn expect_close(socket: &mut RawSocket) -> (u16, String) {
         }
     }
 }
+
+/// The `node_modules` named by `TANDEM_NODE_MODULES` (scripts/test runs `npm ci` in
+/// tests/interop/node and sets it), checked to hold `packages`. Panics with the fix when it
+/// does not: a test that needs Node fails, it never skips.
+pub fn node_modules(packages: &[&str]) -> PathBuf {
+    let Some(path) = std::env::var_os("TANDEM_NODE_MODULES").filter(|p| !p.is_empty()) else {
+        panic!(
+            "TANDEM_NODE_MODULES is not set: run scripts/test, which runs npm ci in \
+             tests/interop/node and sets it (or set it to that folder's node_modules)"
+        );
+    };
+    let path = PathBuf::from(path);
+    for package in packages {
+        assert!(
+            path.join(package).join("package.json").is_file(),
+            "{package} is missing from TANDEM_NODE_MODULES={}: run scripts/test (npm ci in \
+             tests/interop/node)",
+            path.display()
+        );
+    }
+    path
+}
+
+/// `node tests/interop/node/<script>`, with `packages` checked for. Node resolves ES module
+/// imports next to the script, not through `NODE_PATH`, so the script is copied into a
+/// temporary folder beside a link to the `node_modules`; keep the folder while it runs.
+pub fn node_script(
+    script: &str,
+    packages: &[&str],
+) -> (tokio::process::Command, tempfile::TempDir) {
+    let modules = node_modules(packages);
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/interop/node")
+        .join(script);
+    let dir = tempfile::Builder::new()
+        .prefix("tandem-node-")
+        .tempdir()
+        .unwrap();
+    std::fs::copy(&source, dir.path().join(script))
+        .unwrap_or_else(|e| panic!("copying {}: {e}", source.display()));
+    std::os::unix::fs::symlink(&modules, dir.path().join("node_modules")).unwrap();
+    std::fs::write(dir.path().join("package.json"), r#"{"type":"module"}"#).unwrap();
+    let mut command =
+        tokio::process::Command::new(std::env::var_os("TANDEM_NODE").unwrap_or("node".into()));
+    command.arg(dir.path().join(script));
+    (command, dir)
+}
