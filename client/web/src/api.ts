@@ -1,0 +1,127 @@
+// The REST API of DESIGN.md, as the browser calls it: the session cookie authenticates, and
+// every change carries the `tandem_csrf` cookie's value in `X-CSRF-Token`.
+
+export type Role = "viewer" | "commenter" | "editor" | "owner";
+
+export interface Me {
+  id: string;
+  email: string;
+  name: string;
+}
+
+export interface NotebookInfo {
+  id: string;
+  title: string;
+  role: Role;
+  updated_at?: string;
+  created_at?: string;
+}
+
+export interface Grant {
+  email: string;
+  role: Role;
+}
+
+export interface Sharing {
+  general_access: "restricted" | "anyone_with_link";
+  link_role: Role;
+  grants: Grant[];
+  owner?: string;
+}
+
+/** An HTTP error with the API's `{"error": {"code", "message"}}` body. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function cookie(name: string): string | undefined {
+  for (const part of document.cookie.split(";")) {
+    const [key, ...rest] = part.trim().split("=");
+    if (key === name) return decodeURIComponent(rest.join("="));
+  }
+  return undefined;
+}
+
+export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = {};
+  if (body !== undefined) headers["content-type"] = "application/json";
+  if (method !== "GET" && method !== "HEAD") {
+    const csrf = cookie("tandem_csrf");
+    if (csrf) headers["x-csrf-token"] = csrf;
+  }
+  const response = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "same-origin",
+  });
+  if (!response.ok) {
+    let code = "http_" + response.status;
+    let message = response.statusText || `HTTP ${response.status}`;
+    try {
+      const json = await response.json();
+      if (json?.error) {
+        code = json.error.code ?? code;
+        message = json.error.message ?? message;
+      }
+    } catch {
+      // Not JSON: keep the status text.
+    }
+    throw new ApiError(response.status, code, message);
+  }
+  if (response.status === 204 || response.status === 202) {
+    const text = await response.text();
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+  return (await response.json()) as T;
+}
+
+export const api = {
+  me: () => request<Me>("GET", "/api/me"),
+  providers: () =>
+    request<{ providers: { name: string; label: string; url: string }[]; local: boolean }>(
+      "GET",
+      "/auth/providers",
+    ),
+  signOut: () => request<void>("POST", "/auth/signout"),
+  list: () => request<NotebookInfo[]>("GET", "/api/notebooks"),
+  create: (title: string, ipynb?: unknown) =>
+    request<NotebookInfo>("POST", "/api/notebooks", ipynb === undefined ? { title } : { title, ipynb }),
+  get: (id: string) => request<NotebookInfo>("GET", `/api/notebooks/${encodeURIComponent(id)}`),
+  remove: (id: string) => request<void>("DELETE", `/api/notebooks/${encodeURIComponent(id)}`),
+  execute: (id: string, cellIds: string[]) =>
+    request<{ queued: string[] }>("POST", `/api/notebooks/${encodeURIComponent(id)}/execute`, {
+      cell_ids: cellIds,
+    }),
+  executeAll: (id: string) =>
+    request<{ queued: string[] }>("POST", `/api/notebooks/${encodeURIComponent(id)}/execute`, {
+      all: true,
+    }),
+  interrupt: (id: string) => request<void>("POST", `/api/notebooks/${encodeURIComponent(id)}/interrupt`),
+  restart: (id: string) => request<void>("POST", `/api/notebooks/${encodeURIComponent(id)}/restart`),
+  setRuntime: (id: string, type: "cpu" | "gpu") =>
+    request<unknown>("PUT", `/api/notebooks/${encodeURIComponent(id)}/runtime`, { type }),
+  sharing: (id: string) => request<Sharing>("GET", `/api/notebooks/${encodeURIComponent(id)}/sharing`),
+  setSharing: (id: string, sharing: Sharing) =>
+    request<Sharing>("PUT", `/api/notebooks/${encodeURIComponent(id)}/sharing`, sharing),
+  transfer: (id: string, email: string) =>
+    request<Sharing>("POST", `/api/notebooks/${encodeURIComponent(id)}/owner`, { email }),
+};
+
+export function ipynbUrl(id: string): string {
+  return `/api/notebooks/${encodeURIComponent(id)}/ipynb`;
+}
+
+export function fullOutputUrl(id: string, file: string): string {
+  return `/api/notebooks/${encodeURIComponent(id)}/outputs/${encodeURIComponent(file)}`;
+}
+
+export function signInUrl(returnTo: string = location.pathname): string {
+  return `/signin?return_to=${encodeURIComponent(returnTo)}`;
+}

@@ -1,0 +1,291 @@
+// One cell on the page. Cheap until it nears the viewport: until then its source shows as
+// plain text kept in step with the Y.Text, and only `activate()` builds the CodeMirror editor
+// (so a 500-cell notebook opens fast). Markdown cells show rendered HTML unless being edited.
+
+import * as Y from "yjs";
+import type { EditorView, KeyBinding } from "@codemirror/view";
+import { h, initials } from "../dom";
+import { cellId, cellSource, cellType, CellType, KernelState } from "./doc";
+import { createEditor } from "./editor";
+import { renderMarkdown } from "./markdown";
+import { OutputArea } from "./outputs";
+import type { WebsocketProvider } from "y-websocket";
+
+export interface Person {
+  clientId: number;
+  name: string;
+  color: string;
+}
+
+/** What a cell asks of its page. */
+export interface CellHost {
+  readonly notebookId: string;
+  readonly awareness: WebsocketProvider["awareness"];
+  readOnly(): boolean;
+  canRun(): boolean;
+  select(view: CellView, edit?: boolean): void;
+  run(view: CellView, then: "stay" | "next" | "insert"): void;
+  leave(view: CellView): void;
+  editorFocused(view: CellView, focused: boolean): void;
+  moveFocus(view: CellView, delta: number): boolean;
+  setType(view: CellView, type: CellType): void;
+  move(view: CellView, delta: number): void;
+  remove(view: CellView): void;
+  insert(view: CellView, where: "above" | "below", type: CellType): void;
+}
+
+export class CellView {
+  readonly el: HTMLElement;
+  readonly type: CellType;
+  readonly id: string;
+  private readonly source: Y.Text;
+  private readonly input: HTMLElement;
+  private readonly preview: HTMLElement;
+  private readonly rendered: HTMLElement | null = null;
+  private readonly marker: HTMLElement | null = null;
+  private readonly presence: HTMLElement;
+  private readonly ranBy: HTMLElement;
+  private readonly outputs: OutputArea | null = null;
+  private editor: EditorView | null = null;
+  private editing = false;
+  private renderScheduled = false;
+  private readonly onSource = () => this.sourceChanged();
+  private readonly onCell = (event: Y.YMapEvent<unknown>) => this.cellChanged(event);
+
+  constructor(
+    readonly cell: Y.Map<unknown>,
+    private readonly host: CellHost,
+  ) {
+    this.type = cellType(cell);
+    this.id = cellId(cell);
+    this.source = cellSource(cell);
+    this.preview = h("pre.cell-preview", {}, this.source.toString());
+    this.input = h("div.cell-input", {}, this.preview);
+    this.presence = h("div.cell-presence");
+    this.ranBy = h("div.cell-ran-by");
+    const tools = this.tools();
+    const gutter = h("div.cell-gutter");
+    const main = h("div.cell-main", {}, this.input);
+    if (this.type === "code") {
+      this.marker = h("span.marker", { "data-testid": "marker" }, "[ ]");
+      const runButton = h(
+        "button.run-cell",
+        {
+          title: "Run cell (Ctrl+Enter)",
+          "aria-label": "Run cell",
+          tabindex: -1,
+          onclick: (e: Event) => {
+            e.stopPropagation();
+            this.host.run(this, "stay");
+          },
+        },
+        "▶",
+      );
+      gutter.append(runButton, this.marker);
+      this.outputs = new OutputArea(cell, host.notebookId);
+      main.append(this.ranBy, this.outputs.el);
+    } else if (this.type === "markdown") {
+      this.rendered = h("div.markdown.cell-rendered", { "data-testid": "rendered" });
+      this.rendered.addEventListener("dblclick", () => this.startEditing());
+      main.insertBefore(this.rendered, this.input);
+    }
+    this.el = h(
+      `div.cell.${this.type}`,
+      { tabindex: 0, "data-cell-id": this.id, "data-testid": "cell", role: "group", "aria-label": `${this.type} cell` },
+      gutter,
+      main,
+      h("div.cell-side", {}, this.presence, tools),
+    );
+    this.el.addEventListener("mousedown", () => this.host.select(this));
+    // For tests and debugging: what this page holds for the cell, in the document and editor.
+    Object.assign(this.el, {
+      tandemCell: { source: () => this.source.toString(), editorText: () => this.editor?.state.doc.toString() ?? null },
+    });
+    this.source.observe(this.onSource);
+    this.cell.observe(this.onCell);
+    this.updateMarker();
+    // Rendered until this person edits it (a cell someone else is typing renders live).
+    if (this.type === "markdown") this.showRendered(true);
+  }
+
+  private tools(): HTMLElement {
+    const select = h(
+      "select.cell-type",
+      { "aria-label": "Cell type", title: "Cell type (M: markdown, Y: code)", tabindex: -1 },
+      h("option", { value: "code" }, "Code"),
+      h("option", { value: "markdown" }, "Markdown"),
+      h("option", { value: "raw" }, "Raw"),
+    );
+    select.value = this.type;
+    select.addEventListener("change", () => this.host.setType(this, select.value as CellType));
+    const button = (label: string, title: string, action: () => void) =>
+      h("button.icon", { title, "aria-label": title, tabindex: -1, onclick: (e: Event) => { e.stopPropagation(); action(); } }, label);
+    return h(
+      "div.cell-tools",
+      {},
+      select,
+      button("↑", "Move up", () => this.host.move(this, -1)),
+      button("↓", "Move down", () => this.host.move(this, 1)),
+      button("✕", "Delete cell (D D)", () => this.host.remove(this)),
+    );
+  }
+
+  /** Builds the editor (once). */
+  activate() {
+    if (this.editor) return;
+    const keys: KeyBinding[] = [
+      { key: "Shift-Enter", run: () => (this.host.run(this, "next"), true) },
+      { key: "Mod-Enter", run: () => (this.host.run(this, "stay"), true) },
+      { key: "Alt-Enter", run: () => (this.host.run(this, "insert"), true) },
+      { key: "Escape", run: () => (this.host.leave(this), true) },
+      {
+        key: "ArrowUp",
+        run: (view) => view.state.selection.main.head === 0 && this.host.moveFocus(this, -1),
+      },
+      {
+        key: "ArrowDown",
+        run: (view) => view.state.selection.main.head === view.state.doc.length && this.host.moveFocus(this, 1),
+      },
+    ];
+    this.editor = createEditor(this.input, {
+      ytext: this.source,
+      awareness: this.host.awareness,
+      language: this.type === "code" ? "python" : this.type === "markdown" ? "markdown" : "plain",
+      readOnly: this.host.readOnly(),
+      keys,
+      onFocus: () => this.host.editorFocused(this, true),
+      onBlur: () => this.host.editorFocused(this, false),
+    });
+    this.preview.remove();
+  }
+
+  get active(): boolean {
+    return this.editor !== null;
+  }
+
+  /** Puts the caret in this cell's editor (a markdown cell leaves its rendered view). */
+  focusEditor(at: "start" | "end" | "keep" = "keep") {
+    if (this.type === "markdown") this.startEditing();
+    this.activate();
+    const editor = this.editor;
+    if (!editor) return;
+    if (at !== "keep") {
+      const pos = at === "start" ? 0 : editor.state.doc.length;
+      editor.dispatch({ selection: { anchor: pos } });
+    }
+    editor.focus();
+  }
+
+  hasEditorFocus(): boolean {
+    return this.editor?.hasFocus ?? false;
+  }
+
+  startEditing() {
+    if (this.type !== "markdown" || this.editing || this.host.readOnly()) return;
+    this.showRendered(false);
+  }
+
+  /** A markdown cell goes back to its rendered view (on run). */
+  finishEditing() {
+    if (this.type === "markdown") this.showRendered(true);
+  }
+
+  private showRendered(show: boolean) {
+    if (!this.rendered) return;
+    this.editing = !show;
+    this.el.classList.toggle("editing", !show);
+    this.rendered.hidden = !show;
+    this.input.hidden = show;
+    if (show) this.renderMarkdown();
+    else this.activate();
+  }
+
+  private renderMarkdown() {
+    if (!this.rendered) return;
+    const text = this.source.toString();
+    if (!text.trim()) {
+      this.rendered.replaceChildren(h("p.muted", {}, this.host.readOnly() ? "(empty)" : "Empty markdown cell. Double-click or press Enter to edit."));
+      return;
+    }
+    const attachments = this.cell.get("attachments") as Record<string, Record<string, string>> | undefined;
+    renderMarkdown(text, this.rendered, attachments);
+  }
+
+  private sourceChanged() {
+    if (!this.editor) this.preview.textContent = this.source.toString();
+    if (this.rendered && !this.editing && !this.renderScheduled) {
+      this.renderScheduled = true;
+      requestAnimationFrame(() => {
+        this.renderScheduled = false;
+        if (!this.editing) this.renderMarkdown();
+      });
+    }
+  }
+
+  private cellChanged(event: Y.YMapEvent<unknown>) {
+    if (event.keysChanged.has("outputs")) this.outputs?.cellChanged();
+    if (event.keysChanged.has("execution_state")) {
+      const running = this.cell.get("execution_state") === "running";
+      this.outputs?.holdHeight(running);
+    }
+    this.updateMarker();
+  }
+
+  private queuePosition: number | null = null;
+
+  /** The kernel state changed: queue positions may have moved. */
+  kernelChanged(kernel: KernelState) {
+    if (this.type !== "code") return;
+    const index = kernel.queue.indexOf(this.id);
+    const position = index < 0 ? null : index + 1;
+    if (position !== this.queuePosition) {
+      this.queuePosition = position;
+      this.updateMarker();
+    }
+  }
+
+  updateMarker() {
+    if (!this.marker) return;
+    const state = this.cell.get("execution_state");
+    const count = this.cell.get("execution_count");
+    let text = "[ ]";
+    let title = "Not run yet";
+    this.el.classList.toggle("running", state === "running");
+    this.el.classList.toggle("queued", state === "queued");
+    if (state === "running") {
+      text = "[*]";
+      title = "Running";
+    } else if (state === "queued") {
+      text = this.queuePosition ? `[…${this.queuePosition}]` : "[…]";
+      title = this.queuePosition ? `Queued (position ${this.queuePosition})` : "Queued";
+    } else if (typeof count === "number") {
+      text = `[${count}]`;
+      title = `Run as execution ${count}`;
+    }
+    this.marker.textContent = text;
+    this.marker.title = title;
+    this.marker.dataset.state = typeof state === "string" ? state : "idle";
+  }
+
+  setPresence(people: Person[]) {
+    this.presence.replaceChildren(
+      ...people.map((p) => h("span.avatar.small", { style: `background:${p.color}`, title: `${p.name} is here` }, initials(p.name))),
+    );
+    this.el.style.setProperty("--presence", people.length ? people[0].color : "transparent");
+    this.el.classList.toggle("has-presence", people.length > 0);
+  }
+
+  /** Who ran this cell last, as far as this page has seen (from awareness). */
+  setRanBy(name: string | null, color: string) {
+    this.ranBy.textContent = name ? `run by ${name}` : "";
+    this.ranBy.style.color = name ? color : "";
+  }
+
+  destroy() {
+    this.source.unobserve(this.onSource);
+    this.cell.unobserve(this.onCell);
+    this.outputs?.destroy();
+    this.editor?.destroy();
+    this.editor = null;
+  }
+}

@@ -1,0 +1,68 @@
+// A CodeMirror 6 editor bound to one cell's `source` Y.Text with y-codemirror.next: edits
+// merge with everyone else's, remote carets and selections show in each person's colour
+// (from awareness `user`), and undo covers only this person's own edits.
+
+import { closeBrackets, closeBracketsKeymap } from "@codemirror/autocomplete";
+import { defaultKeymap, indentWithTab } from "@codemirror/commands";
+import { python } from "@codemirror/lang-python";
+import { bracketMatching, defaultHighlightStyle, indentUnit, syntaxHighlighting } from "@codemirror/language";
+import { EditorState, Extension, Prec } from "@codemirror/state";
+import { drawSelection, EditorView, highlightSpecialChars, keymap, KeyBinding, placeholder } from "@codemirror/view";
+import { yCollab, yUndoManagerKeymap } from "y-codemirror.next";
+import * as Y from "yjs";
+import type { WebsocketProvider } from "y-websocket";
+
+type Awareness = WebsocketProvider["awareness"];
+
+export interface EditorOptions {
+  ytext: Y.Text;
+  awareness: Awareness;
+  language: "python" | "markdown" | "plain";
+  readOnly: boolean;
+  /** Notebook-level keys (Shift+Enter, …); they win over CodeMirror's defaults. */
+  keys: KeyBinding[];
+  onFocus: () => void;
+  onBlur: () => void;
+}
+
+const theme = EditorView.theme({
+  "&": { fontSize: "13.5px", backgroundColor: "transparent" },
+  ".cm-content": { fontFamily: "var(--mono)", padding: "6px 0" },
+  ".cm-line": { padding: "0 8px" },
+  "&.cm-focused": { outline: "none" },
+  // Lines wrap, so the scroller never scrolls sideways; letting it overflow keeps the name
+  // label of a remote caret on the first line visible above the editor.
+  ".cm-scroller": { lineHeight: "1.45", overflow: "visible" },
+  ".cm-ySelectionInfo": { fontFamily: "system-ui, sans-serif", fontSize: "11px", padding: "1px 4px", opacity: "1", top: "-1.35em" },
+});
+
+export function createEditor(parent: HTMLElement, options: EditorOptions): EditorView {
+  const undoManager = new Y.UndoManager(options.ytext);
+  const extensions: Extension[] = [
+    Prec.highest(keymap.of(options.keys)),
+    highlightSpecialChars(),
+    drawSelection(),
+    bracketMatching(),
+    closeBrackets(),
+    indentUnit.of("    "),
+    syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
+    keymap.of([...closeBracketsKeymap, ...yUndoManagerKeymap, ...defaultKeymap, indentWithTab]),
+    EditorView.lineWrapping,
+    theme,
+    yCollab(options.ytext, options.awareness, { undoManager }),
+    EditorView.domEventHandlers({
+      focus: () => options.onFocus(),
+      blur: () => options.onBlur(),
+    }),
+    EditorView.contentAttributes.of({ "aria-label": options.language === "python" ? "Code cell" : "Text cell" }),
+  ];
+  if (options.language === "python") extensions.push(python());
+  // Markdown is edited as plain text: @codemirror/lang-markdown would bring HTML, CSS and
+  // JavaScript parsers along (a sixth of the bundle) for highlighting code fences.
+  if (options.language === "markdown") extensions.push(placeholder("Type markdown; Shift+Enter to render"));
+  if (options.readOnly) extensions.push(EditorState.readOnly.of(true), EditorView.editable.of(false));
+  return new EditorView({
+    parent,
+    state: EditorState.create({ doc: options.ytext.toString(), extensions }),
+  });
+}

@@ -1,0 +1,181 @@
+//! The web client in a real browser against the real `tandem serve`.
+//!
+//! `client/web/e2e/notebook.e2e.mjs` drives Debian's Chromium with playwright-core: two people
+//! sign in (two browser contexts), open one notebook, type into the same cell at once and
+//! converge; one runs it and both see the output and `[1]`; a markdown cell renders with
+//! math; an idle-shutdown warning shows; a running cell is interrupted; a viewer sees changes
+//! live but cannot type; an `.ipynb` uploads and downloads unchanged; a 500-cell notebook
+//! opens in under 2 s. Screenshots of each state land in `target/web-screenshots/`.
+//!
+//! Needs `node`, Chromium (`/usr/bin/chromium`, or `$CHROMIUM`), `npm ci` and `npm run build`
+//! in `client/web`: `scripts/test` sets all of that up. Missing pieces fail the test with the
+//! fix, never skip it; only `TANDEM_SKIP_BROWSER=1` (refused when `CI=true`) skips it, for a
+//! quick local loop on a machine without a browser.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use tandem_tests::{TestServer, require_kernel_venv, run_client, workspace_root};
+
+/// Sign-ins, a kernel start, uploads and a 500-cell notebook, on a small CI machine.
+const BROWSER_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn web_dir() -> PathBuf {
+    workspace_root().join("client/web")
+}
+
+/// Whether to skip the browser test: only when asked to, and never in CI.
+fn skip_browser() -> bool {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    let asked = std::env::var("TANDEM_SKIP_BROWSER").is_ok_and(|v| v == "1");
+    if asked && !ci {
+        eprintln!("TANDEM_SKIP_BROWSER=1: skipping the browser test");
+        return true;
+    }
+    false
+}
+
+/// Chromium, node, playwright-core and the built client, or what to run to get them.
+fn browser_setup() -> Result<PathBuf> {
+    let chromium = std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    if !chromium.is_file() {
+        bail!(
+            "no Chromium at {} ($CHROMIUM): run scripts/test, which installs Debian's \
+             `chromium` (apt-get install chromium)",
+            chromium.display()
+        );
+    }
+    let web = web_dir();
+    if !web
+        .join("node_modules/playwright-core/package.json")
+        .is_file()
+    {
+        bail!(
+            "playwright-core is missing from {}/node_modules: run scripts/test \
+             (npm ci in client/web)",
+            web.display()
+        );
+    }
+    if !web.join("dist/index.html").is_file() {
+        bail!(
+            "the web client is not built ({}/dist/index.html): run scripts/test \
+             (npm run build in client/web)",
+            web.display()
+        );
+    }
+    let node = std::process::Command::new("node").arg("--version").output();
+    if !node.is_ok_and(|o| o.status.success()) {
+        bail!("node is not on PATH: run scripts/test, which installs it");
+    }
+    Ok(chromium)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_people_edit_run_and_share_a_notebook_in_chromium() {
+    if skip_browser() {
+        return;
+    }
+    let chromium = browser_setup().unwrap();
+    require_kernel_venv().unwrap();
+    let dist = web_dir().join("dist");
+    // Idle kernels shut down after 9 minutes, inside the page's 10-minute warning: the
+    // warning shows as soon as the first run ends.
+    let server = TestServer::start_with(&[
+        "--web-dir",
+        dist.to_str().unwrap(),
+        "--kernel-idle-timeout",
+        "9m",
+    ])
+    .await
+    .unwrap();
+    let screenshots = workspace_root().join("target/web-screenshots");
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg(web_dir().join("e2e/notebook.e2e.mjs"))
+        .current_dir(web_dir())
+        .env("TANDEM_URL", server.http_url())
+        .env("SCREENSHOT_DIR", &screenshots)
+        .env("CHROMIUM", &chromium);
+    let output = run_client(command, "notebook.e2e.mjs", BROWSER_TIMEOUT)
+        .await
+        .unwrap();
+    // The timings (the 500-cell load) are worth seeing in the test log.
+    println!("{}", String::from_utf8_lossy(&output.stdout));
+    assert!(
+        screenshots.join("04-output-seen-by-bob.png").is_file(),
+        "screenshots are written to {}",
+        screenshots.display()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_say_how_to_build_the_client_when_it_is_missing() {
+    let missing = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(&["--web-dir", missing.path().to_str().unwrap()])
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    for path in ["/", "/home", "/n/some-notebook"] {
+        let response = http
+            .get(format!("{}{path}", server.http_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 503, "{path}");
+        let body = response.text().await.unwrap();
+        assert!(body.contains("npm run build"), "{path}: {body}");
+    }
+    // The API does not depend on the client.
+    let health = http
+        .get(format!("{}/healthz", server.http_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
+    // Once built, the same server serves it: index.html uncached, hashed assets for a year,
+    // and nothing outside the assets folder.
+    std::fs::create_dir_all(missing.path().join("assets")).unwrap();
+    std::fs::write(
+        missing.path().join("index.html"),
+        "<!doctype html><title>t</title>",
+    )
+    .unwrap();
+    std::fs::write(missing.path().join("assets/app-X1.js"), "export {}").unwrap();
+    let index = http
+        .get(format!("{}/n/abc", server.http_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(index.status(), 200);
+    assert_eq!(index.headers()["cache-control"], "no-cache");
+    let asset = http
+        .get(format!("{}/assets/app-X1.js", server.http_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asset.status(), 200);
+    assert!(
+        asset.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(
+        asset.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    let escape = http
+        .get(format!("{}/assets/..%2findex.html", server.http_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(escape.status(), 404);
+}
