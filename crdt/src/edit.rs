@@ -14,8 +14,8 @@ use crate::error::EditError;
 use crate::ipynb::{self, cell_prelim, output_prelim};
 use crate::read::{self, Slot};
 use crate::schema::{
-    self, CELL_TYPE, Cell, CellType, EXECUTION_COUNT, EXECUTION_STATE, ExecutionState, ID,
-    METADATA, NewCell, OUTPUT_TYPE, OUTPUTS, SOURCE,
+    self, CELL_TYPE, Cell, CellType, EXECUTION_BY, EXECUTION_COUNT, EXECUTION_STATE,
+    ExecutionState, ID, METADATA, NewCell, OUTPUT_TYPE, OUTPUTS, SOURCE,
 };
 use crate::{Notebook, ids};
 
@@ -233,6 +233,26 @@ impl Notebook {
         Ok(())
     }
 
+    /// Records who ran a code cell: `execution_by` = `{"id", "name"}`, plain JSON, so late
+    /// joiners see it. Tandem's own key: the `.ipynb` export leaves it out.
+    pub fn set_execution_by(&self, id: &str, user_id: &str, name: &str) -> Result<(), EditError> {
+        let mut txn = self.doc().transact_mut();
+        let slot = self.find_code(&txn, id)?;
+        let by = serde_json::json!({"id": user_id, "name": name});
+        slot.map
+            .insert(&mut txn, EXECUTION_BY, schema::json_to_any(&by));
+        Ok(())
+    }
+
+    /// Who ran a code cell last (`{"id", "name"}`), if the runtime recorded it.
+    pub fn execution_by(&self, id: &str) -> Option<Value> {
+        let txn = self.doc().transact();
+        let slot = self.find_code(&txn, id).ok()?;
+        slot.map
+            .get(&txn, EXECUTION_BY)
+            .map(|v| schema::out_to_json(&v, &txn))
+    }
+
     /// Deletes the later copies of cells that share an id (left by concurrent moves), keeping
     /// the copy every reader already shows. Returns how many copies were deleted. Safe to run on
     /// any replica at any time: replicas that repair concurrently delete the same copies.
@@ -391,6 +411,29 @@ mod tests {
         assert_eq!(nb.clear_outputs(&md), Err(EditError::NotACodeCell(md)));
         let bad = nb.append_output(&id, &serde_json::json!({"output_type": "nope"}));
         assert!(matches!(bad, Err(EditError::InvalidOutput(_))));
+    }
+
+    #[test]
+    fn who_ran_a_cell_stays_out_of_the_export() {
+        let nb = Notebook::new();
+        let id = nb.insert_cell(0, NewCell::code("1+1")).unwrap();
+        let before = nb.to_ipynb();
+        nb.set_execution_by(&id, "u1", "Ada").unwrap();
+        assert_eq!(
+            nb.execution_by(&id),
+            Some(serde_json::json!({"id": "u1", "name": "Ada"}))
+        );
+        assert_eq!(nb.to_ipynb(), before, "the export has no `execution_by`");
+        assert!(!nb.to_ipynb().to_string().contains("Ada"));
+        // A move copies the cell with it.
+        nb.insert_cell(1, NewCell::code("2")).unwrap();
+        nb.move_cell(&id, 1).unwrap();
+        assert_eq!(nb.execution_by(&id).unwrap()["name"], "Ada");
+        let md = nb.insert_cell(0, NewCell::markdown("x")).unwrap();
+        assert_eq!(
+            nb.set_execution_by(&md, "u1", "Ada"),
+            Err(EditError::NotACodeCell(md))
+        );
     }
 
     #[test]

@@ -109,7 +109,17 @@ pub use error::{EditError, ImportError};
 pub use limits::ImportLimits;
 pub use schema::{Cell, CellType, ExecutionState, NewCell, is_valid_cell_id};
 
-use yrs::{ArrayRef, Doc, MapRef, Transact};
+use yrs::{ArrayRef, Doc, MapRef, ReadTxn, StateVector, Transact};
+
+/// Whether `doc` holds everything `state_vector` describes: for every client in it, at least
+/// as many of its changes. A peer that sends its state vector along with a request (an
+/// execute) can so be sure the receiver has seen its latest edits.
+pub fn doc_includes(doc: &Doc, state_vector: &StateVector) -> bool {
+    let local = doc.transact().state_vector();
+    state_vector
+        .iter()
+        .all(|(client, clock)| local.get(client) >= *clock)
+}
 
 /// A notebook document: a [`yrs::Doc`] in the YNotebook schema.
 ///
@@ -209,7 +219,31 @@ impl Notebook {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use yrs::ReadTxn;
+    use yrs::updates::decoder::Decode;
+
+    #[test]
+    fn a_doc_includes_the_state_vectors_it_has_seen() {
+        let a = Notebook::new();
+        a.insert_cell(0, NewCell::code("1")).unwrap();
+        let b = Notebook::new();
+        assert!(doc_includes(b.doc(), &StateVector::default()));
+        let sv = a.doc().transact().state_vector();
+        assert!(!doc_includes(b.doc(), &sv));
+        let update = a
+            .doc()
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        b.doc()
+            .transact_mut()
+            .apply_update(yrs::Update::decode_v1(&update).unwrap())
+            .unwrap();
+        assert!(doc_includes(b.doc(), &sv));
+        // b's own later edits do not matter; a's later ones do.
+        b.insert_cell(1, NewCell::code("2")).unwrap();
+        assert!(doc_includes(b.doc(), &sv));
+        a.insert_cell(0, NewCell::code("0")).unwrap();
+        assert!(!doc_includes(b.doc(), &a.doc().transact().state_vector()));
+    }
 
     #[test]
     fn new_writes_nothing() {

@@ -17,6 +17,15 @@ pub const CELLS: &str = "cells";
 pub const META: &str = "meta";
 /// Root `Y.Map` of shared runtime state (Tandem keeps the kernel's state under `kernel`).
 pub const STATE: &str = "state";
+/// Key of `state`: the notebook's title, mirrored by the collab service on every rename so
+/// open pages update at once.
+pub const STATE_TITLE: &str = "title";
+/// Key of `state`: changed by the collab service after every comment change, so open pages
+/// know to fetch the threads again (comments themselves live outside the document).
+pub const STATE_COMMENTS_REV: &str = "comments_rev";
+/// Key of a code cell's `Y.Map`: who ran it last, `{"id", "name"}`, written by the runtime
+/// when the cell starts. Tandem's own: the `.ipynb` export leaves it out.
+pub const EXECUTION_BY: &str = "execution_by";
 
 pub(crate) const ID: &str = "id";
 pub(crate) const CELL_TYPE: &str = "cell_type";

@@ -6,13 +6,17 @@
 //!
 //! # Layout
 //! - [`Role`]: what a caller may do with a notebook.
-//! - HTTP bodies: [`Me`], [`CreateNotebook`], [`NotebookInfo`], [`Sharing`], [`ErrorBody`].
+//! - HTTP bodies: [`Me`], [`CreateNotebook`], [`UpdateNotebook`], [`NotebookInfo`], [`Sharing`],
+//!   [`ErrorBody`].
 //! - [`close`]: WebSocket close codes and what a client should do on each.
 //! - [`ExecuteRequest`]: the body of `POST /api/notebooks/{id}/execute`.
 //! - [`runtime`]: the control channel between the collab service and runtime nodes.
+//! - [`redis_link`]: the same commands through Redis when nodes are scaled out.
 //! - [`comments`]: comment threads on cells, their routes and bodies.
+//! - [`git`]: notebooks opened from a git repository and committed back to it.
 
 pub mod comments;
+pub mod git;
 
 use serde::{Deserialize, Serialize};
 
@@ -88,6 +92,15 @@ pub struct CreateNotebook {
     /// An nbformat v4 notebook to import; absent for an empty notebook.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipynb: Option<serde_json::Value>,
+}
+
+/// `PATCH /api/notebooks/{id}` (editors and the owner): renames a notebook. The title is
+/// trimmed; an empty one becomes "Untitled"; at most 500 characters. Open pages see it at
+/// once: the server mirrors it into the document's `state.title`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateNotebook {
+    /// The new title.
+    pub title: String,
 }
 
 /// A notebook as the HTTP API lists and describes it.
@@ -194,6 +207,11 @@ pub struct ExecuteRequest {
     /// Run every code cell, top to bottom, stopping at the first error.
     #[serde(default)]
     pub all: bool,
+    /// The caller's Yjs state vector (v1 encoding, base64), so the cells run with every edit
+    /// the caller had made when it asked, even those still on their way over its WebSocket:
+    /// the server waits (briefly) until its copy of the document includes that state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_vector: Option<String>,
 }
 
 /// The answer to an accepted execute request.
@@ -237,6 +255,14 @@ pub mod runtime {
             stop_on_error: bool,
             /// Who asked (for "who ran this cell").
             user_id: String,
+            /// The display name of who asked, written beside the id into each cell it runs.
+            #[serde(default)]
+            user_name: String,
+            /// The caller's Yjs state vector (v1, base64) that the collab service's document
+            /// included when it sent this: the runtime reads a cell's code only once its own
+            /// replica includes it too (or after a short wait, with a warning).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            state_vector: Option<String>,
         },
         /// Interrupt the running cell and clear the queue.
         Interrupt {
@@ -327,6 +353,109 @@ pub mod runtime {
     }
 }
 
+/// Runtime nodes reached through Redis (`--redis-url`), so that any collab node can reach the
+/// runtime node that runs a notebook, and a notebook moves to a live node when its node dies.
+///
+/// Keys, under a prefix (`tandem` by default):
+/// - `{p}:runtime:lease:{notebook}`: the id of the runtime node that owns the notebook's
+///   session (`SET … NX PX` [`LEASE_TTL_MS`]), renewed every [`LEASE_RENEW_MS`] while the
+///   session lives and deleted when it stops. At most one owner at a time.
+/// - `{p}:runtime:sessions`: hash notebook → owner, so live nodes can find the notebooks of
+///   a node whose leases expired and mark their kernels dead.
+/// - `{p}:runtime:nodes`: sorted set of runtime node ids scored by when their heartbeat
+///   expires (ms since the Unix epoch); a collab node with no live entry answers "no runtime".
+/// - `{p}:runtime:queue:{node}`: list of [`Envelope`]s (JSON) for one runtime node, used when
+///   the notebook has a live owner.
+/// - `{p}:runtime:unassigned`: a stream (field `envelope`) read by the consumer group
+///   [`GROUP`] of all runtime nodes, so exactly one node takes a notebook nobody owns.
+/// - `{p}:runtime:replies:{collab}`: list of [`Reply`]s (JSON) for one collab node, matched to
+///   calls by their request number.
+///
+/// [`Reply`]: super::runtime::Reply
+pub mod redis_link {
+    use serde::{Deserialize, Serialize};
+
+    use super::runtime::Command;
+
+    /// Default key prefix.
+    pub const DEFAULT_PREFIX: &str = "tandem";
+    /// Lifetime of a notebook lease and of a node's heartbeat: how long after a runtime node
+    /// dies its notebooks can still look owned.
+    pub const LEASE_TTL_MS: u64 = 10_000;
+    /// How often a runtime node renews its leases and heartbeat (well inside the TTL).
+    pub const LEASE_RENEW_MS: u64 = 3_000;
+    /// How long queues and reply lists of nodes that went away linger.
+    pub const QUEUE_TTL_MS: u64 = 60_000;
+    /// Consumer group of the runtime nodes on the unassigned stream.
+    pub const GROUP: &str = "runtimes";
+    /// The stream field holding an [`Envelope`].
+    pub const FIELD: &str = "envelope";
+    /// Times a command may be forwarded between runtime nodes chasing a moving lease.
+    pub const MAX_HOPS: u8 = 3;
+
+    /// A command on its way to a runtime node.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Envelope {
+        /// The collab node waiting for the reply (its reply list's id).
+        pub reply_to: String,
+        /// After this (ms since the Unix epoch) nobody waits for the reply: drop the command.
+        pub deadline_ms: u64,
+        /// Times the command was forwarded.
+        #[serde(default)]
+        pub hops: u8,
+        /// The command.
+        pub command: Command,
+    }
+
+    /// `{prefix}:runtime:lease:{notebook}`.
+    pub fn lease_key(prefix: &str, notebook: &str) -> String {
+        format!("{prefix}:runtime:lease:{notebook}")
+    }
+
+    /// `{prefix}:runtime:sessions`.
+    pub fn sessions_key(prefix: &str) -> String {
+        format!("{prefix}:runtime:sessions")
+    }
+
+    /// `{prefix}:runtime:nodes`.
+    pub fn nodes_key(prefix: &str) -> String {
+        format!("{prefix}:runtime:nodes")
+    }
+
+    /// `{prefix}:runtime:queue:{node}`.
+    pub fn queue_key(prefix: &str, node: &str) -> String {
+        format!("{prefix}:runtime:queue:{node}")
+    }
+
+    /// `{prefix}:runtime:unassigned`.
+    pub fn unassigned_key(prefix: &str) -> String {
+        format!("{prefix}:runtime:unassigned")
+    }
+
+    /// `{prefix}:runtime:replies:{collab}`.
+    pub fn replies_key(prefix: &str, collab: &str) -> String {
+        format!("{prefix}:runtime:replies:{collab}")
+    }
+
+    /// The notebook a command concerns.
+    pub fn notebook_of(command: &Command) -> &str {
+        match command {
+            Command::Execute { notebook_id, .. }
+            | Command::Interrupt { notebook_id, .. }
+            | Command::Restart { notebook_id, .. }
+            | Command::SetRuntime { notebook_id, .. }
+            | Command::ReadOutput { notebook_id, .. } => notebook_id,
+        }
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn now_ms() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
 /// WebSocket close codes the collab service uses, with the reason text it sends alongside.
 ///
 /// A stock y-websocket client reconnects after any close and resyncs from its state vector,
@@ -363,6 +492,19 @@ mod tests {
         );
         let parsed: Role = serde_json::from_str("\"owner\"").unwrap();
         assert_eq!(parsed, Role::Owner);
+    }
+
+    #[test]
+    fn execute_commands_from_older_peers_still_parse() {
+        let old = r#"{"type":"execute","request":1,"notebook_id":"n","cell_ids":["c"],
+            "stop_on_error":false,"user_id":"u"}"#;
+        let command: runtime::Command = serde_json::from_str(old).unwrap();
+        assert!(matches!(
+            command,
+            runtime::Command::Execute { user_name, state_vector: None, .. } if user_name.is_empty()
+        ));
+        let request: ExecuteRequest = serde_json::from_str(r#"{"cell_ids":["c"]}"#).unwrap();
+        assert_eq!(request.state_vector, None);
     }
 
     #[test]

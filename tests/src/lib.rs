@@ -8,6 +8,8 @@
 //!   venv, the Node clients and the notebook corpus are. Each fails (never skips) with a message
 //!   saying to run `scripts/test`, which sets all of them up.
 //! - [`run_client`]: runs an outside client process with a deadline and returns its output.
+//! - [`cluster`]: `tandem collab` and `tandem runtime` processes on one Redis (scale-out),
+//!   and a check of the Prometheus text format.
 //! - [`notebook`]: comparing notebooks as JSON, and validating them with Python `nbformat`.
 //!
 //! # Running
@@ -17,6 +19,7 @@
 //! The tests live in `tests/tests/`: `interop.rs` (stock yjs and pycrdt clients on one notebook)
 //! and `crash.rs` (SIGKILL mid-typing loses nothing that was broadcast).
 
+pub mod cluster;
 pub mod notebook;
 
 use std::io::{BufRead, BufReader, Read};

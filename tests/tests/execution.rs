@@ -230,6 +230,68 @@ async fn everyone_sees_the_same_outputs_and_counters() {
     assert_eq!(kernel(&carol)["status"], "idle");
 }
 
+/// Base64 of the v1 state vector of `conn`'s document, as the web client sends it.
+fn state_vector_of(conn: &DocConnection) -> String {
+    use base64::Engine;
+    use yrs::updates::encoder::Encode;
+    use yrs::{ReadTxn, Transact};
+    let sv = conn.doc().transact().state_vector().encode_v1();
+    base64::engine::general_purpose::STANDARD.encode(sv)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_sees_the_edit_typed_just_before_it_and_records_who_ran_it() {
+    let setup = setup(&[("c", "print('never run')")]).await;
+    let nb = Notebook::from_doc(setup.alice.doc().clone());
+    for round in 1..=20 {
+        // Edit and run at once: the edit goes over the WebSocket, the run over HTTP, and the
+        // state vector makes the server (and the runtime) wait for the edit.
+        let len = nb.cells()[0].source.chars().count() as u32;
+        nb.edit_source("c", 0, len, &format!("print({round} * 1000)"))
+            .unwrap();
+        let body = json!({"cell_ids": ["c"], "state_vector": state_vector_of(&setup.alice)});
+        let (status, body) = execute(&setup, body).await;
+        assert_eq!((status, &body), (202, &json!({"queued": ["c"]})));
+        wait_for(&setup.alice, "the run to finish", |conn| {
+            let view = view(conn);
+            cell(&view, "c")["execution_count"] == json!(round) && kernel(conn)["running"].is_null()
+        })
+        .await;
+        let output = text_of(cell(&view(&setup.alice), "c"));
+        assert_eq!(output, format!("{}\n", round * 1000), "round {round}");
+    }
+    // Who ran it is in the document, for late joiners too; never in the export.
+    let me = setup.owner.me().await.unwrap();
+    let carol = connect(&setup.server, &setup.owner, &setup.id).await;
+    let by = Notebook::from_doc(carol.doc().clone()).execution_by("c");
+    assert_eq!(by, Some(json!({"id": me.id, "name": me.name})));
+    let export = setup.owner.export_ipynb(&setup.id).await.unwrap();
+    assert!(cell(&export, "c").get("execution_by").is_none());
+
+    // A state vector that does not decode is refused; one the server never catches up with
+    // delays the run by a bounded wait, then it runs what the server has.
+    let (status, body) = execute(&setup, json!({"cell_ids": ["c"], "state_vector": "!!"})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_state_vector"))
+    );
+    let unseen = {
+        use base64::Engine;
+        use yrs::updates::encoder::Encode;
+        let mut sv = yrs::StateVector::default();
+        sv.set_max(yrs::ClientID::new(424_242), 7);
+        base64::engine::general_purpose::STANDARD.encode(sv.encode_v1())
+    };
+    let started = std::time::Instant::now();
+    let (status, _) = execute(&setup, json!({"cell_ids": ["c"], "state_vector": unseen})).await;
+    assert_eq!(status, 202);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    wait_for(&setup.alice, "the run without catching up", |conn| {
+        cell(&view(conn), "c")["execution_count"] == json!(21)
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interrupt_stops_a_runaway_cell_and_the_kernel_lives_on() {
     let spin = "print('spinning', flush=True)\nwhile True: pass";

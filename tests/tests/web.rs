@@ -1,11 +1,14 @@
 //! The web client in a real browser against the real `tandem serve`.
 //!
 //! `client/web/e2e/notebook.e2e.mjs` drives Debian's Chromium with playwright-core: two people
-//! sign in (two browser contexts), open one notebook, type into the same cell at once and
-//! converge; one runs it and both see the output and `[1]`; a markdown cell renders with
-//! math; an idle-shutdown warning shows; a running cell is interrupted; a viewer sees changes
-//! live but cannot type; an `.ipynb` uploads and downloads unchanged; a 500-cell notebook
-//! opens in under 2 s. Screenshots of each state land in `target/web-screenshots/`.
+//! sign in (two browser contexts), open one notebook, see a rename live, type into the same
+//! cell at once and converge; one types a line and runs the cell at once, and both see the
+//! output of every line, `[1]` and "run by"; a markdown cell renders with math; an
+//! idle-shutdown warning shows; a running cell is interrupted; a viewer sees changes live but
+//! cannot type; a commenter comments on a range, the owner sees it marked, replies and
+//! resolves; an `.ipynb` uploads and downloads unchanged and its owner hands it over; a
+//! 500-cell notebook opens in under 2 s. Screenshots of each state land in
+//! `target/web-screenshots/`.
 //!
 //! Needs `node`, Chromium (`/usr/bin/chromium`, or `$CHROMIUM`), `npm ci` and `npm run build`
 //! in `client/web`: `scripts/test` sets all of that up. Missing pieces fail the test with the

@@ -143,6 +143,13 @@ impl Client {
             .await
     }
 
+    /// `PATCH /api/notebooks/{id}`: renames a notebook (editors and the owner).
+    pub async fn rename_notebook(&self, id: &str, title: &str) -> Result<NotebookInfo, ApiError> {
+        let body = serde_json::json!({ "title": title });
+        self.send(Method::PATCH, &format!("api/notebooks/{id}"), Some(body))
+            .await
+    }
+
     /// `DELETE /api/notebooks/{id}`.
     pub async fn delete_notebook(&self, id: &str) -> Result<(), ApiError> {
         self.send_raw(Method::DELETE, &format!("api/notebooks/{id}"), None)

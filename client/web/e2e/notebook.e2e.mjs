@@ -5,10 +5,13 @@
 //   CHROMIUM=/usr/bin/chromium node client/web/e2e/notebook.e2e.mjs
 //
 // Scenario: Ada and Bob sign in (two browser contexts); Ada creates a notebook and shares it
-// with Bob as an editor; both type into the same cell at once and converge; Ada runs it and
-// both see the output and [1]; a markdown cell renders with math; Carol, a viewer, sees it
-// live but cannot type; an .ipynb uploads and downloads unchanged; a 500-cell notebook opens
-// quickly. Screenshots of the key states go to SCREENSHOT_DIR.
+// with Bob as an editor; Ada renames it and Bob's page shows the new title at once; both type
+// into the same cell at once and converge; Ada types one more line and runs the cell at once
+// (no pause), and both see the output of every line, [1] and "run by Ada"; a markdown cell
+// renders with math; Carol, a viewer, sees it live but cannot type; Dan, a commenter, cannot
+// type either but comments on a range of a cell, and Ada sees the highlighted range, replies
+// and resolves; an .ipynb uploads and downloads unchanged, and Ada hands it to Bob; a 500-cell
+// notebook opens quickly. Screenshots of the key states go to SCREENSHOT_DIR.
 
 import assert from "node:assert/strict";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
@@ -97,6 +100,9 @@ try {
   await ada.page.fill('[data-testid="share-email"]', "carol@example.com");
   await ada.page.selectOption('[data-testid="share-role"]', "viewer");
   await ada.page.click('[data-testid="share-add"]');
+  await ada.page.fill('[data-testid="share-email"]', "dan@example.com");
+  await ada.page.selectOption('[data-testid="share-role"]', "commenter");
+  await ada.page.click('[data-testid="share-add"]');
   await shot(ada.page, "02-share-dialog");
   await ada.page.click('[data-testid="share-save"]');
   await ada.page.locator('[data-testid="share-dialog"]').waitFor({ state: "detached" });
@@ -109,6 +115,17 @@ try {
   await bob.page.locator('[data-testid="presence"] .avatar[data-name="Ada Lovelace"]').waitFor();
   await ada.page.locator('[data-testid="presence"] .avatar[data-name="Bob Babbage"]').waitFor();
   log("both in the notebook, each sees the other's avatar");
+
+  // --- Ada renames it; Bob's page follows at once ------------------------------------------------
+  await ada.page.fill('[data-testid="title"]', "Difference engine");
+  await ada.page.keyboard.press("Enter");
+  await bob.page.waitForFunction(
+    () => document.querySelector('[data-testid="title"]')?.value === "Difference engine",
+    null,
+    { timeout: 10_000 },
+  );
+  await bob.page.waitForFunction(() => document.title.startsWith("Difference engine"));
+  log("rename shows live for Bob");
 
   // --- Both type in the same cell at once -----------------------------------------------------
   await editorOf(ada.page, 0).click();
@@ -132,13 +149,17 @@ try {
   await ada.page.locator('[data-testid="cell"]').nth(0).locator(".cm-ySelectionCaret").first().waitFor();
   await shot(ada.page, "03-typing-together");
 
-  // --- Ada runs it; both see the output and [1] -----------------------------------------------
+  // --- Ada adds a line and runs at once; both see every line's output and [1] ----------------
   await editorOf(ada.page, 0).click();
+  await ada.page.keyboard.press("Control+End");
+  await ada.page.keyboard.type("\nprint(6 * 9)");
+  // No pause: the run carries the page's state vector, so the server waits for the keystrokes.
   await ada.page.keyboard.press("Control+Enter");
   for (const { page } of [ada, bob]) {
     const cell = page.locator('[data-testid="cell"]').nth(0);
     await cell.locator(".outputs pre", { hasText: "42" }).waitFor({ timeout: RUN_TIMEOUT });
     await cell.locator('[data-testid="marker"]', { hasText: "[1]" }).waitFor({ timeout: RUN_TIMEOUT });
+    await cell.locator(".outputs pre", { hasText: "54" }).waitFor({ timeout: 5000 });
   }
   await bob.page.locator('[data-testid="cell"]').nth(0).locator(".cell-ran-by", { hasText: "Ada Lovelace" }).waitFor();
   log("both see 42 and [1]");
@@ -206,7 +227,39 @@ try {
   await ada.page.keyboard.type("\n# live for carol");
   await waitForText(carol.page, 0, (t) => t.includes("# live for carol"), "Carol sees Ada's edit live");
   await shot(carol.page, "07-viewer-read-only");
+  assert.equal(await carol.page.locator('h1[data-testid="title"]').textContent(), "Difference engine");
+  assert.equal(await carol.page.locator('[data-testid="comment-button"]:visible').count(), 0, "viewers do not comment");
   log("viewer is read-only and live");
+
+  // --- Dan, a commenter, comments on a range; Ada sees it, replies and resolves -----------------
+  const dan = await signIn("Dan Commenter", "dan@example.com");
+  await dan.page.goto(notebookUrl);
+  await dan.page.locator('[data-testid="read-only"]').waitFor();
+  await editorOf(dan.page, 0).waitFor();
+  assert.equal(await editorOf(dan.page, 0).getAttribute("contenteditable"), "false");
+  // Double-click selects the word "print" at the start of the first line.
+  await editorOf(dan.page, 0).locator(".cm-line").first().dblclick({ position: { x: 14, y: 6 } });
+  await dan.page.locator('[data-testid="cell"]').nth(0).locator('[data-testid="comment-button"]').click();
+  await dan.page.locator('[data-testid="comment-composer"] .thread-quote', { hasText: "“print”" }).waitFor();
+  await dan.page.fill('[data-testid="comment-text"]', "Why print rather than return?");
+  await dan.page.click('[data-testid="comment-send"]');
+  await dan.page.locator('[data-testid="thread"]', { hasText: "Why print rather than return?" }).waitFor();
+  // Ada's page refetches when the document's comments_rev changes: the thread and its range.
+  const adaThread = ada.page.locator('[data-testid="thread"]', { hasText: "Why print rather than return?" });
+  await adaThread.waitFor({ timeout: 10_000 });
+  await adaThread.locator(".thread-quote", { hasText: "“print”" }).waitFor();
+  const highlight = ada.page.locator('[data-testid="cell"]').nth(0).locator(".cm-comment-range");
+  await highlight.first().waitFor();
+  assert.equal((await highlight.allTextContents()).join(""), "print");
+  await shot(ada.page, "08-comment-seen-by-owner");
+  await adaThread.locator('[data-testid="reply-text"]').fill("It is a demo of stdout.");
+  await adaThread.locator('[data-testid="reply-send"]').click();
+  await dan.page.locator('[data-testid="thread"] .comment', { hasText: "It is a demo of stdout." }).waitFor({ timeout: 10_000 });
+  await adaThread.locator('[data-testid="resolve"]', { hasText: "Resolve" }).click();
+  await dan.page.locator('[data-testid="thread"].resolved', { hasText: "Why print rather than return?" }).waitFor({ timeout: 10_000 });
+  await highlight.first().waitFor({ state: "detached" });
+  await shot(dan.page, "09-comment-resolved");
+  log("commenter comments, owner replies and resolves, live for both");
 
   // --- Download, upload, download: the .ipynb round-trips ---------------------------------------
   const [download] = await Promise.all([ada.page.waitForEvent("download"), ada.page.click('[data-testid="download"]')]);
@@ -260,7 +313,7 @@ try {
   await ada.page.locator(".outputs pre.stream", { hasText: "2" }).waitFor();
   await ada.page.locator('[data-testid="marker"]', { hasText: "[3]" }).waitFor();
   await ada.page.locator("iframe.html-output").waitFor();
-  await shot(ada.page, "08-uploaded");
+  await shot(ada.page, "10-uploaded");
   const [again] = await Promise.all([ada.page.waitForEvent("download"), ada.page.click('[data-testid="download"]')]);
   const roundTripped = JSON.parse(await readFile(await again.path(), "utf8"));
   const strip = (nb) =>
@@ -275,6 +328,14 @@ try {
   assert.deepEqual(strip(roundTripped), strip(fixture));
   assert.deepEqual(roundTripped.metadata, fixture.metadata);
   log("upload → download round-trips");
+
+  // Ada hands the uploaded notebook to Bob and stays on as an editor.
+  await ada.page.click('[data-testid="share"]');
+  await ada.page.fill('[data-testid="owner-email"]', "bob@example.com");
+  ada.page.once("dialog", (dialog) => dialog.accept());
+  await ada.page.click('[data-testid="transfer-owner"]');
+  await ada.page.locator('[data-testid="role"]', { hasText: "Editor" }).waitFor({ timeout: 10_000 });
+  log("ownership transferred to Bob");
 
   // --- A 500-cell notebook is usable quickly ----------------------------------------------------
   const big = {
@@ -315,7 +376,7 @@ try {
   const editors = await ada.page.locator(".cm-editor").count();
   log(`500 cells: all in the page and an editor ready in ${loadMs} ms, typed in ${usableMs} ms; ${editors} editors built`);
   assert.ok(editors < 200, `editors are built lazily (${editors} of 500)`);
-  await shot(ada.page, "09-large-notebook");
+  await shot(ada.page, "11-large-notebook");
   assert.ok(loadMs < LARGE_BUDGET_MS, `a 500-cell notebook took ${loadMs} ms to open (budget ${LARGE_BUDGET_MS} ms)`);
 
   log("all browser checks passed");

@@ -29,6 +29,35 @@ export interface Sharing {
   owner?: string;
 }
 
+export interface CommentAuthor {
+  id: string;
+  name: string;
+  email?: string;
+}
+
+export interface Comment {
+  id: string;
+  author: CommentAuthor;
+  text: string;
+  created_at: string;
+}
+
+/** A comment thread (protocol/src/comments.rs); offsets count UTF-16 code units. */
+export interface Thread {
+  id: string;
+  cell_id: string;
+  from: number | null;
+  to: number | null;
+  quote: string | null;
+  original_quote: string | null;
+  orphaned: boolean;
+  resolved: boolean;
+  resolved_by?: CommentAuthor;
+  created_at: string;
+  author: CommentAuthor;
+  comments: Comment[];
+}
+
 /** An HTTP error with the API's `{"error": {"code", "message"}}` body. */
 export class ApiError extends Error {
   constructor(
@@ -94,14 +123,19 @@ export const api = {
   create: (title: string, ipynb?: unknown) =>
     request<NotebookInfo>("POST", "/api/notebooks", ipynb === undefined ? { title } : { title, ipynb }),
   get: (id: string) => request<NotebookInfo>("GET", `/api/notebooks/${encodeURIComponent(id)}`),
+  rename: (id: string, title: string) =>
+    request<NotebookInfo>("PATCH", `/api/notebooks/${encodeURIComponent(id)}`, { title }),
   remove: (id: string) => request<void>("DELETE", `/api/notebooks/${encodeURIComponent(id)}`),
-  execute: (id: string, cellIds: string[]) =>
+  /** `stateVector`: base64 of this page's Y state vector, so the run sees every edit made here. */
+  execute: (id: string, cellIds: string[], stateVector?: string) =>
     request<{ queued: string[] }>("POST", `/api/notebooks/${encodeURIComponent(id)}/execute`, {
       cell_ids: cellIds,
+      state_vector: stateVector,
     }),
-  executeAll: (id: string) =>
+  executeAll: (id: string, stateVector?: string) =>
     request<{ queued: string[] }>("POST", `/api/notebooks/${encodeURIComponent(id)}/execute`, {
       all: true,
+      state_vector: stateVector,
     }),
   interrupt: (id: string) => request<void>("POST", `/api/notebooks/${encodeURIComponent(id)}/interrupt`),
   restart: (id: string) => request<void>("POST", `/api/notebooks/${encodeURIComponent(id)}/restart`),
@@ -112,7 +146,22 @@ export const api = {
     request<Sharing>("PUT", `/api/notebooks/${encodeURIComponent(id)}/sharing`, sharing),
   transfer: (id: string, email: string) =>
     request<Sharing>("POST", `/api/notebooks/${encodeURIComponent(id)}/owner`, { email }),
+  threads: (id: string) => request<Thread[]>("GET", `${commentsPath(id)}`),
+  openThread: (id: string, cellId: string, text: string, range?: { from: number; to: number }) =>
+    request<Thread>("POST", commentsPath(id), range ? { cell_id: cellId, text, ...range } : { cell_id: cellId, text }),
+  reply: (id: string, thread: string, text: string) =>
+    request<Comment>("POST", `${commentsPath(id)}/${encodeURIComponent(thread)}/replies`, { text }),
+  resolve: (id: string, thread: string, resolved: boolean) =>
+    request<Thread>("PATCH", `${commentsPath(id)}/${encodeURIComponent(thread)}`, { resolved }),
+  deleteThread: (id: string, thread: string) =>
+    request<void>("DELETE", `${commentsPath(id)}/${encodeURIComponent(thread)}`),
+  deleteReply: (id: string, thread: string, comment: string) =>
+    request<void>("DELETE", `${commentsPath(id)}/${encodeURIComponent(thread)}/replies/${encodeURIComponent(comment)}`),
 };
+
+function commentsPath(id: string): string {
+  return `/api/notebooks/${encodeURIComponent(id)}/comments`;
+}
 
 export function ipynbUrl(id: string): string {
   return `/api/notebooks/${encodeURIComponent(id)}/ipynb`;

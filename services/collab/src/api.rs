@@ -2,6 +2,7 @@
 
 mod comments;
 mod execution;
+mod git;
 mod sharing;
 
 use std::collections::HashMap;
@@ -12,8 +13,8 @@ use axum::response::IntoResponse;
 use axum::{Json, Router, routing};
 use serde::de::DeserializeOwned;
 use tandem_crdt::Notebook;
-use tandem_protocol::{CreateNotebook, GeneralAccess, Me, NotebookInfo, Role};
-use yrs::{ReadTxn, StateVector, Transact};
+use tandem_protocol::{CreateNotebook, GeneralAccess, Me, NotebookInfo, Role, UpdateNotebook};
+use yrs::{Map, ReadTxn, StateVector, Transact, WriteTxn};
 
 use crate::App;
 use crate::auth::events::AccessEvent;
@@ -36,7 +37,9 @@ pub fn routes() -> Router<App> {
         )
         .route(
             "/api/notebooks/{id}",
-            routing::get(get_notebook).delete(delete_notebook),
+            routing::get(get_notebook)
+                .patch(rename_notebook)
+                .delete(delete_notebook),
         )
         .route("/api/notebooks/{id}/ipynb", routing::get(export_ipynb))
         .route(
@@ -85,6 +88,7 @@ pub fn routes() -> Router<App> {
             "/api/notebooks/{id}/comments/{thread_id}/replies/{comment_id}",
             routing::delete(comments::delete_reply),
         )
+        .merge(git::routes())
 }
 
 /// JSON body extractor whose rejections use the API's error shape.
@@ -127,18 +131,13 @@ async fn create_notebook(
     SignedIn(user): SignedIn,
     ApiJson(body): ApiJson<CreateNotebook>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let title = body.title.trim().to_owned();
-    if title.chars().count() > MAX_TITLE_CHARS {
-        return Err(ApiError::bad_request(
-            "invalid_title",
-            format!("title longer than {MAX_TITLE_CHARS} characters"),
-        ));
-    }
+    let title = clean_title(&body.title)?;
     let limits = app.import_limits();
     let mut body = body;
     if let Some(ipynb) = body.ipynb.as_mut() {
         comments::strip_from_import(ipynb);
     }
+    let doc_title = title.clone();
     let initial_state = tokio::task::spawn_blocking(move || {
         let notebook = match &body.ipynb {
             Some(ipynb) => Notebook::from_ipynb(ipynb, &limits)
@@ -146,6 +145,7 @@ async fn create_notebook(
             None => Notebook::from_ipynb(&blank_notebook(), &limits)
                 .map_err(|e| ApiError::internal(anyhow::anyhow!("blank notebook: {e}")))?,
         };
+        write_title(&mut notebook.doc().transact_mut(), &doc_title);
         let state = notebook
             .doc()
             .transact()
@@ -157,11 +157,7 @@ async fn create_notebook(
     let now = ids::now_ms();
     let record = NotebookRecord {
         id: ids::random_id(),
-        title: if title.is_empty() {
-            "Untitled".to_owned()
-        } else {
-            title
-        },
+        title,
         owner_id: user.id,
         created_at_ms: now,
         updated_at_ms: now,
@@ -171,6 +167,56 @@ async fn create_notebook(
     app.store.create_notebook(&record, &initial_state).await?;
     tracing::info!(doc_id = %record.id, bytes = initial_state.len(), "notebook created");
     Ok((StatusCode::CREATED, Json(info(&record, Role::Owner))))
+}
+
+/// A title as stored: trimmed, "Untitled" when empty, 400 when too long.
+fn clean_title(title: &str) -> Result<String, ApiError> {
+    let title = title.trim();
+    if title.chars().count() > MAX_TITLE_CHARS {
+        return Err(ApiError::bad_request(
+            "invalid_title",
+            format!("title longer than {MAX_TITLE_CHARS} characters"),
+        ));
+    }
+    Ok(if title.is_empty() { "Untitled" } else { title }.to_owned())
+}
+
+/// Mirrors the title into the document (`state.title`), so open pages show a rename at once.
+/// The `.ipynb` export does not carry it: `state` is not part of the notebook file.
+fn write_title(txn: &mut yrs::TransactionMut, title: &str) {
+    let state = txn.get_or_insert_map(tandem_crdt::schema::STATE);
+    state.insert(txn, tandem_crdt::schema::STATE_TITLE, title);
+}
+
+/// `PATCH /api/notebooks/{id}` `{"title"}`: editors and the owner rename a notebook; the
+/// new title is stored and written into the live document for everyone who has it open.
+#[tracing::instrument(skip_all, fields(doc_id = %id, user_id = %caller.log_id()))]
+async fn rename_notebook(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateNotebook>,
+) -> Result<Json<NotebookInfo>, ApiError> {
+    let (mut record, role) = caller_access(&app, &caller, &id).await?;
+    if !role.can_edit() {
+        return Err(ApiError::forbidden(format!(
+            "a {role} cannot rename the notebook"
+        )));
+    }
+    let title = clean_title(&body.title)?;
+    if !app.store.rename_notebook(&id, &title).await? {
+        return Err(ApiError::notebook_not_found());
+    }
+    let doc_title = title.clone();
+    app.rooms
+        .get(&id)
+        .edit(move |txn| write_title(txn, &doc_title))
+        .await
+        .map_err(|_| ApiError::notebook_not_found())?;
+    tracing::info!("notebook renamed");
+    record.title = title;
+    record.updated_at_ms = ids::now_ms();
+    Ok(Json(info(&record, role)))
 }
 
 /// What a new notebook holds, as in Jupyter and Colab: one empty code cell.

@@ -19,6 +19,19 @@ pub struct StoreConfig {
     /// not a power loss or OS crash; in exchange each update costs far less I/O.
     #[arg(long, env = "TANDEM_SYNC_COMMITS", default_value_t = true, action = clap::ArgAction::Set)]
     pub sync_commits: bool,
+
+    /// Redis, the shared engine of a scaled-out deployment (`redis://host:6379/0`): with it,
+    /// users, notebooks, comments and documents live in Redis instead of `--data`, collab
+    /// nodes relay each other's edits and presence, and runtime nodes take notebooks from
+    /// Redis instead of the control WebSocket. Updates are as durable as Redis makes them:
+    /// run it with `appendonly yes` and `appendfsync always` (infra/).
+    #[arg(long, env = "TANDEM_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key Tandem writes, so several deployments (or test runs) can
+    /// share one Redis.
+    #[arg(long, env = "TANDEM_REDIS_PREFIX", default_value = "tandem")]
+    pub redis_prefix: String,
 }
 
 /// Configuration of the collab service.
@@ -73,11 +86,22 @@ pub struct Config {
     #[arg(long, env = "TANDEM_COMPACT_AFTER", default_value_t = 1000)]
     pub compact_after: u64,
 
+    /// With `--redis-url`: how long a presence (awareness) state from a client of another
+    /// collab node lives without being renewed; Yjs clients renew every 15 s, so this is how
+    /// long the clients of a node that died stay visible.
+    #[arg(long, env = "TANDEM_AWARENESS_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub awareness_timeout: Duration,
+
     /// The built web client (`npm run build` in `client/web`, which `scripts/run` does):
     /// `index.html` and `assets/`. Relative paths are taken from the working directory.
     /// Without it the pages answer 503 saying how to build it; the API works regardless.
     #[arg(long, env = "TANDEM_WEB_DIR", default_value = "client/web/dist")]
     pub web_dir: PathBuf,
+
+    /// How long one git operation (a clone and read for an import; a clone, commit and push
+    /// for a commit) may take before it is stopped and answered 502 `git_unavailable`.
+    #[arg(long, env = "TANDEM_GIT_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub git_timeout: Duration,
 }
 
 #[derive(Parser)]

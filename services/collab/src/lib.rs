@@ -7,13 +7,19 @@
 //!
 //! # Layout
 //! - [`config`]: the [`Config`] struct (flags and `TANDEM_*` variables).
-//! - [`store`]: the [`store::Store`] trait and its embedded SQLite backend.
+//! - [`store`]: the [`store::Store`] trait, its embedded SQLite backend and its Redis backend.
+//! - [`cluster`]: with Redis, what collab nodes relay to each other (document updates,
+//!   awareness, access events).
 //! - [`room`]: the registry of rooms and the per-notebook actor (sync, awareness,
 //!   persistence, broadcast, compaction, idle unload).
 //! - [`ws`]: one WebSocket connection: frame decoding, limits, keepalive, close reasons.
 //! - [`api`]: the REST routes; [`auth`]: tokens and notebook access; [`error`]: the HTTP error.
-//! - [`runtime_hub`]: the control channel to the runtime (execute, interrupt, restart).
+//! - [`runtime_hub`]: the link to runtime nodes (execute, interrupt, restart): the control
+//!   WebSocket, or Redis with `--redis-url`.
+//! - [`metrics`]: Prometheus metrics at `/metrics`, readiness at `/readyz`.
 //! - [`web`]: the web client's pages and assets, from `--web-dir`.
+//! - [`git`]: clones, reads, commits and pushes through the `git` command, for notebooks
+//!   opened from a repository (`api/git.rs` has their routes).
 //!
 //! # Running
 //! ```no_run
@@ -27,9 +33,12 @@
 
 pub mod api;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod git;
 pub mod ids;
+pub mod metrics;
 pub mod room;
 pub mod runtime_hub;
 pub mod store;
@@ -48,8 +57,10 @@ use tokio_util::task::TaskTracker;
 
 pub use config::{Config, StoreConfig};
 
+use cluster::Cluster;
 use room::{RoomSettings, Rooms};
 use store::Store;
+use store::redis::RedisStore;
 use store::sqlite::SqliteStore;
 
 /// Shared state of the running service, handed to every handler.
@@ -87,11 +98,21 @@ impl App {
     }
 }
 
-/// Opens the embedded store named by `config`.
-pub fn open_store(config: &StoreConfig) -> anyhow::Result<Arc<dyn Store>> {
+/// Opens the store named by `config`: Redis with `--redis-url`, else the embedded store in
+/// `--data`.
+pub async fn open_store(config: &StoreConfig) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(url) = &config.redis_url {
+        return Ok(Arc::new(open_redis(url, &config.redis_prefix).await?));
+    }
     let store = SqliteStore::open(&config.data, config.sync_commits)
         .with_context(|| format!("opening the store in {}", config.data.display()))?;
     Ok(Arc::new(store))
+}
+
+async fn open_redis(url: &str, prefix: &str) -> anyhow::Result<RedisStore> {
+    RedisStore::open(url, prefix)
+        .await
+        .context("opening the Redis store")
 }
 
 /// The collab service, bound to its address and ready to run.
@@ -102,14 +123,27 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the store and binds the listener.
+    /// Opens the store and binds the listener. With `--redis-url` the node also joins the
+    /// other collab nodes on that Redis ([`cluster`]).
     pub async fn bind(config: Config) -> anyhow::Result<Self> {
-        let store = open_store(&config.store)?;
+        if let Some(url) = &config.store.redis_url {
+            let store = open_redis(url, &config.store.redis_prefix).await?;
+            return Self::bind_inner(config, Arc::new(store.clone()), Some(store)).await;
+        }
+        let store = open_store(&config.store).await?;
         Self::bind_with_store(config, store).await
     }
 
-    /// Binds the listener over an already opened store.
+    /// Binds the listener over an already opened store, as a node on its own.
     pub async fn bind_with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        Self::bind_inner(config, store, None).await
+    }
+
+    async fn bind_inner(
+        config: Config,
+        store: Arc<dyn Store>,
+        shared: Option<RedisStore>,
+    ) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -118,21 +152,51 @@ impl Server {
         let settings = RoomSettings {
             idle: config.room_idle,
             compact_after: config.compact_after,
+            awareness_timeout: config.awareness_timeout,
         };
-        let rooms = Rooms::new(store.clone(), settings, tracker.clone(), shutdown.clone());
+        let (access, cluster) = match &shared {
+            Some(redis) => {
+                let (access, relayed) = auth::events::AccessEvents::relayed();
+                let cluster =
+                    Cluster::start(redis, access.clone(), relayed, &tracker, shutdown.clone())
+                        .await
+                        .context("joining the other collab nodes on Redis")?;
+                (access, Some(cluster))
+            }
+            None => (auth::events::AccessEvents::default(), None),
+        };
+        let rooms = Rooms::clustered(
+            store.clone(),
+            settings,
+            (tracker.clone(), shutdown.clone()),
+            cluster,
+        );
         let service_token_hash = config.service_token.as_deref().map(ids::token_hash);
         let providers =
             auth::oauth::Providers::load(&config.auth).context("loading the sign-in providers")?;
         let limits = auth::limits::Limits::new(&config.auth);
+        let runtimes = match &config.store.redis_url {
+            Some(url) => {
+                let hub = runtime_hub::redis::RedisHub::connect(
+                    url,
+                    &config.store.redis_prefix,
+                    &tracker,
+                    shutdown.clone(),
+                )
+                .await?;
+                runtime_hub::RuntimeHub::with_redis(hub)
+            }
+            None => runtime_hub::RuntimeHub::default(),
+        };
         let app = App {
             providers: Arc::new(providers),
             limits: Arc::new(limits),
-            access: auth::events::AccessEvents::default(),
+            access,
             store,
             rooms,
             config: Arc::new(config),
             tracker,
-            runtimes: Arc::default(),
+            runtimes: Arc::new(runtimes),
             service_token_hash,
             rooms_shutdown: shutdown.clone(),
         };
@@ -215,6 +279,8 @@ pub fn router(app: App) -> Router {
         .merge(auth::oauth::routes())
         .merge(web::routes())
         .route("/ws/{id}", axum::routing::get(ws::route))
+        .route("/metrics", axum::routing::get(metrics::metrics))
+        .route("/readyz", axum::routing::get(metrics::readyz))
         .route(
             tandem_protocol::runtime::CONTROL_PATH,
             axum::routing::get(runtime_hub::route),

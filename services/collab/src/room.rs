@@ -20,6 +20,7 @@ use tracing::Instrument;
 use yrs::Doc;
 use yrs::sync::Message;
 
+use crate::cluster::Cluster;
 use crate::store::Store;
 
 /// Identifies one WebSocket connection within the process.
@@ -36,6 +37,8 @@ pub struct RoomSettings {
     pub idle: Duration,
     /// Log length that triggers compaction into a snapshot.
     pub compact_after: u64,
+    /// How long an awareness state from another node lives without renewal.
+    pub awareness_timeout: Duration,
 }
 
 /// Asks a connection to close with a code and reason; the first request wins.
@@ -105,6 +108,10 @@ pub enum Command {
     },
     /// Run a read on the document once everything applied so far is durable.
     Read(Box<dyn FnOnce(&Doc) + Send>),
+    /// A change the server itself makes to the document (a title, a comments revision): run
+    /// as one local transaction on the room's document, whose update is then persisted and
+    /// broadcast exactly like a client's (durable first). Use [`RoomHandle::edit`].
+    Edit(Box<dyn FnOnce(&mut yrs::TransactionMut) + Send>),
     /// The notebook was deleted: close every connection and unload.
     Delete {
         /// Resolved once the room has stopped.
@@ -147,6 +154,21 @@ impl RoomHandle {
     }
 }
 
+impl RoomHandle {
+    /// Changes the document as the server: `f` runs in one transaction on the room's
+    /// document, and this returns once the change is durable and on its way to every
+    /// connection, as a client's update would be.
+    pub async fn edit<F>(&self, f: F) -> Result<(), RoomError>
+    where
+        F: FnOnce(&mut yrs::TransactionMut) + Send + 'static,
+    {
+        self.send(Command::Edit(Box::new(f))).await?;
+        // Commands run in order and a read flushes first: once it runs, the edit is durable
+        // and broadcast.
+        self.read(|_| ()).await
+    }
+}
+
 struct Entry {
     handle: RoomHandle,
     generation: u64,
@@ -159,6 +181,7 @@ struct Registry {
     settings: RoomSettings,
     tracker: TaskTracker,
     shutdown: CancellationToken,
+    cluster: Option<Cluster>,
 }
 
 /// The registry of loaded rooms.
@@ -176,6 +199,17 @@ impl Rooms {
         tracker: TaskTracker,
         shutdown: CancellationToken,
     ) -> Self {
+        Self::clustered(store, settings, (tracker, shutdown), None)
+    }
+
+    /// A registry like [`Rooms::new`] whose rooms, with a `cluster`, also follow and relay
+    /// what the other collab nodes write to their notebooks.
+    pub fn clustered(
+        store: Arc<dyn Store>,
+        settings: RoomSettings,
+        (tracker, shutdown): (TaskTracker, CancellationToken),
+        cluster: Option<Cluster>,
+    ) -> Self {
         let inner = Registry {
             rooms: Mutex::new(HashMap::new()),
             next_generation: std::sync::atomic::AtomicU64::new(1),
@@ -183,6 +217,7 @@ impl Rooms {
             settings,
             tracker,
             shutdown,
+            cluster,
         };
         Self {
             inner: Arc::new(inner),
@@ -284,5 +319,9 @@ impl Rooms {
 
     fn tracker(&self) -> &TaskTracker {
         &self.inner.tracker
+    }
+
+    fn cluster(&self) -> Option<&Cluster> {
+        self.inner.cluster.as_ref()
     }
 }

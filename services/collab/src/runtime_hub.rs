@@ -1,9 +1,16 @@
-//! The collab side of the control channel to runtime nodes.
+//! The collab side of the link to runtime nodes, over one of two transports.
 //!
-//! A runtime opens `GET /internal/runtime` with the service credential and keeps it open;
-//! the collab service sends it [`Command`]s as JSON text frames and waits for the matching
-//! [`Reply`]. HTTP handlers use [`RuntimeHub::call`]; with no runtime connected they get
+//! - The control WebSocket (default): a runtime opens `GET /internal/runtime` with the
+//!   service credential and keeps it open; the collab service sends it [`Command`]s as JSON
+//!   text frames and waits for the matching [`Reply`]. One runtime per collab node.
+//! - Redis ([`redis`], with `--redis-url`): commands go to the runtime node holding the
+//!   notebook's lease, or to the stream every runtime node reads when nobody holds it, and
+//!   replies come back on this node's reply list; any collab node reaches any runtime node.
+//!
+//! HTTP handlers use [`RuntimeHub::call`] either way; with no runtime reachable they get
 //! [`HubError::NoRuntime`] at once instead of a request that hangs.
+
+pub mod redis;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +43,12 @@ pub enum HubError {
     /// The runtime did not answer in time.
     #[error("the runtime did not answer within {0:?}")]
     Timeout(Duration),
+    /// Redis, which carries commands to runtime nodes, failed.
+    #[error("redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    /// A command could not be encoded.
+    #[error("encoding a command: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
@@ -46,14 +59,25 @@ struct Link {
     pending: Pending,
 }
 
-/// The connected runtime (one per collab node until scale-out assigns notebooks to nodes).
+/// The way to the runtime nodes.
 #[derive(Default)]
 pub struct RuntimeHub {
+    /// The control WebSocket's runtime, when commands go that way.
     link: Mutex<Option<Link>>,
+    /// Set when commands go through Redis instead.
+    redis: Option<redis::RedisHub>,
     next: AtomicU64,
 }
 
 impl RuntimeHub {
+    /// A hub reaching runtime nodes through Redis (see [`redis`]).
+    pub fn with_redis(redis: redis::RedisHub) -> Self {
+        Self {
+            redis: Some(redis),
+            ..Self::default()
+        }
+    }
+
     /// Sends the command built from a fresh request number and waits for the reply.
     pub async fn call(
         &self,
@@ -61,6 +85,39 @@ impl RuntimeHub {
         make: impl FnOnce(u64) -> Command,
     ) -> Result<Reply, HubError> {
         let request = self.next.fetch_add(1, Ordering::Relaxed);
+        let result = match &self.redis {
+            Some(redis) => redis.call(timeout, make(request)).await,
+            None => self.call_socket(timeout, request, make).await,
+        };
+        crate::metrics::runtime_call(match &result {
+            Ok(Reply::Error { .. }) => "refused",
+            Ok(_) => "ok",
+            Err(_) => "unavailable",
+        });
+        result
+    }
+
+    /// Whether runtimes are reached through Redis.
+    pub fn through_redis(&self) -> bool {
+        self.redis.is_some()
+    }
+
+    /// Whether the link the node depends on works: Redis answers a PING when runtimes are
+    /// reached through it. A collab node without a runtime connected is still ready: it
+    /// serves documents, and execute says that no runtime is there.
+    pub async fn ready(&self) -> Result<(), HubError> {
+        match &self.redis {
+            Some(redis) => redis.ping().await,
+            None => Ok(()),
+        }
+    }
+
+    async fn call_socket(
+        &self,
+        timeout: Duration,
+        request: u64,
+        make: impl FnOnce(u64) -> Command,
+    ) -> Result<Reply, HubError> {
         let (reply, answer) = oneshot::channel();
         let commands = {
             let link = self.lock();
@@ -79,7 +136,7 @@ impl RuntimeHub {
         }
     }
 
-    /// Whether a runtime is connected.
+    /// Whether a runtime is connected over the control WebSocket.
     pub fn connected(&self) -> bool {
         self.lock().is_some()
     }
@@ -125,6 +182,14 @@ pub async fn route(
     if !matches!(caller, Caller::Service) {
         return Err(ApiError::forbidden(
             "only runtimes may open the control channel",
+        ));
+    }
+    if app.runtimes.through_redis() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "use_redis",
+            "this collab node reaches runtimes through Redis: start the runtime with the same \
+             --redis-url",
         ));
     }
     let tracker = app.tracker.clone();

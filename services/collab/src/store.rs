@@ -6,11 +6,15 @@
 //! durable, and rooms broadcast nothing before that, so a crash never loses an update a
 //! client saw. [`Store::compact`] folds the log into a new snapshot.
 //!
-//! The embedded backend is [`sqlite::SqliteStore`]; the Redis backend (scale-out) implements
-//! the same trait.
+//! The embedded backend is [`sqlite::SqliteStore`]; the scale-out backend,
+//! [`redis::RedisStore`], implements the same traits over one Redis shared by every collab
+//! node. `conformance` (tests only) runs the same checks against both.
 
 pub mod accounts;
 pub mod comments;
+#[cfg(test)]
+pub(crate) mod conformance;
+pub mod redis;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -25,6 +29,17 @@ pub enum StoreError {
     /// The embedded SQLite database failed.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// Redis failed or could not be reached.
+    #[error("redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    /// A stored record could not be read back (written by an incompatible version).
+    #[error("corrupt record {key}: {reason}")]
+    Corrupt {
+        /// Where it is.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The store could not be opened (missing directory, permissions, wrong schema).
     #[error("cannot open the store at {path}: {reason}")]
     Open {
@@ -105,6 +120,9 @@ pub trait Store: AccountStore + CommentStore + Send + Sync + 'static {
 
     /// A notebook's metadata.
     async fn notebook(&self, id: &str) -> Result<Option<NotebookRecord>, StoreError>;
+
+    /// Sets a notebook's title (and its `updated_at`). Returns whether the notebook exists.
+    async fn rename_notebook(&self, id: &str, title: &str) -> Result<bool, StoreError>;
 
     /// The notebooks owned by a user, most recently updated first.
     async fn notebooks_owned_by(&self, user_id: &str) -> Result<Vec<NotebookRecord>, StoreError>;

@@ -85,6 +85,7 @@ async fn serve(
     ),
     socket: WebSocket,
 ) {
+    let _counted = crate::metrics::connection_opened();
     let (out_tx, out_rx) = mpsc::channel(app.config.outbound_queue);
     let closer = Arc::new(Closer::default());
     let room = app.rooms.get(&notebook_id);

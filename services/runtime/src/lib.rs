@@ -14,6 +14,8 @@
 //!   [`kernel::Death`] reasons.
 //! - [`session`]: one notebook's session: the execution queue and a kernel, writing outputs,
 //!   counts, cell states and `state.kernel` into the shared document as a CRDT peer.
+//! - [`node`]: a runtime node: takes commands from a collab service (control WebSocket) or
+//!   from Redis, and runs a session per notebook; [`metrics`]: its Prometheus metrics.
 //! - [`protocol`]: the JSON-lines messages between the manager and a worker.
 //! - [`tensor`]: the `tandem` Python module (candle-backed tensors, CPU or CUDA with the
 //!   `cuda` feature) and the variable inspector the worker runs after each cell.
@@ -28,6 +30,7 @@
 //! streaming times.
 
 pub mod kernel;
+pub mod metrics;
 pub mod node;
 pub mod protocol;
 pub mod session;

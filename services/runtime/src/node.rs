@@ -1,9 +1,15 @@
 //! A runtime node: the execution service as a peer of a collab service.
 //!
-//! It holds the control WebSocket (`GET /internal/runtime`, service credential) open to the
-//! collab service, reconnecting with backoff when it drops, and turns each
-//! [`Command`] into calls on the notebook's [`Session`], starting sessions on demand. Each
-//! session joins its notebook's document through the same collab service.
+//! It takes [`Command`]s from one of two links and turns each into calls on the notebook's
+//! [`Session`], starting sessions on demand. Each session joins its notebook's document
+//! through the collab service (`--collab-url`).
+//! - The control WebSocket (default): `GET /internal/runtime` with the service credential,
+//!   held open to one collab service and reopened with backoff when it drops.
+//! - Redis ([`redis`], with `--redis-url`): per-notebook leases, a queue per runtime node and a
+//!   shared stream for notebooks nobody owns, so any collab node reaches the node that runs
+//!   a notebook; live nodes mark the kernels of a vanished node dead.
+
+mod redis;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,6 +26,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
 
 use crate::kernel::{Kernel, KernelOptions};
+use crate::metrics::Readiness;
 use crate::session::{Session, SessionConfig, SessionError};
 
 /// A kernel being started ahead of need: once done, the kernel and its working directory.
@@ -96,7 +103,23 @@ pub struct NodeConfig {
     pub service_token: String,
     /// How kernels run.
     pub kernels: KernelConfig,
+    /// Take commands from Redis instead of the control WebSocket.
+    pub redis: Option<RedisConfig>,
+    /// Set while the node's link (control WebSocket or Redis) is up; `/readyz` reports it.
+    pub ready: Readiness,
 }
+
+/// Where a runtime node finds Redis (the same settings as the collab nodes').
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://host:port/db`.
+    pub url: String,
+    /// Key prefix (`--redis-prefix`).
+    pub prefix: String,
+}
+
+/// How often the node's metrics (sessions, kernels, queued cells) are refreshed.
+const METRICS_REFRESH: Duration = Duration::from_secs(1);
 
 /// Runs the node until `stop` is cancelled, then shuts every session down.
 pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<()> {
@@ -104,9 +127,15 @@ pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<
     if node.config.kernels.spare_kernels > 0 {
         *node.spare.lock().await = Some(node.spawn_spare());
     }
+    tokio::spawn(refresh_metrics(node.clone(), stop.clone()));
+    if let Some(redis) = node.config.redis.clone() {
+        return redis::run(node, redis, stop).await;
+    }
     let mut backoff = Duration::from_millis(100);
     while !stop.is_cancelled() {
-        match node.serve_once(&stop).await {
+        let served = node.serve_once(&stop).await;
+        node.config.ready.set(false);
+        match served {
             Ok(()) => backoff = Duration::from_millis(100),
             Err(err) => tracing::warn!(error = format!("{err:#}"), "control channel unavailable"),
         }
@@ -242,6 +271,7 @@ impl Node {
             .await
             .with_context(|| format!("connecting to {url}"))?;
         tracing::info!(%url, "runtime joined the collab service");
+        self.config.ready.set(true);
         let (mut sink, mut stream) = socket.split();
         loop {
             let frame = tokio::select! {
@@ -276,6 +306,8 @@ impl Node {
                 cell_ids,
                 stop_on_error,
                 user_id,
+                user_name,
+                state_vector,
                 ..
             } => {
                 tracing::info!(doc_id = %notebook_id, %user_id, cells = cell_ids.len(), "execute");
@@ -288,7 +320,18 @@ impl Node {
                     };
                 }
                 match self.session(&notebook_id).await {
-                    Ok(session) => session.execute(cell_ids, group).await,
+                    Ok(session) => session
+                        .execute_for(
+                            cell_ids,
+                            group,
+                            crate::session::Requester::from_wire(
+                                &user_id,
+                                &user_name,
+                                state_vector.as_deref(),
+                            ),
+                        )
+                        .await
+                        .inspect(|queued| crate::metrics::executions(queued.len())),
                     Err(err) => Err(err),
                 }
             }
@@ -519,6 +562,22 @@ impl Node {
         for session in sessions {
             session.shutdown().await;
         }
+    }
+}
+
+/// Refreshes the node's session gauges until `stop`.
+async fn refresh_metrics(node: Arc<Node>, stop: CancellationToken) {
+    let mut every = tokio::time::interval(METRICS_REFRESH);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        let sessions = node.sessions.lock().await;
+        let live: Vec<&Session> = sessions.values().filter(|s| !s.is_closed()).collect();
+        let kernels = live.iter().filter(|s| s.has_kernel()).count();
+        let queued = live.iter().map(|s| s.queued()).sum();
+        crate::metrics::sessions(live.len(), kernels, queued);
     }
 }
 

@@ -10,8 +10,13 @@
 //!   `runtime`, `execution_count` (the last one), `queue` (queued cell ids, in order),
 //!   `running` (cell id or null) and, after a death, `reason`.
 //! - Queued cells are `"queued"`. When a cell starts, its code is read from the document at
-//!   that moment, its outputs are cleared, its count set to null and its state to
-//!   `"running"`; when it ends, its count is set and its state is `"idle"`.
+//!   that moment, its outputs are cleared, its count set to null, its state set to
+//!   `"running"` and who asked for the run written to its `execution_by` (`{"id", "name"}`);
+//!   when it ends, its count is set and its state is `"idle"`.
+//! - An execute may carry the caller's state vector ([`Requester::state_vector`]): the session
+//!   takes the cells into the queue only once its replica includes that state (the caller's
+//!   last keystrokes travel to it through the collab service), or after [`CATCH_UP`] with a
+//!   warning. Executes keep their order while one waits.
 //! - Stream output is coalesced to one write per ~50 ms; see `session/outputs.rs` for
 //!   `clear_output`, `update_display_data` and the per-cell output cap (beyond it: one
 //!   truncation notice, the full text in a file under [`SessionConfig::full_output_dir`]).
@@ -51,6 +56,7 @@ use tandem_crdt::Notebook;
 
 use crate::kernel::KernelOptions;
 
+pub(crate) use doc::mark_orphaned;
 pub use doc::{KERNEL_KEY, KernelStatus};
 pub use outputs::STREAM_FLUSH_INTERVAL;
 
@@ -80,6 +86,11 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90 * 60);
 
 /// Default [`SessionConfig::max_lifetime`]: 12 hours, as Colab.
 pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
+
+/// The longest an execute waits for the caller's edits to reach this replica. They normally
+/// arrive within milliseconds (the collab service waited for them already); past this the
+/// cells run with what the session has, so a bogus state vector cannot stall the queue.
+pub const CATCH_UP: Duration = Duration::from_secs(2);
 
 /// How long a shutdown lets the kernel run its exit hooks before killing it.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -151,12 +162,43 @@ pub enum SessionError {
     Closed,
 }
 
+/// Who asked for a run, and what they had seen when they asked.
+#[derive(Debug, Clone, Default)]
+pub struct Requester {
+    /// The user's id and display name, written to each cell's `execution_by` as it starts.
+    pub user: Option<(String, String)>,
+    /// The caller's state vector: the cells' code is read only once the session's replica
+    /// includes it (or after [`CATCH_UP`]).
+    pub state_vector: Option<yrs::StateVector>,
+}
+
+impl Requester {
+    /// A requester from the control channel's fields: the state vector is base64 of its v1
+    /// encoding; one that does not decode is logged and ignored.
+    pub fn from_wire(user_id: &str, user_name: &str, state_vector: Option<&str>) -> Requester {
+        use base64::Engine;
+        use yrs::updates::decoder::Decode;
+        let state_vector = state_vector.and_then(|encoded| {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| yrs::StateVector::decode_v1(&bytes).map_err(|e| e.to_string()));
+            decoded
+                .inspect_err(|error| tracing::warn!(%error, "ignoring a malformed state vector"))
+                .ok()
+        });
+        let user = (!user_id.is_empty()).then(|| (user_id.to_owned(), user_name.to_owned()));
+        Requester { user, state_vector }
+    }
+}
+
 /// A request to the session's task.
 #[derive(Debug)]
 enum Command {
     Execute {
         cell_ids: Vec<String>,
         group: Option<u64>,
+        requester: Requester,
         reply: oneshot::Sender<Result<Vec<String>, SessionError>>,
     },
     Interrupt(oneshot::Sender<()>),
@@ -223,10 +265,23 @@ impl Session {
         cell_ids: Vec<String>,
         group: Option<u64>,
     ) -> Result<Vec<String>, SessionError> {
+        self.execute_for(cell_ids, group, Requester::default())
+            .await
+    }
+
+    /// [`execute`](Self::execute) on behalf of `requester`: its cells record who ran them,
+    /// and they are queued once this replica has the requester's edits (see the module doc).
+    pub async fn execute_for(
+        &self,
+        cell_ids: Vec<String>,
+        group: Option<u64>,
+        requester: Requester,
+    ) -> Result<Vec<String>, SessionError> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Execute {
             cell_ids,
             group,
+            requester,
             reply,
         })
         .await?;
@@ -277,6 +332,16 @@ impl Session {
             .and_then(|k| k.get("status"))
             .and_then(|s| s.as_str());
         matches!(status, Some("starting" | "idle" | "busy"))
+    }
+
+    /// How many cells wait in the queue, as the session's own writes to `state.kernel` say.
+    pub fn queued(&self) -> usize {
+        self.notebook
+            .state_value(KERNEL_KEY)
+            .as_ref()
+            .and_then(|k| k.get("queue"))
+            .and_then(|q| q.as_array())
+            .map_or(0, Vec::len)
     }
 
     /// The ids of the notebook's code cells in order, as the session sees the document now

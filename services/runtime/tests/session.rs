@@ -563,6 +563,50 @@ async fn code_is_read_when_the_cell_starts() -> Result<()> {
 }
 
 #[tokio::test]
+async fn an_execute_waits_for_the_requesters_edits_and_records_who_ran() -> Result<()> {
+    use tandem_runtime::session::{CATCH_UP, Requester};
+    use yrs::ReadTxn;
+    let h = Harness::start(&[("first", "1")], |_| {}).await?;
+    // A collaborator adds a cell and runs it at once: the session may not have the cell yet,
+    // but the requester's state vector makes it wait for it rather than refuse it.
+    let editor = Notebook::from_doc(h.observer.doc().clone());
+    editor.insert_cell(1, tandem_crdt::NewCell::code("'fresh'").with_id("fresh"))?;
+    let requester = Requester {
+        user: Some(("u1".into(), "Ada".into())),
+        state_vector: Some(h.observer.doc().transact().state_vector()),
+    };
+    let queued = h
+        .session
+        .execute_for(vec!["fresh".into()], None, requester)
+        .await?;
+    assert_eq!(queued, ["fresh"]);
+    let fresh = h.finished("fresh").await?;
+    assert_eq!(fresh.outputs[0]["data"]["text/plain"], "'fresh'");
+    assert_eq!(
+        editor.execution_by("fresh"),
+        Some(json!({"id": "u1", "name": "Ada"}))
+    );
+    // A state vector that never arrives holds the execute for a bounded time only.
+    let mut unseen = yrs::StateVector::default();
+    unseen.set_max(yrs::ClientID::new(424_242), 3);
+    let started = std::time::Instant::now();
+    let requester = Requester {
+        user: None,
+        state_vector: Some(unseen),
+    };
+    h.session
+        .execute_for(vec!["first".into()], None, requester)
+        .await?;
+    let waited = started.elapsed();
+    assert!(
+        waited >= CATCH_UP - Duration::from_millis(100) && waited < CATCH_UP * 3,
+        "{waited:?}"
+    );
+    h.finished("first").await?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn output_beyond_the_cap_is_cut_with_a_notice_and_kept_in_a_file() -> Result<()> {
     let h = Harness::start(
         &[

@@ -5,7 +5,8 @@
 //!   collab service and, joined to it over loopback, a runtime node.
 //! - `tandem collab`: the collab service alone.
 //! - `tandem runtime`: a runtime node alone, joining a collab service (`--collab-url`) with
-//!   the service credential both were given (`TANDEM_SERVICE_TOKEN`).
+//!   the service credential both were given (`TANDEM_SERVICE_TOKEN`); with `--redis-url` it
+//!   takes notebooks from Redis, and `--metrics-listen` serves its `/metrics` and `/readyz`.
 //! - `tandem kernel`: internal; one kernel worker process, spawned by a runtime node.
 //! - `tandem token create --email E [--name N]`: creates the user if absent and prints a new
 //!   personal access token alone on the last line of stdout. Safe while the server runs.
@@ -24,7 +25,8 @@ use std::io::Write;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tandem_collab::{Config, Server, StoreConfig};
-use tandem_runtime::node::{KernelConfig, NodeConfig};
+use tandem_runtime::metrics::Readiness;
+use tandem_runtime::node::{KernelConfig, NodeConfig, RedisConfig};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -88,6 +90,17 @@ struct RuntimeArgs {
     /// The service credential the collab service was given.
     #[arg(long, env = "TANDEM_SERVICE_TOKEN", hide_env_values = true)]
     service_token: String,
+    /// Take notebooks from Redis (as the collab nodes given the same URL hand them out)
+    /// instead of the control WebSocket of `--collab-url`.
+    #[arg(long, env = "TANDEM_REDIS_URL")]
+    redis_url: Option<String>,
+    /// Prefix of the Redis keys (the same as the collab nodes').
+    #[arg(long, env = "TANDEM_REDIS_PREFIX", default_value = "tandem")]
+    redis_prefix: String,
+    /// Serve `/metrics`, `/healthz` and `/readyz` on this address (e.g. `0.0.0.0:9090`);
+    /// port 0 picks one (printed as `metrics on http://…`). Unset: no HTTP listener.
+    #[arg(long, env = "TANDEM_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     kernels: KernelConfig,
 }
@@ -149,6 +162,10 @@ async fn serve(mut config: Config, kernels: Option<KernelConfig>) -> anyhow::Res
         Err(err) => tracing::warn!(error = %err, "cannot raise the open files limit"),
     }
     let data = config.store.data.clone();
+    let redis = config.store.redis_url.clone().map(|url| RedisConfig {
+        url,
+        prefix: config.store.redis_prefix.clone(),
+    });
     if kernels.is_some() && config.service_token.is_none() {
         // The in-process runtime is the only holder of this credential.
         config.service_token = Some(tandem_collab::ids::new_token());
@@ -173,6 +190,8 @@ async fn serve(mut config: Config, kernels: Option<KernelConfig>) -> anyhow::Res
                 collab_url: format!("http://{local}"),
                 service_token,
                 kernels,
+                redis,
+                ready: Readiness::default(),
             };
             Some(tokio::spawn(tandem_runtime::node::run(
                 config,
@@ -191,14 +210,42 @@ async fn serve(mut config: Config, kernels: Option<KernelConfig>) -> anyhow::Res
 
 async fn run_runtime(args: RuntimeArgs) -> anyhow::Result<()> {
     warn_if_no_venv(&args.kernels);
+    let ready = Readiness::default();
     let config = NodeConfig {
         collab_url: args.collab_url,
         service_token: args.service_token,
         kernels: args.kernels,
+        redis: args.redis_url.map(|url| RedisConfig {
+            url,
+            prefix: args.redis_prefix,
+        }),
+        ready: ready.clone(),
     };
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));
-    tandem_runtime::node::run(config, stop).await
+    let metrics = match args.metrics_listen {
+        Some(addr) => {
+            let listener = tandem_runtime::metrics::bind(addr).await?;
+            let bound = listener
+                .local_addr()
+                .context("reading the metrics address")?;
+            // Tests and scripts read the port from this line (the address may be port 0).
+            println!("metrics on http://{bound}");
+            std::io::stdout().flush().context("writing to stdout")?;
+            Some(tokio::spawn(tandem_runtime::metrics::serve(
+                listener,
+                ready,
+                stop.clone(),
+            )))
+        }
+        None => None,
+    };
+    let result = tandem_runtime::node::run(config, stop.clone()).await;
+    stop.cancel();
+    if let Some(metrics) = metrics {
+        metrics.await.context("metrics task")??;
+    }
+    result
 }
 
 fn warn_if_no_venv(kernels: &KernelConfig) {
@@ -241,7 +288,7 @@ async fn create_token(store: &StoreConfig, email: &str, name: Option<&str>) -> a
     let name = name
         .map(str::to_owned)
         .unwrap_or_else(|| email.split('@').next().unwrap_or(email).to_owned());
-    let store = tandem_collab::open_store(store)?;
+    let store = tandem_collab::open_store(store).await?;
     let (user, token) = tandem_collab::auth::create_token(store.as_ref(), email, &name).await?;
     println!(
         "token for {} <{}> (user {}):",

@@ -4,9 +4,9 @@
 
 import * as Y from "yjs";
 import type { EditorView, KeyBinding } from "@codemirror/view";
-import { h, initials } from "../dom";
-import { cellId, cellSource, cellType, CellType, KernelState } from "./doc";
-import { createEditor } from "./editor";
+import { colorFor, commentIcon, h, initials } from "../dom";
+import { cellId, cellSource, cellType, CellType, executionBy, KernelState } from "./doc";
+import { CommentRange, createEditor, setCommentRanges } from "./editor";
 import { renderMarkdown } from "./markdown";
 import { OutputArea } from "./outputs";
 import type { WebsocketProvider } from "y-websocket";
@@ -23,6 +23,10 @@ export interface CellHost {
   readonly awareness: WebsocketProvider["awareness"];
   readOnly(): boolean;
   canRun(): boolean;
+  /** Whether this person may open comment threads (commenters, editors, the owner). */
+  canComment(): boolean;
+  /** Opens a comment on the cell's selection (or on the whole cell). */
+  comment(view: CellView): void;
   select(view: CellView, edit?: boolean): void;
   run(view: CellView, then: "stay" | "next" | "insert"): void;
   leave(view: CellView): void;
@@ -45,6 +49,8 @@ export class CellView {
   private readonly marker: HTMLElement | null = null;
   private readonly presence: HTMLElement;
   private readonly ranBy: HTMLElement;
+  private readonly commentButton: HTMLElement;
+  private commentRanges: CommentRange[] = [];
   private readonly outputs: OutputArea | null = null;
   private editor: EditorView | null = null;
   private editing = false;
@@ -63,6 +69,23 @@ export class CellView {
     this.input = h("div.cell-input", {}, this.preview);
     this.presence = h("div.cell-presence");
     this.ranBy = h("div.cell-ran-by");
+    this.commentButton = h(
+      "button.icon.comment-cell",
+      {
+        title: "Comment on the selected text (or on the whole cell)",
+        "aria-label": "Comment",
+        "data-testid": "comment-button",
+        tabindex: -1,
+        hidden: !host.canComment(),
+        // Keep the editor's selection: the comment is about it.
+        onmousedown: (e: Event) => e.preventDefault(),
+        onclick: (e: Event) => {
+          e.stopPropagation();
+          this.host.comment(this);
+        },
+      },
+      commentIcon(),
+    );
     const tools = this.tools();
     const gutter = h("div.cell-gutter");
     const main = h("div.cell-main", {}, this.input);
@@ -94,7 +117,7 @@ export class CellView {
       { tabindex: 0, "data-cell-id": this.id, "data-testid": "cell", role: "group", "aria-label": `${this.type} cell` },
       gutter,
       main,
-      h("div.cell-side", {}, this.presence, tools),
+      h("div.cell-side", {}, this.presence, h("div.cell-side-row", {}, this.commentButton, tools)),
     );
     this.el.addEventListener("mousedown", () => this.host.select(this));
     // For tests and debugging: what this page holds for the cell, in the document and editor.
@@ -104,6 +127,7 @@ export class CellView {
     this.source.observe(this.onSource);
     this.cell.observe(this.onCell);
     this.updateMarker();
+    this.updateRanBy();
     // Rendered until this person edits it (a cell someone else is typing renders live).
     if (this.type === "markdown") this.showRendered(true);
   }
@@ -155,7 +179,9 @@ export class CellView {
       keys,
       onFocus: () => this.host.editorFocused(this, true),
       onBlur: () => this.host.editorFocused(this, false),
+      onSelection: () => this.el.classList.toggle("has-selection", this.selection() !== null),
     });
+    if (this.commentRanges.length) this.editor.dispatch({ effects: setCommentRanges.of(this.commentRanges) });
     this.preview.remove();
   }
 
@@ -224,6 +250,7 @@ export class CellView {
 
   private cellChanged(event: Y.YMapEvent<unknown>) {
     if (event.keysChanged.has("outputs")) this.outputs?.cellChanged();
+    if (event.keysChanged.has("execution_by")) this.updateRanBy();
     if (event.keysChanged.has("execution_state")) {
       const running = this.cell.get("execution_state") === "running";
       this.outputs?.holdHeight(running);
@@ -275,10 +302,26 @@ export class CellView {
     this.el.classList.toggle("has-presence", people.length > 0);
   }
 
-  /** Who ran this cell last, as far as this page has seen (from awareness). */
-  setRanBy(name: string | null, color: string) {
-    this.ranBy.textContent = name ? `run by ${name}` : "";
-    this.ranBy.style.color = name ? color : "";
+  /** Who ran this cell last: the runtime records it in the cell (`execution_by`). */
+  private updateRanBy() {
+    const by = executionBy(this.cell);
+    this.ranBy.textContent = by ? `run by ${by.name}` : "";
+    this.ranBy.style.color = by ? colorFor(by.id) : "";
+  }
+
+  /** The selected range of the source (UTF-16 code units), or null when nothing is selected. */
+  selection(): { from: number; to: number } | null {
+    const range = this.editor?.state.selection.main;
+    return range && !range.empty ? { from: range.from, to: range.to } : null;
+  }
+
+  /** Marks the ranges that open comment threads are about (and counts the threads). */
+  setComments(ranges: CommentRange[], threads: number) {
+    this.commentRanges = ranges;
+    this.editor?.dispatch({ effects: setCommentRanges.of(ranges) });
+    this.commentButton.replaceChildren(commentIcon(), threads ? ` ${threads}` : "");
+    this.commentButton.classList.toggle("has-comments", threads > 0);
+    if (threads && this.commentButton.hidden) this.commentButton.hidden = false;
   }
 
   destroy() {

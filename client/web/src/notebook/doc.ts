@@ -3,9 +3,11 @@
 // document in the shape jupyter_ydoc, @jupyter/ydoc and tandem-crdt read.
 //
 //   cells: Y.Array<Y.Map>   id, cell_type, source: Y.Text, metadata: Y.Map,
-//                           code: outputs: Y.Array<Y.Map>, execution_count, execution_state
+//                           code: outputs: Y.Array<Y.Map>, execution_count, execution_state,
+//                           execution_by {id, name} (who ran it; written by the runtime)
 //   meta:  Y.Map            nbformat, nbformat_minor, metadata
-//   state: Y.Map            kernel: Y.Map written by the runtime (status, queue, …)
+//   state: Y.Map            kernel: Y.Map written by the runtime (status, queue, …);
+//                           title and comments_rev, written by the collab service
 
 import * as Y from "yjs";
 import { uuid } from "../dom";
@@ -121,6 +123,13 @@ export function cellId(cell: Y.Map<unknown>): string {
 export function cellType(cell: Y.Map<unknown>): CellType {
   const type = cell.get("cell_type");
   return type === "markdown" || type === "raw" ? type : "code";
+}
+
+/** Who ran a code cell last, as the runtime records it (`execution_by`: `{id, name}`). */
+export function executionBy(cell: Y.Map<unknown>): { id: string; name: string } | null {
+  const by = toJSON(cell.get("execution_by")) as { id?: unknown; name?: unknown } | undefined;
+  if (!by || typeof by.name !== "string" || !by.name) return null;
+  return { id: typeof by.id === "string" ? by.id : by.name, name: by.name };
 }
 
 export function cellSource(cell: Y.Map<unknown>): Y.Text {

@@ -1,6 +1,7 @@
-// The notebook page at /n/{id}: the header (title, who is here, connection, share, download),
-// the runtime toolbar (run all, interrupt, restart, CPU/GPU, kernel status and queue), and the
-// cells, kept in step with the shared document over y-websocket.
+// The notebook page at /n/{id}: the header (title, who is here, connection, comments, share,
+// download), the runtime toolbar (run all, interrupt, restart, CPU/GPU, kernel status and
+// queue), the cells, kept in step with the shared document over y-websocket, and the comments
+// panel.
 //
 // Keyboard (as in Jupyter): in a cell's editor, Shift+Enter runs and moves on, Ctrl+Enter runs,
 // Alt+Enter runs and inserts a cell below, Esc leaves the editor. With a cell selected (not
@@ -13,8 +14,10 @@ import { api, ApiError, ipynbUrl, Me, NotebookInfo, Role, signInUrl } from "../a
 import { colorFor, h, initials, toast } from "../dom";
 import { header } from "../home";
 import { CellHost, CellView, Person } from "./cell";
+import { CommentsPanel } from "./comments";
 import { CellType, NotebookDoc } from "./doc";
 import { openShareDialog } from "./share";
+import { TitleView } from "./title";
 
 /** Warn this long before the runtime's idle shutdown (it is 90 minutes idle by default). */
 const IDLE_WARNING_MS = 10 * 60 * 1000;
@@ -68,10 +71,10 @@ class NotebookPage implements CellHost {
   private readonly bannerEl = h("div.banners");
   private readonly runtimeSelect: HTMLSelectElement;
   private readonly observer: IntersectionObserver;
+  private readonly comments: CommentsPanel;
+  private readonly download: HTMLAnchorElement;
   private pendingD = 0;
   private synced = false;
-  private lastEdit = 0;
-  private ranBy = new Map<string, { name: string; color: string }>();
   private failures = 0;
 
   constructor(
@@ -96,6 +99,8 @@ class NotebookPage implements CellHost {
       h("option", { value: "gpu" }, "GPU"),
     );
     this.runtimeSelect.addEventListener("change", () => void this.setRuntime(this.runtimeSelect.value as "cpu" | "gpu"));
+    this.download = h("a.button", { href: ipynbUrl(this.notebookId), "data-testid": "download" }, "Download .ipynb");
+    this.comments = new CommentsPanel(this, me, this.role, this.nb.state);
 
     this.observer = new IntersectionObserver(
       (entries) => {
@@ -117,26 +122,18 @@ class NotebookPage implements CellHost {
 
   private layout() {
     const editable = this.canEdit();
-    const title = h(
-      "h1.nb-title",
-      {
-        "data-testid": "title",
-        title: "The title is set when the notebook is created; renaming is not available yet.",
-      },
-      this.info.title,
-    );
+    const title = new TitleView(this.notebookId, this.info.title, editable, this.nb.state, (title) => {
+      this.info.title = title;
+      document.title = `${title} · Tandem`;
+      this.download.setAttribute("download", `${title || "notebook"}.ipynb`);
+    });
     const roleBadge = h("span.role-badge", { "data-testid": "role" }, this.roleLabel());
-    const download = h(
-      "a.button",
-      { href: ipynbUrl(this.notebookId), download: `${this.info.title || "notebook"}.ipynb`, "data-testid": "download" },
-      "Download .ipynb",
-    );
     const share = h(
       "button.primary",
       { onclick: () => void openShareDialog(this.notebookId, this.info.title, this.role), "data-testid": "share" },
       "Share",
     );
-    const top = header(this.me, title, roleBadge, this.connectionEl, this.peopleEl, download, share);
+    const top = header(this.me, title.el, roleBadge, this.connectionEl, this.peopleEl, this.comments.toggle, this.download, share);
 
     const button = (label: string, title: string, action: () => void, testid: string) =>
       h("button", { title, "aria-label": title, onclick: action, "data-testid": testid }, label);
@@ -158,11 +155,21 @@ class NotebookPage implements CellHost {
       : h(
           "div.banner.info",
           { "data-testid": "read-only" },
-          `You are a ${this.role} of this notebook: you see every change live but cannot edit or run it.`,
+          this.role === "commenter"
+            ? "You are a commenter of this notebook: you see every change live and can comment (select text, then the comment button beside the cell), but cannot edit or run it."
+            : `You are a ${this.role} of this notebook: you see every change live but cannot edit or run it.`,
           this.me ? null : h("a", { href: signInUrl() }, " Sign in"),
         );
     this.root.replaceChildren(
-      h(`div.notebook-page${editable ? "" : ".read-only"}`, {}, top, toolbar, readOnly, this.bannerEl, h("main.notebook", {}, this.cellsEl)),
+      h(
+        `div.notebook-page${editable ? "" : ".read-only"}`,
+        {},
+        top,
+        toolbar,
+        readOnly,
+        this.bannerEl,
+        h("div.notebook-body", {}, h("main.notebook", {}, this.cellsEl), this.comments.el),
+      ),
     );
     this.cellsEl.appendChild(h("p.muted.loading", {}, "Connecting…"));
     this.cellsEl.addEventListener("keydown", (e) => this.commandKey(e));
@@ -186,6 +193,7 @@ class NotebookPage implements CellHost {
         this.cellsEl.querySelector(".loading")?.remove();
         this.reconcile();
         if (this.order.length && !this.selected) this.select(this.order[0]);
+        void this.comments.refresh();
       }
       this.renderConnection(this.provider.wsconnected ? "connected" : "connecting");
     });
@@ -198,10 +206,6 @@ class NotebookPage implements CellHost {
       if (this.synced) this.reconcile();
     });
     this.nb.state.observeDeep(() => this.renderKernel());
-    this.doc.on("update", (_update: Uint8Array, origin: unknown) => {
-      // Local edits have the binding (or no) origin; remote ones the provider.
-      if (origin !== this.provider) this.lastEdit = performance.now();
-    });
     this.awareness.on("change", () => this.renderPresence());
     window.addEventListener("online", () => this.renderConnection(this.provider.wsconnected ? "connected" : "connecting"));
     window.addEventListener("offline", () => this.renderConnection("disconnected"));
@@ -254,8 +258,7 @@ class NotebookPage implements CellHost {
         view = new CellView(cell, this);
         this.views.set(cell, view);
         this.observer.observe(view.el);
-        const ran = this.ranBy.get(view.id);
-        if (ran) view.setRanBy(ran.name, ran.color);
+        this.comments.decorate(view);
       }
       next.push(view);
     }
@@ -357,21 +360,13 @@ class NotebookPage implements CellHost {
         const cell = state.cell as string | undefined;
         if (cell) perCell.set(cell, [...(perCell.get(cell) ?? []), person]);
       }
-      const lastRun = state.lastRun as { cells?: string[]; at?: number } | undefined;
-      if (lastRun?.cells) {
-        for (const cellId of lastRun.cells) this.ranBy.set(cellId, { name: person.name, color: person.color });
-      }
     });
     this.peopleEl.replaceChildren(
       ...[...people.values()].map((p) =>
         h("span.avatar", { style: `background:${p.color}`, title: `${p.name} is here`, "data-name": p.name }, initials(p.name)),
       ),
     );
-    for (const view of this.order) {
-      view.setPresence(perCell.get(view.id) ?? []);
-      const ran = this.ranBy.get(view.id);
-      view.setRanBy(ran?.name ?? null, ran?.color ?? "");
-    }
+    for (const view of this.order) view.setPresence(perCell.get(view.id) ?? []);
   }
 
   // --- CellHost -----------------------------------------------------------------------------
@@ -386,6 +381,26 @@ class NotebookPage implements CellHost {
 
   canRun(): boolean {
     return this.canEdit();
+  }
+
+  canComment(): boolean {
+    return this.me !== null && this.role !== "viewer";
+  }
+
+  comment(view: CellView) {
+    this.select(view, false);
+    this.comments.compose(view);
+  }
+
+  // --- CommentsHost -------------------------------------------------------------------------
+
+  cellViews(): CellView[] {
+    return this.order;
+  }
+
+  reveal(cellId: string) {
+    const view = this.order.find((v) => v.id === cellId);
+    if (view) this.focusCell(view);
   }
 
   select(view: CellView, scroll = true) {
@@ -497,28 +512,27 @@ class NotebookPage implements CellHost {
     else view.el.focus();
   }
 
+  /**
+   * This page's Yjs state vector, base64: sent with each run, so the server and the runtime
+   * wait for the keystrokes still on their way over the WebSocket before reading the code.
+   */
+  private stateVector(): string {
+    let binary = "";
+    for (const byte of Y.encodeStateVector(this.doc)) binary += String.fromCharCode(byte);
+    return btoa(binary);
+  }
+
   private async execute(cellIds: string[]) {
-    this.awareness.setLocalStateField("lastRun", { cells: cellIds, at: Date.now() });
-    // The runtime reads a cell's code from its own replica when the cell starts; a keystroke
-    // sent a moment ago is on its way through the same server. Give it that moment.
-    const sinceEdit = performance.now() - this.lastEdit;
-    if (sinceEdit < 300) await new Promise((r) => setTimeout(r, 300 - sinceEdit));
     try {
-      await api.execute(this.notebookId, cellIds);
+      await api.execute(this.notebookId, cellIds, this.stateVector());
     } catch (error) {
       this.actionFailed("run", error);
     }
   }
 
   private async runAll() {
-    this.awareness.setLocalStateField("lastRun", {
-      cells: this.order.filter((v) => v.type === "code").map((v) => v.id),
-      at: Date.now(),
-    });
-    const sinceEdit = performance.now() - this.lastEdit;
-    if (sinceEdit < 300) await new Promise((r) => setTimeout(r, 300 - sinceEdit));
     try {
-      await api.executeAll(this.notebookId);
+      await api.executeAll(this.notebookId, this.stateVector());
     } catch (error) {
       this.actionFailed("run all", error);
     }

@@ -1,6 +1,7 @@
 // The share dialog, as in Google Docs: general access (restricted / anyone with the link), the
 // link's role, people and their roles, and the link to copy. The owner changes it; editors see
-// it; everyone can copy the link.
+// it; everyone can copy the link. The owner can also hand the notebook over to someone else
+// (who must have signed in once); the previous owner stays on as an editor.
 
 import { api, ApiError, Grant, Role, Sharing } from "../api";
 import { copyText, h, toast } from "../dom";
@@ -158,10 +159,41 @@ export async function openShareDialog(notebookId: string, title: string, role: R
     h("h3", {}, "General access"),
     h("div.general", {}, general, linkRoleRow),
   );
+  if (owner) body.append(transferForm(notebookId, close));
   if (owner) {
     // The owner's changes apply on Save; closing without it discards them.
     const done = dialog.querySelector<HTMLButtonElement>('[data-testid="share-close"]');
     if (done) done.textContent = "Cancel";
     dialog.querySelector(".dialog-actions")?.append(save);
   }
+}
+
+/** The owner hands the notebook over; they stay on as an editor. */
+function transferForm(notebookId: string, close: () => void): HTMLElement {
+  const email = h("input", {
+    type: "email",
+    placeholder: "New owner's email",
+    "aria-label": "Email of the new owner",
+    "data-testid": "owner-email",
+    required: true,
+  });
+  const submit = h("button", { type: "submit", "data-testid": "transfer-owner" }, "Make owner");
+  const form = h("form.share-add", {}, email, submit);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const value = email.value.trim();
+    if (!value) return;
+    if (!confirm(`Make ${value} the owner of this notebook? You will stay on as an editor.`)) return;
+    submit.setAttribute("disabled", "");
+    try {
+      await api.transfer(notebookId, value);
+      toast(`${value} now owns this notebook; you are an editor`, "info");
+      close();
+      setTimeout(() => location.reload(), 800);
+    } catch (error) {
+      submit.removeAttribute("disabled");
+      toast(error instanceof ApiError ? error.message : String(error));
+    }
+  });
+  return h("div.transfer", {}, h("h3", {}, "Transfer ownership"), form);
 }

@@ -9,6 +9,9 @@
 //!
 //! A thread's range is anchored and found again inside the notebook's room, on the live
 //! document ([`anchor`]), so it follows every edit the room has applied.
+//!
+//! After every change the service writes a new value to the document's `state.comments_rev`
+//! ([`changed`]), so every open page knows at once to fetch the threads again.
 
 mod anchor;
 
@@ -111,6 +114,7 @@ pub(super) async fn create(
     };
     app.store.create_thread(&record).await?;
     tracing::info!(thread_id = %record.id, cell_id = %record.cell_id, "comment thread opened");
+    changed(&app, &record.notebook_id).await;
     // Just made from the live document: where it is now is where it was asked for.
     let located = Located {
         orphaned: false,
@@ -149,6 +153,7 @@ pub(super) async fn update(
         }
         record.resolved = resolved;
         tracing::info!(%thread_id, resolved = body.resolved, "comment thread updated");
+        changed(&app, &id).await;
     }
     Ok(Json(render_one(&app, &id, record, true).await?))
 }
@@ -176,6 +181,7 @@ pub(super) async fn delete(
         return Err(unknown_comment());
     }
     tracing::info!(%thread_id, "comment thread deleted");
+    changed(&app, &id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -199,6 +205,7 @@ pub(super) async fn reply(
         return Err(unknown_comment());
     }
     tracing::info!(%thread_id, comment_id = %comment.id, "comment added");
+    changed(&app, &id).await;
     Ok((StatusCode::CREATED, Json(comment_json(comment, true))))
 }
 
@@ -240,6 +247,7 @@ pub(super) async fn delete_reply(
         return Err(unknown_comment());
     }
     tracing::info!(%thread_id, %comment_id, "comment deleted");
+    changed(&app, &id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -301,6 +309,22 @@ pub(super) async fn add_to_export(
         tandem.insert("comments".to_owned(), threads);
     }
     Ok(())
+}
+
+/// Tells open pages that the threads changed: a new `state.comments_rev` in the document
+/// (a fresh random value, so changes made at once on two nodes still differ). Best effort: the
+/// change itself is stored, and pages fetch the threads again on their next load.
+async fn changed(app: &App, id: &str) {
+    use yrs::{Map, WriteTxn};
+    let rev = ids::random_id();
+    let room = app.rooms.get(id);
+    let edit = room.edit(move |txn| {
+        let state = txn.get_or_insert_map(tandem_crdt::schema::STATE);
+        state.insert(txn, tandem_crdt::schema::STATE_COMMENTS_REV, rev);
+    });
+    if let Err(err) = edit.await {
+        tracing::warn!(error = %err, "cannot announce the comment change in the document");
+    }
 }
 
 /// The caller's role, or 403 when it cannot comment (404 for outsiders, as everywhere).

@@ -3,10 +3,18 @@
 //! The collab service checks the caller's role and the cell ids against the live document,
 //! then hands the work to the runtime over the control channel and answers 202 once the
 //! runtime has queued it. Outputs arrive in the document, written by the runtime.
+//!
+//! An execute may carry the caller's state vector: its edits travel over its WebSocket while
+//! the request travels over HTTP, so the service first waits (up to [`CATCH_UP`]) until the
+//! room's document includes that state, then passes it on, and the runtime waits likewise for
+//! its own replica before it reads the cells' code. The caller's last keystroke always runs.
+
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use base64::Engine;
 use tandem_crdt::{CellType, Notebook};
 use tandem_protocol::runtime::{Command, Reply};
 use tandem_protocol::{ExecuteRequest, Queued, RuntimeType};
@@ -15,8 +23,17 @@ use super::ApiJson;
 use crate::App;
 use crate::auth::{Caller, SignedIn, caller_access, notebook_access, require_editor};
 use crate::error::ApiError;
+use crate::room::RoomHandle;
 use crate::runtime_hub::HubError;
 use crate::store::User;
+
+/// How long an execute waits for the caller's edits to reach the room. They are normally
+/// there within a round trip; past this the cells run with what the room has (and a warning
+/// is logged), so a bogus state vector cannot hold a request for long.
+const CATCH_UP: Duration = Duration::from_secs(2);
+
+/// How often the room is asked again while waiting for the caller's edits.
+const CATCH_UP_POLL: Duration = Duration::from_millis(5);
 
 #[tracing::instrument(skip_all, fields(doc_id = %id, user_id = %user.id))]
 pub(super) async fn execute(
@@ -35,9 +52,12 @@ pub(super) async fn execute(
             "send either {\"cell_ids\": [...]} (non-empty) or {\"all\": true}",
         ));
     }
-    let code_cells = app
-        .rooms
-        .get(&id)
+    let room = app.rooms.get(&id);
+    let state_vector = match &body.state_vector {
+        Some(encoded) => caught_up(&room, encoded).await?,
+        None => None,
+    };
+    let code_cells = room
         .read(|doc| {
             let notebook = Notebook::from_doc(doc.clone());
             notebook
@@ -70,9 +90,48 @@ pub(super) async fn execute(
         cell_ids,
         stop_on_error: body.all,
         user_id: user.id.clone(),
+        user_name: user.name.clone(),
+        state_vector,
     })
     .await?;
     Ok((StatusCode::ACCEPTED, Json(Queued { queued: reply })))
+}
+
+/// Waits until the room's document includes the caller's state vector (v1, base64). Returns
+/// it to pass on to the runtime, or `None` when the room did not catch up in time (the
+/// runtime then need not wait either). 400 when it does not decode.
+async fn caught_up(room: &RoomHandle, encoded: &str) -> Result<Option<String>, ApiError> {
+    use yrs::updates::decoder::Decode;
+    let invalid = |what: String| {
+        ApiError::bad_request(
+            "invalid_state_vector",
+            format!("`state_vector` is a base64 Yjs state vector (v1): {what}"),
+        )
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|e| invalid(e.to_string()))?;
+    let wanted = yrs::StateVector::decode_v1(&bytes).map_err(|e| invalid(e.to_string()))?;
+    let wanted = std::sync::Arc::new(wanted);
+    let deadline = tokio::time::Instant::now() + CATCH_UP;
+    loop {
+        let check = std::sync::Arc::clone(&wanted);
+        let included = room
+            .read(move |doc| tandem_crdt::doc_includes(doc, &check))
+            .await
+            .map_err(|_| ApiError::notebook_not_found())?;
+        if included {
+            return Ok(Some(encoded.to_owned()));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                wait = ?CATCH_UP,
+                "the caller's edits did not reach the room in time; running what it has"
+            );
+            return Ok(None);
+        }
+        tokio::time::sleep(CATCH_UP_POLL).await;
+    }
 }
 
 pub(super) async fn interrupt(

@@ -20,6 +20,8 @@ use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact, Update};
 
 use super::{Command, ConnId, Peer, Rooms};
 
+mod remote;
+
 /// Commands handled per batch at most, so one busy room yields to the runtime regularly.
 const MAX_BATCH: usize = 256;
 
@@ -39,11 +41,15 @@ struct Room {
     peer_clients: HashMap<ConnId, HashSet<ClientID>>,
     /// Changes applied to the document but not yet durable (and so not yet broadcast).
     pending: Vec<Vec<u8>>,
+    /// When the oldest pending change was applied (for the fan-out latency metric).
+    pending_since: Option<std::time::Instant>,
     /// Sequence number of the last durable update.
     last_seq: u64,
     /// Updates in the log since the last snapshot.
     log_len: u64,
     compaction: Option<tokio::task::JoinHandle<()>>,
+    /// What the room follows of the other collab nodes, when there are any.
+    remote: Option<remote::Remote>,
 }
 
 /// Why a room stops serving.
@@ -96,8 +102,11 @@ impl RoomActor {
         let idle = self.rooms.settings().idle;
         let shutdown = self.rooms.shutdown().clone();
         let mut batch = Vec::with_capacity(MAX_BATCH);
+        // Only local commands count as activity: a room with no connections unloads even
+        // while other nodes keep editing its notebook.
+        let mut idle_deadline = tokio::time::Instant::now() + idle;
         loop {
-            let idle_timer = tokio::time::sleep(idle);
+            let idle_timer = tokio::time::sleep_until(idle_deadline);
             let received = tokio::select! {
                 n = self.rx.recv_many(&mut batch, MAX_BATCH) => n,
                 () = idle_timer, if room.peers.is_empty() => {
@@ -112,10 +121,16 @@ impl RoomActor {
                         }
                         return Stop::Idle;
                     }
+                    idle_deadline = tokio::time::Instant::now() + idle;
                     continue;
                 }
                 () = shutdown.cancelled() => return Stop::Shutdown,
+                event = remote::next(&mut room.remote) => {
+                    room.handle_remote(event, &self.rooms).await;
+                    continue;
+                }
             };
+            idle_deadline = tokio::time::Instant::now() + idle;
             if received == 0 {
                 return Stop::Shutdown;
             }
@@ -137,7 +152,8 @@ impl RoomActor {
                 Command::Messages { .. }
                 | Command::Resync { .. }
                 | Command::Leave { .. }
-                | Command::Read(_) => {}
+                | Command::Read(_)
+                | Command::Edit(_) => {}
             }
         }
     }
@@ -146,6 +162,18 @@ impl RoomActor {
 impl Room {
     async fn load(id: &str, rooms: &Rooms) -> anyhow::Result<Self> {
         let stored = rooms.store().load_document(id).await?;
+        let remote = match rooms.cluster() {
+            Some(cluster) => Some(
+                remote::Remote::start(
+                    cluster,
+                    id,
+                    stored.last_seq,
+                    rooms.settings().awareness_timeout,
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let doc = Doc::new();
         {
             let mut txn = doc.transact_mut();
@@ -159,9 +187,11 @@ impl Room {
             peers: HashMap::new(),
             peer_clients: HashMap::new(),
             pending: Vec::new(),
+            pending_since: None,
             last_seq: stored.last_seq,
             log_len: stored.updates.len() as u64,
             compaction: None,
+            remote,
         })
     }
 
@@ -196,6 +226,7 @@ impl Room {
                     }
                     f(self.awareness.doc());
                 }
+                Command::Edit(f) => self.apply_local(f),
                 Command::Delete { done } => return Some(Stop::Deleted(done)),
             }
         }
@@ -231,6 +262,7 @@ impl Room {
             self.awareness.remove_state(*client);
         }
         if let Ok(update) = self.awareness.update_with_clients(clients) {
+            self.relay_awareness(&update);
             self.broadcast(encode(&Message::Awareness(update)));
         }
     }
@@ -309,6 +341,9 @@ impl Room {
         // persisted and broadcast like any other change.
         if txn.has_changes() {
             self.pending.push(txn.encode_update_v1());
+            crate::metrics::update_applied();
+            self.pending_since
+                .get_or_insert_with(std::time::Instant::now);
         }
         drop(txn);
         if let Err(err) = result {
@@ -320,9 +355,21 @@ impl Room {
         }
     }
 
+    /// A server-side change: applied like a client's update, so it is persisted and
+    /// broadcast with the batch (before anything reveals it).
+    fn apply_local(&mut self, f: Box<dyn FnOnce(&mut yrs::TransactionMut) + Send>) {
+        let doc = self.awareness.doc();
+        let mut txn = doc.transact_mut();
+        f(&mut txn);
+        if txn.has_changes() {
+            self.pending.push(txn.encode_update_v1());
+        }
+    }
+
     fn apply_awareness(&mut self, conn: ConnId, update: AwarenessUpdate) {
         let clients: Vec<ClientID> = update.clients.keys().copied().collect();
         let frame = encode(&Message::Awareness(update.clone()));
+        let relayed = update.clone();
         if let Err(err) = self.awareness.apply_update(update) {
             self.close_peer(
                 conn,
@@ -332,6 +379,7 @@ impl Room {
             return;
         }
         self.peer_clients.entry(conn).or_default().extend(clients);
+        self.relay_awareness(&relayed);
         self.broadcast(frame);
     }
 
@@ -356,14 +404,19 @@ impl Room {
             }
         };
         self.pending.clear();
+        let appending = std::time::Instant::now();
         match rooms
             .store()
             .append_updates(&self.id, std::slice::from_ref(&update))
             .await
         {
             Ok(seq) => {
-                self.last_seq = seq;
-                self.log_len += 1;
+                crate::metrics::store_appended(appending);
+                // With other nodes, the stream reader moves the position (see `remote`).
+                if !self.track_own_append(seq) {
+                    self.last_seq = seq;
+                    self.log_len += 1;
+                }
             }
             Err(err) => {
                 tracing::error!(error = %err, "cannot persist updates; closing the room");
@@ -375,6 +428,7 @@ impl Room {
             }
         }
         self.broadcast(encode(&Message::Sync(SyncMessage::Update(update))));
+        crate::metrics::fanned_out(self.pending_since.take());
         if self.log_len >= rooms.settings().compact_after {
             self.compact_in_background(rooms);
         }
@@ -395,11 +449,18 @@ impl Room {
             .transact()
             .encode_state_as_update_v1(&StateVector::default());
         let (id, up_to, store_rooms) = (self.id.clone(), self.last_seq, rooms.clone());
+        let cluster = self.cluster();
         self.log_len = 0;
         let task = rooms.tracker().spawn(async move {
-            if let Err(err) = store_rooms.store().compact(&id, &snapshot, up_to).await {
+            match store_rooms.store().compact(&id, &snapshot, up_to).await {
+                // Rooms elsewhere that had not read what was trimmed catch up.
+                Ok(()) => {
+                    if let Some(cluster) = cluster {
+                        cluster.publish(&id, &crate::cluster::RoomMessage::Compacted(up_to));
+                    }
+                }
                 // The log is intact; the next compaction will fold it.
-                tracing::warn!(error = %err, doc_id = %id, "compaction failed");
+                Err(err) => tracing::warn!(error = %err, doc_id = %id, "compaction failed"),
             }
         });
         self.compaction = Some(task);
@@ -429,12 +490,20 @@ impl Room {
                         .doc()
                         .transact()
                         .encode_state_as_update_v1(&StateVector::default());
-                    if let Err(err) = rooms
+                    match rooms
                         .store()
                         .compact(&self.id, &snapshot, self.last_seq)
                         .await
                     {
-                        tracing::warn!(error = %err, "final compaction failed; the log is kept");
+                        Ok(()) => {
+                            if let Some(cluster) = self.cluster() {
+                                let done = crate::cluster::RoomMessage::Compacted(self.last_seq);
+                                cluster.publish(&self.id, &done);
+                            }
+                        }
+                        Err(err) => {
+                            tracing::warn!(error = %err, "final compaction failed; the log is kept");
+                        }
                     }
                 }
             }
@@ -453,11 +522,14 @@ impl Room {
 
     fn broadcast(&mut self, frame: Bytes) {
         let mut failed = Vec::new();
+        let mut deepest = 0;
         for (conn, peer) in &self.peers {
+            deepest = deepest.max(peer.out.max_capacity() - peer.out.capacity());
             if let Err(err) = peer.out.try_send(frame.clone()) {
                 failed.push((*conn, err));
             }
         }
+        crate::metrics::outbound_depth(deepest);
         for (conn, err) in failed {
             self.drop_peer(conn, err);
         }
@@ -491,6 +563,7 @@ impl Room {
         for peer in self.peers.values() {
             peer.closer.close(code, reason);
         }
+        self.relay_departures();
         self.peers.clear();
         self.peer_clients.clear();
     }

@@ -361,6 +361,17 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn rename_notebook(&self, id: &str, title: &str) -> Result<bool, StoreError> {
+        let (id, title) = (id.to_owned(), title.to_owned());
+        self.write(move |conn| {
+            let n = conn
+                .prepare_cached("UPDATE notebooks SET title = ?2, updated_at = ?3 WHERE id = ?1")?
+                .execute(params![id, title, ids::now_ms()])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
     async fn notebooks_owned_by(&self, user_id: &str) -> Result<Vec<NotebookRecord>, StoreError> {
         let user_id = user_id.to_owned();
         self.read(move |conn| {
@@ -534,98 +545,17 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
-    fn record(id: &str, owner: &str) -> NotebookRecord {
-        NotebookRecord {
-            id: id.into(),
-            title: "t".into(),
-            owner_id: owner.into(),
-            created_at_ms: 1,
-            updated_at_ms: 1,
-            general_access: GeneralAccess::Restricted,
-            link_role: Role::Viewer,
-        }
-    }
-
-    #[tokio::test]
-    async fn users_tokens_and_notebooks() {
+    async fn open() -> (SqliteStore, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path(), true).unwrap();
-        let alice = store
-            .upsert_user("Alice@Example.com", "Alice")
-            .await
-            .unwrap();
-        let again = store
-            .upsert_user("alice@example.com", "Other")
-            .await
-            .unwrap();
-        assert_eq!(
-            alice, again,
-            "email is case-insensitive and the first name sticks"
-        );
-        store.insert_token(&alice.id, "h1").await.unwrap();
-        assert_eq!(
-            store.user_by_token("h1").await.unwrap(),
-            Some(alice.clone())
-        );
-        assert_eq!(store.user_by_token("h2").await.unwrap(), None);
-
-        store
-            .create_notebook(&record("nb1", &alice.id), b"state")
-            .await
-            .unwrap();
-        assert_eq!(store.notebooks_owned_by(&alice.id).await.unwrap().len(), 1);
-        assert!(store.delete_notebook("nb1").await.unwrap());
-        assert!(!store.delete_notebook("nb1").await.unwrap());
-        assert!(matches!(
-            store.load_document("nb1").await,
-            Err(StoreError::NotFound(_))
-        ));
+        (store, dir)
     }
 
-    #[tokio::test]
-    async fn log_compaction_keeps_later_updates() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path(), true).unwrap();
-        let user = store.upsert_user("a@b.c", "A").await.unwrap();
-        store
-            .create_notebook(&record("nb", &user.id), b"s0")
-            .await
-            .unwrap();
-        assert_eq!(
-            store
-                .append_updates("nb", &[b"u1".to_vec(), b"u2".to_vec()])
-                .await
-                .unwrap(),
-            2
-        );
-        let doc = store.load_document("nb").await.unwrap();
-        assert_eq!(doc.snapshot.as_deref(), Some(&b"s0"[..]));
-        assert_eq!(doc.updates, vec![b"u1".to_vec(), b"u2".to_vec()]);
-        assert_eq!(doc.last_seq, 2);
-
-        // An update lands between the caller's snapshot (up to seq 2) and the compaction.
-        assert_eq!(
-            store.append_updates("nb", &[b"u3".to_vec()]).await.unwrap(),
-            3
-        );
-        store.compact("nb", b"s2", 2).await.unwrap();
-        let doc = store.load_document("nb").await.unwrap();
-        assert_eq!(doc.snapshot.as_deref(), Some(&b"s2"[..]));
-        assert_eq!(doc.updates, vec![b"u3".to_vec()]);
-        assert_eq!(doc.last_seq, 3);
-
-        // Sequence numbers keep growing after the log is emptied by compaction.
-        store.compact("nb", b"s3", 3).await.unwrap();
-        assert_eq!(
-            store.append_updates("nb", &[b"u4".to_vec()]).await.unwrap(),
-            4
-        );
-    }
+    crate::store::conformance::suite!(super::open());
 
     #[tokio::test]
-    async fn appending_to_a_deleted_notebook_fails_cleanly() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path(), true).unwrap();
+    async fn appending_to_a_deleted_notebook_leaves_nothing_behind() {
+        let (store, _dir) = open().await;
         let err = store
             .append_updates("missing", &[b"u".to_vec()])
             .await

@@ -3,7 +3,7 @@
 use serde_json::json;
 use tandem_protocol::Role;
 
-use crate::support::TestServer;
+use crate::support::{TestServer, WAIT};
 
 fn corpus(name: &str) -> serde_json::Value {
     let path = format!(
@@ -121,6 +121,98 @@ async fn notebook_lifecycle() {
             .status(),
         Some(404)
     );
+}
+
+#[tokio::test]
+async fn editors_rename_a_notebook_and_open_documents_see_it_at_once() {
+    use reqwest::Method;
+    let server = TestServer::start().await;
+    let owner = server.client("owner@example.com").await;
+    let editor = server.client("editor@example.com").await;
+    let nb = owner
+        .create_notebook(
+            "  First  ",
+            Some(corpus("nbsphinx-markdown-attachments.ipynb")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(nb.title, "First");
+    let export_before = owner.export_ipynb(&nb.id).await.unwrap();
+    owner
+        .send_json(
+            Method::PUT,
+            &format!("api/notebooks/{}/sharing", nb.id),
+            Some(
+                json!({"general_access": "restricted", "link_role": "viewer", "grants": [
+                    {"email": "editor@example.com", "role": "editor"},
+                    {"email": "commenter@example.com", "role": "commenter"},
+                    {"email": "viewer@example.com", "role": "viewer"},
+                ]}),
+            ),
+        )
+        .await
+        .unwrap();
+    // The document carries the title from the start, and every rename live.
+    let conn = server.connect(&editor, &nb.id).await;
+    let title_of = |doc: &yrs::Doc| {
+        tandem_crdt::Notebook::from_doc(doc.clone()).state_value(tandem_crdt::schema::STATE_TITLE)
+    };
+    assert_eq!(title_of(conn.doc()), Some(json!("First")));
+
+    let renamed = editor.rename_notebook(&nb.id, "  Second  ").await.unwrap();
+    assert_eq!(
+        (renamed.title.as_str(), renamed.role),
+        ("Second", Role::Editor)
+    );
+    conn.wait_until(|doc| title_of(doc) == Some(json!("Second")), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(owner.notebook(&nb.id).await.unwrap().title, "Second");
+    let listed = owner.list_notebooks().await.unwrap();
+    assert_eq!(
+        listed.iter().find(|n| n.id == nb.id).unwrap().title,
+        "Second"
+    );
+    assert_eq!(
+        owner.rename_notebook(&nb.id, "   ").await.unwrap().title,
+        "Untitled"
+    );
+    conn.wait_until(|doc| title_of(doc) == Some(json!("Untitled")), WAIT)
+        .await
+        .unwrap();
+    // The title is no part of the .ipynb.
+    assert_eq!(owner.export_ipynb(&nb.id).await.unwrap(), export_before);
+
+    let too_long = owner
+        .rename_notebook(&nb.id, &"x".repeat(501))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (too_long.status(), too_long.code()),
+        (Some(400), Some("invalid_title"))
+    );
+    for (email, status) in [
+        ("commenter@example.com", 403),
+        ("viewer@example.com", 403),
+        ("outsider@example.com", 404),
+    ] {
+        let client = server.client(email).await;
+        let err = client.rename_notebook(&nb.id, "Mine").await.unwrap_err();
+        assert_eq!(err.status(), Some(status), "{email}");
+    }
+    let anonymous = reqwest::Client::new()
+        .patch(format!("{}/api/notebooks/{}", server.http_url(), nb.id))
+        .json(&json!({"title": "Anon"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let missing = owner
+        .rename_notebook("no-such-notebook", "x")
+        .await
+        .unwrap_err();
+    assert_eq!(missing.status(), Some(404));
+    assert_eq!(owner.notebook(&nb.id).await.unwrap().title, "Untitled");
 }
 
 #[tokio::test]

@@ -375,6 +375,64 @@ const ROUTES: [&str; 7] = [
 ];
 
 #[tokio::test]
+async fn every_comment_change_bumps_the_documents_comments_rev() {
+    let fx = Fixture::new().await;
+    // A viewer's open page: it cannot edit, but it sees the revision change.
+    let conn = fx.server.connect(&fx.viewer, &fx.notebook).await;
+    let rev = |conn: &DocConnection| {
+        Notebook::from_doc(conn.doc().clone()).state_value(tandem_crdt::schema::STATE_COMMENTS_REV)
+    };
+    let mut last = rev(&conn);
+    assert_eq!(last, None, "no comment yet");
+    async fn changed(conn: &DocConnection, last: &mut Option<Value>) {
+        let before = last.clone();
+        conn.wait_until(
+            |doc| {
+                Notebook::from_doc(doc.clone()).state_value(tandem_crdt::schema::STATE_COMMENTS_REV)
+                    != before
+            },
+            WAIT,
+        )
+        .await
+        .unwrap();
+        *last = Notebook::from_doc(conn.doc().clone())
+            .state_value(tandem_crdt::schema::STATE_COMMENTS_REV);
+    }
+    let thread = fx.open(&fx.commenter, Some((6, 15)), "why +1?").await;
+    let id = thread["id"].as_str().unwrap().to_owned();
+    changed(&conn, &mut last).await;
+    let reply = fx.reply(&fx.owner, &id, "off by one").await;
+    changed(&conn, &mut last).await;
+    fx.owner
+        .send_json(
+            Method::PATCH,
+            &fx.path(&format!("/{id}")),
+            Some(json!({"resolved": true})),
+        )
+        .await
+        .unwrap();
+    changed(&conn, &mut last).await;
+    let reply_id = reply["id"].as_str().unwrap();
+    fx.owner
+        .send_json(
+            Method::DELETE,
+            &fx.path(&format!("/{id}/replies/{reply_id}")),
+            None,
+        )
+        .await
+        .unwrap();
+    changed(&conn, &mut last).await;
+    fx.commenter
+        .send_json(Method::DELETE, &fx.path(&format!("/{id}")), None)
+        .await
+        .unwrap();
+    changed(&conn, &mut last).await;
+    // The revision is not part of the notebook file.
+    let export = fx.owner.export_ipynb(&fx.notebook).await.unwrap();
+    assert!(!export.to_string().contains("comments_rev"));
+}
+
+#[tokio::test]
 async fn every_role_on_every_route() {
     let f = Fixture::new().await;
     // A second notebook that anyone with the link may comment on: without signing in, they

@@ -128,6 +128,12 @@ async fn execute_reaches_the_runtime_and_answers_what_it_queued() {
         matches!(&seen[0], Command::Execute { cell_ids, stop_on_error: true, notebook_id, .. }
         if cell_ids == &["c1", "c2"] && notebook_id == &nb.id)
     );
+    // Who asked goes along by id and name (for "run by"); no state vector was sent.
+    let me = owner.me().await.unwrap();
+    assert!(
+        matches!(&seen[0], Command::Execute { user_id, user_name, state_vector: None, .. }
+        if user_id == &me.id && user_name == &me.name)
+    );
     assert!(matches!(
         &seen[1],
         Command::Execute {

@@ -2,8 +2,9 @@
 //!
 //! One task per notebook, so the queue and the document writes need no locks: it waits for
 //! whichever comes first of a command, the kernel becoming ready, an event of the running
-//! cell, the stream flush timer, the interrupt grace timer, the idle kernel dying, or the
-//! notebook connection closing, handles it, then starts the next queued cell if it can.
+//! cell, the stream flush timer, the interrupt grace timer, the idle kernel dying, the
+//! replica catching up with a waiting execute's state vector, or the notebook connection
+//! closing, handles it, then starts the next queued cell if it can.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ use tandem_crdt::{ExecutionState, Notebook};
 
 use super::doc::{self, KernelState, KernelStatus, Lookup};
 use super::outputs::{CellOutput, Displays};
-use super::{Command, SHUTDOWN_GRACE, SessionConfig, SessionError};
+use super::{CATCH_UP, Command, Requester, SHUTDOWN_GRACE, SessionConfig, SessionError};
 use crate::kernel::{Death, ExecStatus, Execution, Kernel, KernelError, KernelEvent, Output};
 
 /// A queued cell.
@@ -26,6 +27,17 @@ use crate::kernel::{Death, ExecStatus, Execution, Kernel, KernelError, KernelEve
 struct Entry {
     cell_id: String,
     group: Option<u64>,
+    /// Who asked: `(id, name)`, written to the cell's `execution_by` when it starts.
+    by: Option<(String, String)>,
+}
+
+/// An execute waiting for the replica to include its requester's state vector.
+struct Waiting {
+    cell_ids: Vec<String>,
+    group: Option<u64>,
+    requester: Requester,
+    reply: tokio::sync::oneshot::Sender<Result<Vec<String>, SessionError>>,
+    deadline: Instant,
 }
 
 enum Slot {
@@ -51,6 +63,7 @@ enum Input {
     Died(Death),
     IdleTimeout,
     LifetimeOver,
+    CaughtUp,
     Disconnected,
 }
 
@@ -61,6 +74,8 @@ pub(super) struct Actor {
     commands: mpsc::Receiver<Command>,
     slot: Slot,
     queue: VecDeque<Entry>,
+    /// Executes not yet queued, in arrival order, the first waiting for the replica to catch up.
+    waiting: VecDeque<Waiting>,
     running: Option<Running>,
     displays: Displays,
     state: KernelState,
@@ -101,6 +116,7 @@ impl Actor {
             commands,
             slot,
             queue: VecDeque::new(),
+            waiting: VecDeque::new(),
             running: None,
             displays: Displays::default(),
             state,
@@ -149,6 +165,7 @@ impl Actor {
                 Input::Died(death) => self.died(&death),
                 Input::IdleTimeout => self.idle_timeout(),
                 Input::LifetimeOver => self.lifetime_over(),
+                Input::CaughtUp => self.admit_waiting(),
             }
             self.pump();
         }
@@ -164,6 +181,7 @@ impl Actor {
             slot,
             running,
             conn,
+            waiting,
             ..
         } = self;
         let idle = running.is_none();
@@ -190,6 +208,20 @@ impl Actor {
                 None => std::future::pending().await,
             }
         };
+        let caught_up = async {
+            let Some(first) = waiting.front() else {
+                return std::future::pending().await;
+            };
+            let wanted = first.requester.state_vector.as_ref();
+            let left = first.deadline.saturating_duration_since(Instant::now());
+            let includes =
+                |doc: &yrs::Doc| wanted.is_none_or(|sv| tandem_crdt::doc_includes(doc, sv));
+            match conn.wait_until(includes, left).await {
+                Err(tandem_client::ConnectionError::Closed(_)) => Input::Disconnected,
+                // Caught up, or out of time: either way the execute goes ahead.
+                _ => Input::CaughtUp,
+            }
+        };
         let at = |deadline: Option<Instant>| async move {
             match deadline {
                 Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -210,6 +242,7 @@ impl Actor {
             () = at(lifetime_at) => Input::LifetimeOver,
             () = at(idle_at) => Input::IdleTimeout,
             _ = conn.closed() => Input::Disconnected,
+            input = caught_up => input,
         }
     }
 
@@ -218,15 +251,25 @@ impl Actor {
             Command::Execute {
                 cell_ids,
                 group,
+                requester,
                 reply,
             } => {
-                let _ = reply.send(self.enqueue(cell_ids, group));
+                self.waiting.push_back(Waiting {
+                    cell_ids,
+                    group,
+                    requester,
+                    reply,
+                    deadline: Instant::now() + CATCH_UP,
+                });
+                self.admit_waiting();
             }
             Command::Interrupt(reply) => {
+                self.drop_waiting();
                 self.interrupt();
                 let _ = reply.send(());
             }
             Command::Restart(reply) => {
+                self.drop_waiting();
                 self.restart();
                 let _ = reply.send(());
             }
@@ -237,10 +280,47 @@ impl Actor {
         }
     }
 
+    /// Queues the waiting executes, in order, whose requester's edits this replica has (or
+    /// that waited long enough); stops at the first that must wait on.
+    fn admit_waiting(&mut self) {
+        let now = Instant::now();
+        while let Some(first) = self.waiting.front() {
+            let ready = match &first.requester.state_vector {
+                None => true,
+                Some(sv) => tandem_crdt::doc_includes(self.notebook.doc(), sv),
+            };
+            if !ready && now < first.deadline {
+                return;
+            }
+            let Some(waiting) = self.waiting.pop_front() else {
+                return;
+            };
+            if !ready {
+                tracing::warn!(
+                    wait = ?CATCH_UP,
+                    "the requester's edits did not arrive in time; running the code as it is here"
+                );
+            }
+            let by = waiting.requester.user;
+            let _ = waiting
+                .reply
+                .send(self.enqueue(waiting.cell_ids, waiting.group, by));
+        }
+    }
+
+    /// An interrupt or restart clears the queue, and with it the executes asked for before it
+    /// that were still waiting to be queued.
+    fn drop_waiting(&mut self) {
+        for waiting in std::mem::take(&mut self.waiting) {
+            let _ = waiting.reply.send(Ok(Vec::new()));
+        }
+    }
+
     fn enqueue(
         &mut self,
         cell_ids: Vec<String>,
         group: Option<u64>,
+        by: Option<(String, String)>,
     ) -> Result<Vec<String>, SessionError> {
         for id in &cell_ids {
             match doc::code_source(&self.notebook, id) {
@@ -256,6 +336,7 @@ impl Actor {
             self.queue.push_back(Entry {
                 cell_id: id.clone(),
                 group,
+                by: by.clone(),
             });
             self.set_cell_state(id, ExecutionState::Queued);
         }
@@ -428,6 +509,9 @@ impl Actor {
             let _ = self.notebook.clear_outputs(&id);
             self.displays.forget_cell(&id);
             let _ = self.notebook.set_execution_count(&id, None);
+            if let Some((user_id, name)) = &entry.by {
+                let _ = self.notebook.set_execution_by(&id, user_id, name);
+            }
             self.set_cell_state(&id, ExecutionState::Running);
             self.state.status = KernelStatus::Busy;
             self.state.running = Some(id.clone());

@@ -1,7 +1,6 @@
 //! GitHub: plain OAuth 2.0 (no ID token), so who signed in comes from its REST API: the
 //! profile for the name, and the account's verified primary address for the email.
 
-use anyhow::{Context, bail};
 use serde::Deserialize;
 
 /// Where the browser is sent to sign in.
@@ -63,24 +62,14 @@ async fn get<T: serde::de::DeserializeOwned>(
     url: &str,
     access_token: &str,
 ) -> anyhow::Result<T> {
-    let response = http
+    let request = http
         .get(url)
         .bearer_auth(access_token)
         .header(reqwest::header::ACCEPT, "application/vnd.github+json")
         // GitHub refuses API requests without a User-Agent.
         .header(reqwest::header::USER_AGENT, "tandem")
-        .header("X-GitHub-Api-Version", "2022-11-28")
-        .send()
-        .await
-        .with_context(|| format!("GET {url}"))?;
-    let status = response.status();
-    if !status.is_success() {
-        bail!("GET {url}: {status}");
-    }
-    response
-        .json()
-        .await
-        .with_context(|| format!("GET {url}: unexpected body"))
+        .header("X-GitHub-Api-Version", "2022-11-28");
+    super::oidc::send_json(request, url).await
 }
 
 #[cfg(test)]

@@ -409,12 +409,18 @@ pub async fn get_json<T: serde::de::DeserializeOwned>(
     http: &reqwest::Client,
     url: &str,
 ) -> anyhow::Result<T> {
-    let response = http
+    let request = http
         .get(url)
-        .header(reqwest::header::ACCEPT, "application/json")
-        .send()
-        .await
-        .with_context(|| format!("GET {url}"))?;
+        .header(reqwest::header::ACCEPT, "application/json");
+    send_json(request, url).await
+}
+
+/// Sends a GET to `url` and parses its JSON body, failing on a status other than 2xx.
+pub async fn send_json<T: serde::de::DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+    url: &str,
+) -> anyhow::Result<T> {
+    let response = request.send().await.with_context(|| format!("GET {url}"))?;
     let status = response.status();
     if !status.is_success() {
         bail!("GET {url}: {status}");

@@ -1,0 +1,201 @@
+//! Runtime commands through Redis: any collab node reaches the runtime node that owns a
+//! notebook (key layout in [`tandem_protocol::redis_link`]).
+//!
+//! A call wraps the [`Command`] in an [`Envelope`] naming this node's reply list and a
+//! deadline, then pushes it to the queue of the node holding the notebook's lease or, when no
+//! live node holds it, adds it to the unassigned stream, from which exactly one runtime node
+//! (a consumer group) takes it and claims the lease. A task on a connection of its own pops
+//! this node's reply list and hands each [`Reply`] to the call waiting for its request number.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use tandem_protocol::redis_link::{self as keys, Envelope};
+use tandem_protocol::runtime::{Command, Reply};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::HubError;
+
+/// How long one blocking pop of the reply list waits, in seconds; between two pops the task
+/// notices shutdown.
+const POP_SECONDS: f64 = 1.0;
+
+/// Entries the unassigned stream keeps at most (approximately): consumed entries are deleted,
+/// so only a backlog nobody reads could grow it.
+const UNASSIGNED_MAXLEN: usize = 10_000;
+
+/// Wait after a failed pop before the next, so a Redis outage does not spin.
+const RETRY: Duration = Duration::from_millis(500);
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
+
+/// The Redis transport of a collab node.
+pub struct RedisHub {
+    prefix: String,
+    /// This collab node's id: its reply list's name.
+    node: String,
+    conn: ConnectionManager,
+    pending: Pending,
+}
+
+impl RedisHub {
+    /// Connects to `url`, and starts the reply task on `tracker` until `stop`.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        tracker: &TaskTracker,
+        stop: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url).context("parsing --redis-url")?;
+        let conn = ConnectionManager::new(client.clone())
+            .await
+            .context("connecting to Redis for the runtime link")?;
+        // Blocking pops hold their connection; they get one of their own, whose response
+        // timeout outlasts the pop (the default 500 ms would abandon a pop that then still
+        // takes a reply off the list: a lost reply).
+        let config = redis::aio::ConnectionManagerConfig::new().set_response_timeout(Some(
+            std::time::Duration::from_secs_f64(POP_SECONDS) + std::time::Duration::from_secs(5),
+        ));
+        let replies = ConnectionManager::new_with_config(client, config)
+            .await
+            .context("connecting to Redis for runtime replies")?;
+        let node = crate::ids::new_token()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(16)
+            .collect::<String>();
+        let pending = Pending::default();
+        let key = keys::replies_key(prefix, &node);
+        let span = tracing::info_span!("runtime_replies", collab_node = %node);
+        tracker.spawn(reply_loop(replies, key, pending.clone(), stop).instrument(span));
+        tracing::info!(collab_node = %node, "runtime link through Redis");
+        Ok(Self {
+            prefix: prefix.to_owned(),
+            node,
+            conn,
+            pending,
+        })
+    }
+
+    /// Sends `command` to the notebook's runtime node and waits up to `timeout` for its reply.
+    pub async fn call(&self, timeout: Duration, command: Command) -> Result<Reply, HubError> {
+        let mut conn = self.conn.clone();
+        let live: u64 = conn
+            .zcount(keys::nodes_key(&self.prefix), keys::now_ms(), "+inf")
+            .await?;
+        if live == 0 {
+            return Err(HubError::NoRuntime);
+        }
+        let request = command.request();
+        let notebook = keys::notebook_of(&command).to_owned();
+        let envelope = Envelope {
+            reply_to: self.node.clone(),
+            deadline_ms: keys::now_ms()
+                .saturating_add(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
+            hops: 0,
+            command,
+        };
+        let json = serde_json::to_string(&envelope)?;
+        let (reply, answer) = oneshot::channel();
+        lock(&self.pending).insert(request, reply);
+        let sent = self.send(&mut conn, &notebook, &json).await;
+        if let Err(err) = sent {
+            lock(&self.pending).remove(&request);
+            return Err(err.into());
+        }
+        let result = tokio::time::timeout(timeout, answer).await;
+        lock(&self.pending).remove(&request);
+        match result {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => Err(HubError::Disconnected),
+            Err(_) => Err(HubError::Timeout(timeout)),
+        }
+    }
+
+    /// Pushes an encoded envelope to the owner's queue, or to the unassigned stream.
+    async fn send(
+        &self,
+        conn: &mut ConnectionManager,
+        notebook: &str,
+        json: &str,
+    ) -> redis::RedisResult<()> {
+        let owner: Option<String> = conn.get(keys::lease_key(&self.prefix, notebook)).await?;
+        match owner {
+            Some(owner) => {
+                let queue = keys::queue_key(&self.prefix, &owner);
+                tracing::debug!(doc_id = %notebook, runtime_node = %owner, "command to the owner");
+                redis::pipe()
+                    .rpush(&queue, json)
+                    .ignore()
+                    .pexpire(&queue, keys::QUEUE_TTL_MS as i64)
+                    .ignore()
+                    .query_async(conn)
+                    .await
+            }
+            None => {
+                tracing::debug!(doc_id = %notebook, "command to the unassigned stream");
+                redis::cmd("XADD")
+                    .arg(keys::unassigned_key(&self.prefix))
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(UNASSIGNED_MAXLEN)
+                    .arg("*")
+                    .arg(keys::FIELD)
+                    .arg(json)
+                    .query_async(conn)
+                    .await
+            }
+        }
+    }
+
+    /// Whether Redis answers.
+    pub async fn ping(&self) -> Result<(), HubError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING").query_async::<String>(&mut conn).await?;
+        Ok(())
+    }
+}
+
+/// Pops this node's reply list and wakes the calls waiting for each reply.
+async fn reply_loop(
+    mut conn: ConnectionManager,
+    key: String,
+    pending: Pending,
+    stop: CancellationToken,
+) {
+    loop {
+        let popped = tokio::select! {
+            popped = conn.blpop::<_, Option<(String, String)>>(&key, POP_SECONDS) => popped,
+            () = stop.cancelled() => return,
+        };
+        match popped {
+            Ok(Some((_, json))) => match serde_json::from_str::<Reply>(&json) {
+                Ok(reply) => {
+                    if let Some(waiter) = lock(&pending).remove(&reply.request()) {
+                        let _ = waiter.send(reply);
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "malformed reply from a runtime node"),
+            },
+            Ok(None) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read runtime replies from Redis");
+                tokio::select! {
+                    () = tokio::time::sleep(RETRY) => {}
+                    () = stop.cancelled() => return,
+                }
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
