@@ -37,7 +37,7 @@ pub struct IdleResult {
 
 /// Opens `connections` idle connections to the target's room and reads the server's memory.
 pub async fn run(target: &Target, connections: usize) -> Result<IdleResult> {
-    let before = sys::memory(target.pid)?;
+    let before = sys::memory_all(&target.pids)?;
     let started = std::time::Instant::now();
     let conns: Vec<DocConnection> = futures_util::stream::iter(0..connections)
         .map(|_| async {
@@ -45,7 +45,8 @@ pub async fn run(target: &Target, connections: usize) -> Result<IdleResult> {
                 token: target.token.clone(),
                 doc: None,
             };
-            let conn = DocConnection::connect_with(&target.ws_base, &target.room, options).await?;
+            let conn =
+                DocConnection::connect_with(&target.ws_bases[0], &target.room, options).await?;
             tokio::time::timeout(Duration::from_secs(60), conn.synced())
                 .await
                 .context("initial sync timed out")??;
@@ -57,7 +58,7 @@ pub async fn run(target: &Target, connections: usize) -> Result<IdleResult> {
         .context("opening idle connections (is the open-file limit high enough on both ends?)")?;
     let connect_s = started.elapsed().as_secs_f64();
     tokio::time::sleep(SETTLE).await;
-    let after = sys::memory(target.pid)?;
+    let after = sys::memory_all(&target.pids)?;
     let closed = conns.iter().filter(|c| c.is_closed()).count();
     anyhow::ensure!(
         closed == 0,

@@ -25,6 +25,17 @@
 //! open-file limit for the idle scenario and servers it spawns inherit it; a server started by
 //! hand needs `ulimit -n 20000` (or more) in its own shell.
 //!
+//! Scaled out: `--collab-nodes 1,2,3` runs Tandem as that many `tandem collab` processes on
+//! one Redis (`--redis-url`, keys under a prefix of the run's own, deleted after), once per
+//! count, with the clients spread over the nodes round-robin; the table then has the p99 of
+//! deliveries between clients of different nodes, and CPU and memory include Redis's when it
+//! runs on this machine:
+//! ```text
+//! redis-server --port 6390 --appendonly yes --appendfsync always --dir /tmp/bench-redis &
+//! target/release/tandem-bench --scenarios typing --clients 50 --rate 20 \
+//!   --collab-nodes 1,2,3 --redis-url redis://127.0.0.1:6390
+//! ```
+//!
 //! The execution benchmark:
 //! ```text
 //! scripts/setup-python            # the kernel venv Tandem's kernels run in (.venv-kernel)
@@ -106,6 +117,13 @@ struct Args {
     /// The `tandem` binary to spawn (default: the one next to this binary).
     #[arg(long, env = "TANDEM_BIN")]
     tandem_bin: Option<PathBuf>,
+    /// Run Tandem as this many collab nodes on Redis instead of `tandem serve`, once per
+    /// count, comma-separated (`1,2,3`).
+    #[arg(long, value_delimiter = ',', conflicts_with = "tandem_url")]
+    collab_nodes: Vec<usize>,
+    /// The Redis of `--collab-nodes`.
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
     /// Use this running Tandem server instead of spawning one (`http://HOST:PORT`).
     #[arg(long, requires_all = ["tandem_pid", "token"])]
     tandem_url: Option<String>,
@@ -160,17 +178,26 @@ async fn main() -> Result<()> {
 
     let mut rows = Vec::new();
     let mut failures = Vec::new();
+    let mut runs = Vec::new();
     for kind in &args.targets {
+        if *kind == TargetKind::Tandem && !args.collab_nodes.is_empty() {
+            runs.extend(args.collab_nodes.iter().map(|n| (*kind, Some(*n))));
+        } else {
+            runs.push((*kind, None));
+        }
+    }
+    for (kind, nodes) in runs {
         for scenario in args.scenarios.iter().filter(|s| **s != Scenario::Exec) {
-            eprintln!("running {kind:?} / {scenario:?} ...");
-            match run_one(&args, *kind, *scenario).await {
+            let on = nodes.map_or(String::new(), |n| format!(" on {n} collab node(s)"));
+            eprintln!("running {kind:?}{on} / {scenario:?} ...");
+            match run_one(&args, (kind, nodes), *scenario).await {
                 Ok(row) => {
                     eprintln!("  {}", row.note);
                     rows.push(row);
                 }
                 Err(error) => {
                     eprintln!("  failed: {error:#}");
-                    failures.push(format!("{kind:?} / {scenario:?}: {error:#}"));
+                    failures.push(format!("{kind:?}{on} / {scenario:?}: {error:#}"));
                 }
             }
         }
@@ -202,7 +229,13 @@ async fn main() -> Result<()> {
         }
     }
 
-    let machine = sys::machine();
+    let mut machine = sys::machine();
+    if !args.collab_nodes.is_empty() {
+        match target::cluster::redis_persistence(&args.redis_url) {
+            Ok(persistence) => machine.push_str(&format!("; Redis 7 on loopback, {persistence}")),
+            Err(error) => eprintln!("cannot read Redis's persistence settings: {error:#}"),
+        }
+    }
     let mut sections = Vec::new();
     if !rows.is_empty() || exec_results.is_empty() {
         sections.push(report::markdown(&rows, &command, &machine));
@@ -221,8 +254,13 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// Runs one scenario on a fresh server (or a fresh notebook on an attached one).
-async fn run_one(args: &Args, kind: TargetKind, scenario: Scenario) -> Result<Row> {
+/// Runs one scenario on a fresh server (or a fresh notebook on an attached one); `nodes`: on
+/// that many collab nodes on Redis.
+async fn run_one(
+    args: &Args,
+    (kind, nodes): (TargetKind, Option<usize>),
+    scenario: Scenario,
+) -> Result<Row> {
     let title = match scenario {
         Scenario::Typing => "bench-typing",
         Scenario::Idle => "bench-idle",
@@ -236,7 +274,13 @@ async fn run_one(args: &Args, kind: TargetKind, scenario: Scenario) -> Result<Ro
             };
             target::reference(&modules, title).await?
         }
-        TargetKind::Tandem => target::tandem(&tandem_source(args)?, title, args.verbose).await?,
+        TargetKind::Tandem => match (nodes, tandem_source(args)?) {
+            (Some(nodes), TandemSource::Spawn(bin)) => {
+                let url = &args.redis_url;
+                target::cluster::tandem_cluster(&bin, url, nodes, title, args.verbose).await?
+            }
+            (_, source) => target::tandem(&source, title, args.verbose).await?,
+        },
     };
     match scenario {
         Scenario::Typing => {
@@ -248,11 +292,11 @@ async fn run_one(args: &Args, kind: TargetKind, scenario: Scenario) -> Result<Ro
                 drain: args.drain,
             };
             let result = typing::run(&target, config).await?;
-            Ok(Row::typing(target.name, &config, &result))
+            Ok(Row::typing(&target.name, &config, &result))
         }
         Scenario::Idle => {
             let result = idle::run(&target, args.idle).await?;
-            Ok(Row::idle(target.name, &result))
+            Ok(Row::idle(&target.name, &result))
         }
         Scenario::Exec => bail!("exec is not a per-target scenario"),
     }
@@ -335,5 +379,7 @@ mod tests {
         let exec = Args::try_parse_from(["tandem-bench", "--scenarios", "exec"]).unwrap();
         assert_eq!(exec.scenarios, vec![Scenario::Exec]);
         assert_eq!((exec.exec_runs, exec.exec_prints), (100, 100_000));
+        let nodes = Args::try_parse_from(["tandem-bench", "--collab-nodes", "1,2,3"]).unwrap();
+        assert_eq!(nodes.collab_nodes, vec![1, 2, 3]);
     }
 }

@@ -22,6 +22,9 @@ pub struct Row {
     pub delivered_per_s: Option<f64>,
     /// Delivery latency percentiles in ms: p50, p99, max (typing only).
     pub latency_ms: Option<[f64; 3]>,
+    /// p99 latency of deliveries between clients of different collab nodes, in ms (typing
+    /// on several nodes only).
+    pub cross_node_p99_ms: Option<f64>,
     /// Server CPU seconds per 1,000 deliveries (typing only).
     pub cpu_per_1k: Option<f64>,
     /// Server memory at the end of the scenario.
@@ -46,6 +49,8 @@ impl Row {
         let cpu_per_1k =
             (result.delivered > 0).then(|| result.server_cpu_s / result.delivered as f64 * 1000.0);
         let lost = result.expected.saturating_sub(result.delivered);
+        let cross = &result.cross_node_us;
+        let cross_node_p99_ms = (!cross.is_empty()).then(|| ms(percentile(cross, 99.0)));
         Row {
             server: server.to_owned(),
             scenario: "typing".into(),
@@ -53,6 +58,7 @@ impl Row {
             rate: Some(config.rate),
             delivered_per_s: Some(result.delivered as f64 / secs),
             latency_ms,
+            cross_node_p99_ms,
             cpu_per_1k,
             memory: result.memory,
             note: format!(
@@ -81,6 +87,7 @@ impl Row {
             rate: None,
             delivered_per_s: None,
             latency_ms: None,
+            cross_node_p99_ms: None,
             cpu_per_1k: None,
             memory: result.after,
             note: format!(
@@ -109,20 +116,32 @@ pub fn markdown(rows: &[Row], command: &str, machine: &str) -> String {
         out,
         "Machine: {machine} (bench clients and server share it)\n"
     );
+    // The cross-node column only when some run had several nodes.
+    let cross = rows.iter().any(|r| r.cross_node_p99_ms.is_some());
     let _ = writeln!(
         out,
-        "| server | scenario | clients | rate (edits/s/client) | delivered/s | p50 ms | p99 ms | max ms | CPU s per 1k delivered | RSS MiB (peak) |"
+        "| server | scenario | clients | rate (edits/s/client) | delivered/s | p50 ms | p99 ms | max ms |{} CPU s per 1k delivered | RSS MiB (peak) |",
+        if cross { " cross-node p99 ms |" } else { "" }
     );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "|---|---|---:|---:|---:|---:|---:|---:|{}---:|---:|",
+        if cross { "---:|" } else { "" }
+    );
     let dash = || "–".to_string();
     for row in rows {
         let [p50, p99, max] = match row.latency_ms {
             Some(l) => l.map(|v| format!("{v:.2}")),
             None => [dash(), dash(), dash()],
         };
+        let cross_p99 = match (cross, row.cross_node_p99_ms) {
+            (false, _) => String::new(),
+            (true, Some(p99)) => format!(" {p99:.2} |"),
+            (true, None) => " – |".into(),
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {p50} | {p99} | {max} | {} | {:.1} ({:.1}) |",
+            "| {} | {} | {} | {} | {} | {p50} | {p99} | {max} |{cross_p99} {} | {:.1} ({:.1}) |",
             row.server,
             row.scenario,
             row.clients,
@@ -253,6 +272,7 @@ mod tests {
             expected: 60,
             window: Duration::from_secs(1),
             latencies_us: vec![1000, 2000, 3000],
+            cross_node_us: vec![],
             server_cpu_s: cpu,
             memory: Memory {
                 rss_mib: 10.0,
@@ -268,6 +288,18 @@ mod tests {
             "| Tandem | typing | 3 | 10 | 60 | 2.00 | 3.00 | 3.00 | 0.1667 | 10.0 (12.0) |"
         ));
         assert!(md.contains("6.0× less"));
+        assert!(!md.contains("cross-node"));
+
+        let mut cluster = result(0.02);
+        cluster.cross_node_us = vec![4000, 5000];
+        let rows = [Row::typing(
+            "Tandem, 2 collab nodes on Redis",
+            &config,
+            &cluster,
+        )];
+        let md = markdown(&rows, "tandem-bench", "test machine");
+        assert!(md.contains("| max ms | cross-node p99 ms | CPU"), "{md}");
+        assert!(md.contains("| 3.00 | 5.00 | 0.3333 |"), "{md}");
     }
 
     #[test]

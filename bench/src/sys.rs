@@ -11,6 +11,11 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
     Ok(ticks as f64 / clock_ticks_per_second())
 }
 
+/// CPU time several processes have used so far, summed.
+pub fn cpu_seconds_all(pids: &[u32]) -> Result<f64> {
+    pids.iter().map(|pid| cpu_seconds(*pid)).sum()
+}
+
 /// `utime + stime` (fields 14 and 15) of a `/proc/<pid>/stat` line. The command name (field 2)
 /// may contain spaces and parentheses, so fields are counted from its closing parenthesis.
 fn parse_cpu_ticks(stat: &str) -> Option<u64> {
@@ -36,6 +41,17 @@ pub fn memory(pid: u32) -> Result<Memory> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("reading /proc/{pid}/status"))?;
     parse_memory(&status).context("no VmRSS/VmHWM in /proc/<pid>/status")
+}
+
+/// Several processes' memory, summed (peaks summed too: an upper bound of the joint peak).
+pub fn memory_all(pids: &[u32]) -> Result<Memory> {
+    let mut total = Memory::default();
+    for pid in pids {
+        let one = memory(*pid)?;
+        total.rss_mib += one.rss_mib;
+        total.peak_mib += one.peak_mib;
+    }
+    Ok(total)
 }
 
 fn parse_memory(status: &str) -> Option<Memory> {

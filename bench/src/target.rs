@@ -15,21 +15,25 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
+pub mod cluster;
+
 /// How long `tandem serve` may take to print its listening address.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A server ready for one scenario: where to connect and which process to measure.
 pub struct Target {
     /// The server's name in the report.
-    pub name: &'static str,
-    /// The WebSocket root, such as `ws://127.0.0.1:PORT/ws`.
-    pub ws_base: String,
+    pub name: String,
+    /// The WebSocket root of each node, such as `ws://127.0.0.1:PORT/ws` (one for a single
+    /// server; clients are spread over them round-robin).
+    pub ws_bases: Vec<String>,
     /// The room (notebook id) the scenario's clients join.
     pub room: String,
     /// The token the clients send, if the server needs one.
     pub token: Option<String>,
-    /// The server process whose CPU time and memory are measured.
-    pub pid: u32,
+    /// The server processes whose CPU time and memory are measured (with several collab
+    /// nodes, Redis's too).
+    pub pids: Vec<u32>,
     /// Keeps a spawned server (and its data folder) alive until the target is dropped.
     _guard: Guard,
 }
@@ -43,6 +47,9 @@ enum Guard {
     Tandem {
         _child: Child,
         _data: tempfile::TempDir,
+    },
+    Cluster {
+        _nodes: cluster::Nodes,
     },
 }
 
@@ -67,11 +74,11 @@ pub enum TandemSource {
 pub async fn reference(node_modules: &Path, room: &str) -> Result<Target> {
     let server = ReferenceServer::start(node_modules).await?;
     Ok(Target {
-        name: "y-websocket@2 (Node)",
-        ws_base: server.ws_base(),
+        name: "y-websocket@2 (Node)".into(),
+        ws_bases: vec![server.ws_base()],
         room: room.to_owned(),
         token: None,
-        pid: server.pid(),
+        pids: vec![server.pid()],
         _guard: Guard::Reference { _server: server },
     })
 }
@@ -103,11 +110,11 @@ pub async fn tandem(source: &TandemSource, title: &str, verbose: bool) -> Result
         .await
         .context("creating the bench notebook via POST /api/notebooks")?;
     Ok(Target {
-        name: "Tandem",
-        ws_base: client.ws_base()?,
+        name: "Tandem".into(),
+        ws_bases: vec![client.ws_base()?],
         room: notebook.id,
         token: Some(token),
-        pid,
+        pids: vec![pid],
         _guard: guard,
     })
 }
@@ -121,12 +128,21 @@ pub async fn spawn_serve(
     extra_args: &[&OsStr],
     verbose: bool,
 ) -> Result<(Child, SocketAddr)> {
+    let mut args: Vec<&OsStr> = vec!["serve".as_ref(), "--data".as_ref(), data.as_os_str()];
+    args.extend(extra_args);
+    spawn_tandem(bin, &args, verbose).await
+}
+
+/// Runs `tandem ARGS --listen 127.0.0.1:0` and waits for the address it prints, draining its
+/// output for as long as it runs.
+pub async fn spawn_tandem(
+    bin: &Path,
+    args: &[&OsStr],
+    verbose: bool,
+) -> Result<(Child, SocketAddr)> {
     let mut child = Command::new(bin)
-        .arg("serve")
-        .arg("--data")
-        .arg(data)
+        .args(args)
         .args(["--listen", "127.0.0.1:0"])
-        .args(extra_args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -156,12 +172,12 @@ pub async fn spawn_serve(
         Ok(None) => {
             let status = child.wait().await.ok();
             bail!(
-                "tandem serve exited ({status:?}) without printing `listening on http://...`; output:\n{}",
+                "tandem exited ({status:?}) without printing `listening on http://...`; output:\n{}",
                 seen.join("\n")
             )
         }
         Err(_) => bail!(
-            "tandem serve printed no listening address within {START_TIMEOUT:?}; output:\n{}",
+            "tandem printed no listening address within {START_TIMEOUT:?}; output:\n{}",
             seen.join("\n")
         ),
     }

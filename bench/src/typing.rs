@@ -6,6 +6,9 @@
 //! edit's token whole and can time its delivery: arrival minus `sent_us`, on the clock all
 //! clients share (one process, one `Instant` epoch). Latency therefore includes the receiving
 //! client's decode and apply, as a real client's would.
+//!
+//! With several collab nodes, client `i` connects to node `i mod N`; a delivery whose sender
+//! and receiver are on different nodes is also counted as cross-node (it went through Redis).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,6 +58,9 @@ pub struct TypingResult {
     pub window: Duration,
     /// Every delivery latency, in microseconds, sorted.
     pub latencies_us: Vec<u64>,
+    /// The latencies of deliveries between clients of different nodes, sorted (empty with
+    /// one node).
+    pub cross_node_us: Vec<u64>,
     /// Server CPU seconds used from the start of the window to the end of the drain.
     pub server_cpu_s: f64,
     /// Server memory at the end.
@@ -86,12 +92,13 @@ pub async fn run(target: &Target, config: TypingConfig) -> Result<TypingResult> 
         sent: AtomicU64::new(0),
         delivered: AtomicU64::new(0),
     });
-    let connects = (0..config.clients).map(|_| {
+    let nodes = target.ws_bases.len().max(1);
+    let connects = (0..config.clients).map(|id| {
         let options = ConnectOptions {
             token: target.token.clone(),
             doc: None,
         };
-        DocConnection::connect_with(&target.ws_base, &target.room, options)
+        DocConnection::connect_with(&target.ws_bases[id % nodes], &target.room, options)
     });
     let conns = tokio::time::timeout(CONNECT_TIMEOUT, join_all(connects))
         .await
@@ -108,8 +115,8 @@ pub async fn run(target: &Target, config: TypingConfig) -> Result<TypingResult> 
 
     let mut latencies = Vec::new();
     for (id, conn) in conns.iter().enumerate() {
-        let samples = Arc::new(Mutex::new(Vec::<u64>::new()));
-        observe_deliveries(conn, id, clock.clone(), samples.clone());
+        let samples = Arc::new(Mutex::new(Samples::default()));
+        observe_deliveries(conn, (id, nodes), clock.clone(), samples.clone());
         latencies.push(samples);
     }
 
@@ -128,7 +135,7 @@ pub async fn run(target: &Target, config: TypingConfig) -> Result<TypingResult> 
     clock
         .measure_from_us
         .store(clock.now_us(), Ordering::SeqCst);
-    let cpu_before = sys::cpu_seconds(target.pid)?;
+    let cpu_before = sys::cpu_seconds_all(&target.pids)?;
     let window_start = Instant::now();
     tokio::time::sleep(config.duration).await;
     clock.stop.store(true, Ordering::SeqCst);
@@ -143,8 +150,8 @@ pub async fn run(target: &Target, config: TypingConfig) -> Result<TypingResult> 
     while clock.delivered.load(Ordering::SeqCst) < expected && Instant::now() < drain_deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let server_cpu_s = sys::cpu_seconds(target.pid)? - cpu_before;
-    let memory = sys::memory(target.pid)?;
+    let server_cpu_s = sys::cpu_seconds_all(&target.pids)? - cpu_before;
+    let memory = sys::memory_all(&target.pids)?;
 
     for (id, conn) in conns.iter().enumerate() {
         let _ = conn
@@ -154,17 +161,21 @@ pub async fn run(target: &Target, config: TypingConfig) -> Result<TypingResult> 
     }
     join_all(conns.iter().map(|c| c.close())).await;
 
-    let mut latencies_us: Vec<u64> = latencies
+    let samples: Vec<Samples> = latencies
         .iter()
-        .flat_map(|samples| samples.lock().map(|s| s.clone()).unwrap_or_default())
+        .map(|samples| samples.lock().map(|s| s.clone()).unwrap_or_default())
         .collect();
+    let mut latencies_us: Vec<u64> = samples.iter().flat_map(|s| s.all.clone()).collect();
     latencies_us.sort_unstable();
+    let mut cross_node_us: Vec<u64> = samples.iter().flat_map(|s| s.cross.clone()).collect();
+    cross_node_us.sort_unstable();
     Ok(TypingResult {
         sent,
         delivered: clock.delivered.load(Ordering::SeqCst),
         expected,
         window,
         latencies_us,
+        cross_node_us,
         server_cpu_s,
         memory,
     })
@@ -174,12 +185,21 @@ fn observer_key(id: usize) -> String {
     format!("tandem-bench/{id}")
 }
 
-/// Records, on client `id`, the latency of every other client's measured edit that arrives.
+/// One receiving client's delivery latencies, in microseconds.
+#[derive(Debug, Clone, Default)]
+struct Samples {
+    all: Vec<u64>,
+    /// Those from clients of another node.
+    cross: Vec<u64>,
+}
+
+/// Records, on client `id` (of `nodes`), the latency of every other client's measured edit
+/// that arrives.
 fn observe_deliveries(
     conn: &DocConnection,
-    id: usize,
+    (id, nodes): (usize, usize),
     clock: Arc<Clock>,
-    samples: Arc<Mutex<Vec<u64>>>,
+    samples: Arc<Mutex<Samples>>,
 ) {
     let text = conn.doc().get_or_insert_text(TEXT);
     text.observe(observer_key(id), move |txn, event| {
@@ -195,7 +215,11 @@ fn observe_deliveries(
             };
             for (author, sent_us) in parse_tokens(inserted) {
                 if author != id && sent_us >= from {
-                    samples.push(now.saturating_sub(sent_us));
+                    let latency = now.saturating_sub(sent_us);
+                    samples.all.push(latency);
+                    if author % nodes != id % nodes {
+                        samples.cross.push(latency);
+                    }
                     arrived += 1;
                 }
             }

@@ -15,7 +15,7 @@ use crate::ipynb::{self, cell_prelim, output_prelim};
 use crate::read::{self, Slot};
 use crate::schema::{
     self, CELL_TYPE, Cell, CellType, EXECUTION_BY, EXECUTION_COUNT, EXECUTION_STATE,
-    ExecutionState, ID, METADATA, NewCell, OUTPUT_TYPE, OUTPUTS, SOURCE,
+    ExecutionState, ID, METADATA, NewCell, OUTPUT_TYPE, OUTPUTS, SOURCE, STALE,
 };
 use crate::{Notebook, ids};
 
@@ -244,6 +244,25 @@ impl Notebook {
         Ok(())
     }
 
+    /// Marks a code cell stale (`tandem_stale: true`) or not (the key removed).
+    pub fn set_stale(&self, id: &str, stale: bool) -> Result<(), EditError> {
+        let mut txn = self.doc().transact_mut();
+        let slot = self.find_code(&txn, id)?;
+        if stale {
+            slot.map.insert(&mut txn, STALE, Any::Bool(true));
+        } else if slot.map.get(&txn, STALE).is_some() {
+            slot.map.remove(&mut txn, STALE);
+        }
+        Ok(())
+    }
+
+    /// Whether the runtime marked a code cell stale.
+    pub fn is_stale(&self, id: &str) -> bool {
+        let txn = self.doc().transact();
+        self.find_code(&txn, id)
+            .is_ok_and(|slot| matches!(slot.map.get(&txn, STALE), Some(Out::Any(Any::Bool(true)))))
+    }
+
     /// Who ran a code cell last (`{"id", "name"}`), if the runtime recorded it.
     pub fn execution_by(&self, id: &str) -> Option<Value> {
         let txn = self.doc().transact();
@@ -434,6 +453,21 @@ mod tests {
             nb.set_execution_by(&md, "u1", "Ada"),
             Err(EditError::NotACodeCell(md))
         );
+    }
+
+    #[test]
+    fn stale_marks_stay_out_of_the_export() {
+        let nb = Notebook::new();
+        let id = nb.insert_cell(0, NewCell::code("x = 1")).unwrap();
+        let before = nb.to_ipynb();
+        nb.set_stale(&id, true).unwrap();
+        assert!(nb.is_stale(&id));
+        assert_eq!(nb.to_ipynb(), before, "the export has no `tandem_stale`");
+        assert!(!nb.to_ipynb().to_string().contains(STALE));
+        nb.set_stale(&id, false).unwrap();
+        assert!(!nb.is_stale(&id));
+        let md = nb.insert_cell(0, NewCell::markdown("x")).unwrap();
+        assert_eq!(nb.set_stale(&md, true), Err(EditError::NotACodeCell(md)));
     }
 
     #[test]

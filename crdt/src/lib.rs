@@ -38,6 +38,7 @@
 //! - `read`: reading cells back, de-duplication and repair.
 //! - `edit`: the typed edits ([`Notebook::insert_cell`] and friends).
 //! - `error`: [`ImportError`], [`EditError`].
+//! - [`history`]: comparing two states cell by cell, and restoring an earlier state as an edit.
 //!
 //! # The document
 //!
@@ -99,6 +100,7 @@
 
 mod edit;
 mod error;
+pub mod history;
 mod ids;
 mod ipynb;
 mod limits;

@@ -26,6 +26,10 @@ pub const STATE_COMMENTS_REV: &str = "comments_rev";
 /// Key of a code cell's `Y.Map`: who ran it last, `{"id", "name"}`, written by the runtime
 /// when the cell starts. Tandem's own: the `.ipynb` export leaves it out.
 pub const EXECUTION_BY: &str = "execution_by";
+/// Key of a code cell's `Y.Map`: `true` while the cell is stale (its code or a name it used
+/// changed since it ran), absent otherwise; written by the runtime. Tandem's own: the
+/// `.ipynb` export leaves it out.
+pub const STALE: &str = "tandem_stale";
 
 pub(crate) const ID: &str = "id";
 pub(crate) const CELL_TYPE: &str = "cell_type";

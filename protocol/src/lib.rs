@@ -14,9 +14,15 @@
 //! - [`redis_link`]: the same commands through Redis when nodes are scaled out.
 //! - [`comments`]: comment threads on cells, their routes and bodies.
 //! - [`git`]: notebooks opened from a git repository and committed back to it.
+//! - [`versions`]: version history: automatic and named versions, diffs, restore.
+//! - [`secrets`]: per-user secrets, granted per notebook, and the runtime's lookup.
+//! - [`drive`]: each user's persistent files (the Drive) and their routes.
 
 pub mod comments;
+pub mod drive;
 pub mod git;
+pub mod secrets;
+pub mod versions;
 
 use serde::{Deserialize, Serialize};
 
@@ -207,6 +213,11 @@ pub struct ExecuteRequest {
     /// Run every code cell, top to bottom, stopping at the first error.
     #[serde(default)]
     pub all: bool,
+    /// Run the stale cells (and those that use what they define), definers first, stopping
+    /// at the first error: afterwards no cell is stale. Exactly one of `cell_ids`, `all` and
+    /// `stale` may be given.
+    #[serde(default)]
+    pub stale: bool,
     /// The caller's Yjs state vector (v1 encoding, base64), so the cells run with every edit
     /// the caller had made when it asked, even those still on their way over its WebSocket:
     /// the server waits (briefly) until its copy of the document includes that state.
@@ -253,6 +264,10 @@ pub mod runtime {
             cell_ids: Vec<String>,
             /// A run-all: the cells form one group that stops at its first error.
             stop_on_error: bool,
+            /// Run the notebook's stale cells (the runtime resolves them; `cell_ids` is empty)
+            /// as one group that stops at its first error.
+            #[serde(default)]
+            stale: bool,
             /// Who asked (for "who ran this cell").
             user_id: String,
             /// The display name of who asked, written beside the id into each cell it runs.

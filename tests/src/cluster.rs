@@ -41,6 +41,11 @@ impl NodeProcess {
         format!("http://{}", self.addr)
     }
 
+    /// The y-websocket root, `ws://ADDR/ws` (stock providers append `/<notebook id>`).
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
     /// Kills the process with SIGKILL: no shutdown code runs.
     pub fn kill_9(&mut self) -> Result<()> {
         if let Some(mut child) = self.child.take() {
@@ -85,6 +90,8 @@ pub struct Cluster {
     bin: PathBuf,
     data: TempDir,
     kernels: TempDir,
+    /// Users' drives, shared by every node as a shared volume would be.
+    drive: TempDir,
     redis_url: String,
     prefix: String,
     /// The collab nodes, in start order.
@@ -96,6 +103,11 @@ pub struct Cluster {
 impl Cluster {
     /// An empty cluster with a fresh data dir and a Redis key prefix no other run uses.
     pub fn new() -> Result<Cluster> {
+        Self::on_redis(&redis_url())
+    }
+
+    /// [`Cluster::new`] on the Redis at `redis_url` (a [`RedisServer`] of the test's own).
+    pub fn on_redis(redis_url: &str) -> Result<Cluster> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -107,7 +119,10 @@ impl Cluster {
             kernels: tempfile::Builder::new()
                 .prefix("tandem-cluster-kernels-")
                 .tempdir()?,
-            redis_url: redis_url(),
+            drive: tempfile::Builder::new()
+                .prefix("tandem-cluster-drive-")
+                .tempdir()?,
+            redis_url: redis_url.to_owned(),
             prefix: format!("tandem-test-{}-{nanos}", std::process::id()),
             collabs: Vec::new(),
             runtimes: Vec::new(),
@@ -126,11 +141,20 @@ impl Cluster {
         ]
     }
 
+    /// The flag naming the shared drive folder.
+    fn drive_args(&self) -> Vec<String> {
+        vec![
+            "--drive-dir".into(),
+            self.drive.path().display().to_string(),
+        ]
+    }
+
     /// Starts `tandem collab` on a free port; returns its index in [`Cluster::collabs`].
     pub async fn start_collab(&mut self, extra: &[&str]) -> Result<usize> {
         let name = format!("collab-{}", self.collabs.len());
         let mut args = vec!["collab".to_owned(), "--listen".into(), "127.0.0.1:0".into()];
         args.extend(self.store_args());
+        args.extend(self.drive_args());
         args.extend(extra.iter().map(|s| s.to_string()));
         let node = spawn(&self.bin, &name, &args, "listening on http://", None).await?;
         self.collabs.push(node);
@@ -167,6 +191,7 @@ impl Cluster {
             "--spare-kernels".into(),
             "0".into(),
         ];
+        args.extend(self.drive_args());
         args.extend(extra.iter().map(|s| s.to_string()));
         let node = spawn(
             &self.bin,
@@ -372,4 +397,152 @@ pub fn metric(samples: &[(String, f64)], series: &str) -> Option<f64> {
         .iter()
         .find(|(name, _)| name == series)
         .map(|(_, value)| *value)
+}
+
+/// A `redis-server` of a test's own, on a free loopback port, persisting to an append-only
+/// file in a temporary directory with `appendfsync always` (as `infra/` configures Redis), so
+/// it can be killed and restarted on the same port with everything it acknowledged.
+pub struct RedisServer {
+    port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts `redis-server` and waits until it answers PING.
+    pub async fn start() -> Result<RedisServer> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let dir = tempfile::Builder::new()
+            .prefix("tandem-test-redis-")
+            .tempdir()?;
+        let mut server = RedisServer {
+            port,
+            dir,
+            child: None,
+        };
+        server.restart().await?;
+        Ok(server)
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills it with SIGKILL: only what its AOF holds survives (with `appendfsync always`,
+    /// every write it acknowledged).
+    pub fn kill_9(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill().context("sending SIGKILL to redis-server")?;
+            child.wait().context("reaping redis-server")?;
+        }
+        Ok(())
+    }
+
+    /// Starts it (again) on the same port and directory, and waits until it has loaded its
+    /// AOF and answers PING.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.kill_9()?;
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawning redis-server (is it installed?)")?;
+        self.child = Some(child);
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            let answer = redis::Client::open(self.url().as_str())
+                .and_then(|client| client.get_connection())
+                .and_then(|mut conn| redis::cmd("PING").query::<String>(&mut conn));
+            if answer.is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("redis-server on port {} never answered PING", self.port);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.kill_9();
+    }
+}
+
+/// A stock Yjs client process (`tests/interop/node/<script>`) that a test waits on, or kills.
+pub struct NodeClient {
+    /// Who it is, for messages.
+    pub name: String,
+    child: tokio::process::Child,
+    _dir: TempDir,
+    _plan: tempfile::NamedTempFile,
+}
+
+impl NodeClient {
+    /// Starts `script` with `plan` written to a file as its argument.
+    pub fn spawn(script: &str, name: &str, plan: &serde_json::Value) -> Result<NodeClient> {
+        let plan_file = tempfile::NamedTempFile::new()?;
+        std::fs::write(plan_file.path(), plan.to_string())?;
+        let (mut command, dir) = crate::node_script(script)?;
+        command
+            .arg(plan_file.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let child = command
+            .spawn()
+            .with_context(|| format!("spawning {script} for {name}"))?;
+        Ok(NodeClient {
+            name: name.to_owned(),
+            child,
+            _dir: dir,
+            _plan: plan_file,
+        })
+    }
+
+    /// Kills it with SIGKILL: what it had not sent is gone with it.
+    pub async fn kill_9(&mut self) -> Result<()> {
+        self.child.kill().await.context("killing a node client")
+    }
+
+    /// Waits (at most `timeout`) for it to exit 0 and returns the last JSON line it printed.
+    pub async fn finish(self, timeout: Duration) -> Result<serde_json::Value> {
+        let name = self.name.clone();
+        let output = tokio::time::timeout(timeout, self.child.wait_with_output())
+            .await
+            .with_context(|| format!("{name} did not finish within {timeout:?}"))?
+            .with_context(|| format!("waiting for {name}"))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            bail!(
+                "{name} failed ({}):\n--- stdout (end) ---\n{}\n--- stderr (end) ---\n{}",
+                output.status,
+                crate::tail(&output.stdout, 2000),
+                crate::tail(&output.stderr, 6000)
+            );
+        }
+        let line = stdout
+            .lines()
+            .rev()
+            .find(|line| !line.trim().is_empty())
+            .with_context(|| format!("{name} printed nothing"))?;
+        serde_json::from_str(line).with_context(|| format!("{name} printed no JSON: {line}"))
+    }
 }

@@ -8,16 +8,19 @@
 //!   venv, the Node clients and the notebook corpus are. Each fails (never skips) with a message
 //!   saying to run `scripts/test`, which sets all of them up.
 //! - [`run_client`]: runs an outside client process with a deadline and returns its output.
-//! - [`cluster`]: `tandem collab` and `tandem runtime` processes on one Redis (scale-out),
-//!   and a check of the Prometheus text format.
+//! - [`cluster`]: `tandem collab` and `tandem runtime` processes on one Redis (scale-out), a
+//!   `redis-server` of a test's own that can be killed and restarted from its AOF, stock Yjs
+//!   client processes to wait on or kill, and a check of the Prometheus text format.
 //! - [`notebook`]: comparing notebooks as JSON, and validating them with Python `nbformat`.
 //!
 //! # Running
 //! `scripts/test` builds the binary, prepares Python and Node and runs everything. With those in
 //! place, `cargo test -p tandem-tests` runs just these tests.
 //!
-//! The tests live in `tests/tests/`: `interop.rs` (stock yjs and pycrdt clients on one notebook)
-//! and `crash.rs` (SIGKILL mid-typing loses nothing that was broadcast).
+//! The tests live in `tests/tests/`: `interop.rs` (stock yjs and pycrdt clients on one notebook),
+//! `crash.rs` (SIGKILL mid-typing loses nothing that was broadcast), `runtime_nodes.rs` and
+//! `scale_out.rs` (collab and runtime nodes on Redis: convergence across nodes, a killed node,
+//! a restarted Redis), among others.
 
 pub mod cluster;
 pub mod notebook;
@@ -204,6 +207,8 @@ pub struct TestServer {
     data: TempDir,
     /// Kernels' working directories, kept apart from the data dir as in production.
     kernels: TempDir,
+    /// Users' drives (`--drive-dir`), kept apart from both.
+    drive: TempDir,
     /// Extra `tandem serve` flags, kept for restarts.
     extra: Vec<String>,
     child: Option<Child>,
@@ -220,8 +225,13 @@ impl TestServer {
     }
 
     /// [`TestServer::start`] with extra `tandem serve` flags (kept across restarts).
-    pub async fn start_with(extra: &[&str]) -> Result<TestServer> {
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    pub async fn start_with(flags: &[&str]) -> Result<TestServer> {
+        let drive = tempfile::Builder::new()
+            .prefix("tandem-test-drive-")
+            .tempdir()
+            .context("creating the drive dir")?;
+        let mut extra: Vec<String> = vec!["--drive-dir".into(), drive.path().display().to_string()];
+        extra.extend(flags.iter().map(|s| s.to_string()));
         let bin = tandem_bin()?;
         let data = tempfile::Builder::new()
             .prefix("tandem-test-data-")
@@ -238,6 +248,7 @@ impl TestServer {
             bin,
             data,
             kernels,
+            drive,
             extra,
             child: Some(child),
             addr,
@@ -265,6 +276,16 @@ impl TestServer {
     /// The data dir (`--data`), kept across [`TestServer::restart`].
     pub fn data_dir(&self) -> &Path {
         self.data.path()
+    }
+
+    /// The kernels' dir (`--kernel-dir`), kept across [`TestServer::restart`].
+    pub fn kernel_dir(&self) -> &Path {
+        self.kernels.path()
+    }
+
+    /// The drive dir (`--drive-dir`): one folder per user id.
+    pub fn drive_dir(&self) -> &Path {
+        self.drive.path()
     }
 
     /// The server's process id, `None` after [`TestServer::kill_9`].

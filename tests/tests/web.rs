@@ -6,7 +6,8 @@
 //! output of every line, `[1]` and "run by"; a markdown cell renders with math; an
 //! idle-shutdown warning shows; a running cell is interrupted; a viewer sees changes live but
 //! cannot type; a commenter comments on a range, the owner sees it marked, replies and
-//! resolves; an `.ipynb` uploads and downloads unchanged and its owner hands it over; a
+//! resolves; a named version is previewed, compared and restored while another person stays
+//! connected; an `.ipynb` uploads and downloads unchanged and its owner hands it over; a
 //! 500-cell notebook opens in under 2 s. Screenshots of each state land in
 //! `target/web-screenshots/`.
 //!

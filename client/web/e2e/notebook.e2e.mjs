@@ -7,10 +7,12 @@
 // Scenario: Ada and Bob sign in (two browser contexts); Ada creates a notebook and shares it
 // with Bob as an editor; Ada renames it and Bob's page shows the new title at once; both type
 // into the same cell at once and converge; Ada types one more line and runs the cell at once
-// (no pause), and both see the output of every line, [1] and "run by Ada"; a markdown cell
+// (no pause), and both see the output of every line, [1] and "run by Ada"; a `# @param` slider
+// Ada moves edits Bob's code and slider too, the cell goes stale and "Run stale" reruns it; a markdown cell
 // renders with math; Carol, a viewer, sees it live but cannot type; Dan, a commenter, cannot
 // type either but comments on a range of a cell, and Ada sees the highlighted range, replies
-// and resolves; an .ipynb uploads and downloads unchanged, and Ada hands it to Bob; a 500-cell
+// and resolves; Ada names a version, changes the cell, previews and compares the version and
+// restores it while Bob stays connected; an .ipynb uploads and downloads unchanged, and Ada hands it to Bob; a 500-cell
 // notebook opens quickly. Screenshots of the key states go to SCREENSHOT_DIR.
 
 import assert from "node:assert/strict";
@@ -203,6 +205,41 @@ try {
   await bob.page.locator(".output-text.error", { hasText: "KeyboardInterrupt" }).waitFor({ timeout: RUN_TIMEOUT });
   log("interrupt stops a running cell for everyone");
 
+  // --- Forms and stale cells: Ada moves a `# @param` slider, Bob's code and slider follow; the
+  // cell, run before, is marked stale for both, and "Run stale" prints the new value --------
+  await ada.page.locator('[data-testid="cell"]').last().click();
+  await ada.page.keyboard.press("Escape");
+  await ada.page.keyboard.press("b");
+  // insertText: no auto-closed brackets or quotes.
+  await ada.page.keyboard.insertText('x = 5  # @param {type:"slider", min:0, max:10, step:1}\nprint("x is", x)');
+  await ada.page.keyboard.press("Control+Enter");
+  const formCell = (page) => page.locator('[data-testid="cell"]', { has: page.locator('[data-param="x"]') });
+  for (const { page } of [ada, bob]) {
+    await formCell(page).locator(".outputs pre", { hasText: "x is 5" }).waitFor({ timeout: RUN_TIMEOUT });
+  }
+  const bobSlider = formCell(bob.page).locator('[data-testid="form-input"][data-param="x"]');
+  assert.equal(await bobSlider.inputValue(), "5");
+  await formCell(ada.page).locator('[data-testid="form-input"][data-param="x"]').fill("8");
+  const formIndex = (await bob.page.locator('[data-testid="cell"]').count()) - 1;
+  await waitForText(bob.page, formIndex, (t) => t.startsWith('x = 8  # @param {type:"slider"'), "Bob's code follows Ada's slider");
+  await bob.page.waitForFunction(
+    () => document.querySelector('[data-testid="form-input"][data-param="x"]')?.value === "8",
+    null,
+    { timeout: 10_000 },
+  );
+  // The code changed since the cell ran: stale, for both.
+  for (const { page } of [ada, bob]) {
+    await formCell(page).locator('[data-testid="stale"]').waitFor({ state: "visible", timeout: 10_000 });
+  }
+  await formCell(bob.page).scrollIntoViewIfNeeded();
+  await shot(bob.page, "06b-form-and-stale");
+  await bob.page.click('[data-testid="run-stale"]');
+  for (const { page } of [ada, bob]) {
+    await formCell(page).locator(".outputs pre", { hasText: "x is 8" }).waitFor({ timeout: RUN_TIMEOUT });
+    await formCell(page).locator('[data-testid="stale"]').waitFor({ state: "hidden", timeout: 10_000 });
+  }
+  log("a slider edits the code for everyone; the stale cell runs again with Run stale");
+
   // The runtime select: this build has no GPU, so the switch is refused and the select stays CPU.
   await ada.page.selectOption('[data-testid="runtime"]', "gpu");
   await ada.page.locator(".toast", { hasText: "GPU" }).first().waitFor();
@@ -229,6 +266,7 @@ try {
   await shot(carol.page, "07-viewer-read-only");
   assert.equal(await carol.page.locator('h1[data-testid="title"]').textContent(), "Difference engine");
   assert.equal(await carol.page.locator('[data-testid="comment-button"]:visible').count(), 0, "viewers do not comment");
+  assert.ok(await carol.page.locator('[data-testid="form-input"][data-param="x"]').isDisabled(), "a viewer's form inputs are disabled");
   log("viewer is read-only and live");
 
   // --- Dan, a commenter, comments on a range; Ada sees it, replies and resolves -----------------
@@ -260,6 +298,47 @@ try {
   await highlight.first().waitFor({ state: "detached" });
   await shot(dan.page, "09-comment-resolved");
   log("commenter comments, owner replies and resolves, live for both");
+
+  // --- Version history: name a version, change, preview, diff, restore live for Bob -----------
+  await ada.page.click('[data-testid="history-toggle"]');
+  await ada.page.locator('[data-testid="history-dialog"]').waitFor();
+  await ada.page.fill('[data-testid="history-name-input"]', "Before the experiment");
+  await ada.page.click('[data-testid="history-name"]');
+  const savedItem = ada.page.locator('[data-testid="history-item"]', { hasText: "Before the experiment" });
+  await savedItem.waitFor();
+  await ada.page.click('[data-testid="history-close"]');
+  await editorOf(ada.page, 0).click();
+  await ada.page.keyboard.press("Control+End");
+  await ada.page.keyboard.type("\n# experiment");
+  await waitForText(bob.page, 0, (t) => t.includes("# experiment"), "Bob sees the experiment");
+  await ada.page.click('[data-testid="history-toggle"]');
+  await savedItem.click();
+  await ada.page.locator('[data-testid="history-cell"]').first().waitFor();
+  assert.ok(!(await ada.page.locator('[data-testid="history-view"]').textContent()).includes("# experiment"));
+  await ada.page.click('[data-testid="history-tab-diff"]');
+  const changedCell = ada.page.locator('[data-testid="history-diff-cell"][data-change="changed"]');
+  await changedCell.locator(".ins", { hasText: "# experiment" }).waitFor();
+  await shot(ada.page, "09b-version-history-diff");
+  ada.page.once("dialog", (dialog) => dialog.accept());
+  await ada.page.click('[data-testid="history-restore"]');
+  await ada.page
+    .locator('[data-testid="history-item"]', { hasText: "Before restoring “Before the experiment”" })
+    .waitFor({ timeout: 10_000 });
+  // Bob never left: the restore reached his page as an edit.
+  await waitForText(bob.page, 0, (t) => !t.includes("# experiment") && t.includes("# live for carol"), "Bob sees the restore");
+  await bob.page.locator('[data-testid="connection"][data-state="online"]').waitFor();
+  await ada.page.click('[data-testid="history-close"]');
+  // Carol, a viewer, browses the history but can neither name nor restore.
+  await carol.page.click('[data-testid="history-toggle"]');
+  await carol.page
+    .locator('[data-testid="history-item"]')
+    .filter({ has: carol.page.locator(".history-item-title", { hasText: /^Before the experiment$/ }) })
+    .click();
+  await carol.page.locator('[data-testid="history-cell"]').first().waitFor();
+  assert.equal(await carol.page.locator('[data-testid="history-restore"]').count(), 0);
+  assert.equal(await carol.page.locator('[data-testid="history-name"]').count(), 0);
+  await carol.page.click('[data-testid="history-close"]');
+  log("version history: named, previewed, compared and restored live");
 
   // --- Download, upload, download: the .ipynb round-trips ---------------------------------------
   const [download] = await Promise.all([ada.page.waitForEvent("download"), ada.page.click('[data-testid="download"]')]);

@@ -137,6 +137,11 @@ export const api = {
       all: true,
       state_vector: stateVector,
     }),
+  executeStale: (id: string, stateVector?: string) =>
+    request<{ queued: string[] }>("POST", `/api/notebooks/${encodeURIComponent(id)}/execute`, {
+      stale: true,
+      state_vector: stateVector,
+    }),
   interrupt: (id: string) => request<void>("POST", `/api/notebooks/${encodeURIComponent(id)}/interrupt`),
   restart: (id: string) => request<void>("POST", `/api/notebooks/${encodeURIComponent(id)}/restart`),
   setRuntime: (id: string, type: "cpu" | "gpu") =>

@@ -1,9 +1,12 @@
 //! The REST API of DESIGN.md for notebooks and the signed-in user.
 
 mod comments;
+mod drive;
 mod execution;
 mod git;
+mod secrets;
 mod sharing;
+mod versions;
 
 use std::collections::HashMap;
 
@@ -89,6 +92,9 @@ pub fn routes() -> Router<App> {
             routing::delete(comments::delete_reply),
         )
         .merge(git::routes())
+        .merge(versions::routes())
+        .merge(secrets::routes())
+        .merge(drive::routes())
 }
 
 /// JSON body extractor whose rejections use the API's error shape.

@@ -45,6 +45,14 @@ pub struct Config {
     #[command(flatten)]
     pub auth: crate::auth::AuthConfig,
 
+    /// Version history: automatic versions and their retention.
+    #[command(flatten)]
+    pub versions: crate::versions::VersionConfig,
+
+    /// Users' persistent files (the Drive).
+    #[command(flatten)]
+    pub drive: crate::drive::DriveConfig,
+
     /// Address to listen on; port 0 picks a free one (the bound address is printed).
     #[arg(long, env = "TANDEM_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -102,6 +110,14 @@ pub struct Config {
     /// for a commit) may take before it is stopped and answered 502 `git_unavailable`.
     #[arg(long, env = "TANDEM_GIT_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub git_timeout: Duration,
+
+    /// The key users' secrets are sealed with: base64 of 32 random bytes
+    /// (`head -c32 /dev/urandom | base64`). Unset, the embedded store keeps one in
+    /// `secrets.key` in `--data` (made on first start, mode 0600); with `--redis-url` every
+    /// collab node needs the same key, and without it secrets are off (503
+    /// `secrets_unconfigured`). Losing it loses every stored secret.
+    #[arg(long, env = "TANDEM_SECRETS_KEY", hide_env_values = true)]
+    pub secrets_key: Option<String>,
 }
 
 #[derive(Parser)]
@@ -116,6 +132,9 @@ impl Config {
     pub fn with_data(data: impl Into<PathBuf>) -> Result<Self, clap::Error> {
         let mut config = Defaults::try_parse_from(["tandem"])?.config;
         config.store.data = data.into();
+        // Tests and embedders get a drive beside their store rather than in the working
+        // directory; a real deployment keeps it out of `--data` (`tandem serve` does).
+        config.drive.drive_dir = config.store.data.join("drive");
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         Ok(config)
     }

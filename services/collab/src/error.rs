@@ -88,6 +88,15 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound(_) => Self::notebook_not_found(),
+            // Redis down or restarting: a clear, retryable answer rather than "internal".
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %other, "the store is unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the store (Redis) is unavailable; try again shortly",
+                )
+            }
             other => Self::internal(other),
         }
     }

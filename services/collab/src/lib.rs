@@ -17,6 +17,12 @@
 //! - [`runtime_hub`]: the link to runtime nodes (execute, interrupt, restart): the control
 //!   WebSocket, or Redis with `--redis-url`.
 //! - [`metrics`]: Prometheus metrics at `/metrics`, readiness at `/readyz`.
+//! - [`secrets`]: users' secrets sealed under the server's key (`api/secrets.rs` has their
+//!   routes, `store/secrets.rs` their storage).
+//! - [`drive`]: each user's persistent files, with their quota and path checks
+//!   (`api/drive.rs` has their routes).
+//! - [`versions`]: version history: automatic and named versions, their authors, retention
+//!   (`api/versions.rs` has their routes, `store/versions.rs` their storage).
 //! - [`web`]: the web client's pages and assets, from `--web-dir`.
 //! - [`git`]: clones, reads, commits and pushes through the `git` command, for notebooks
 //!   opened from a repository (`api/git.rs` has their routes).
@@ -35,13 +41,16 @@ pub mod api;
 pub mod auth;
 pub mod cluster;
 pub mod config;
+pub mod drive;
 pub mod error;
 pub mod git;
 pub mod ids;
 pub mod metrics;
 pub mod room;
 pub mod runtime_hub;
+pub mod secrets;
 pub mod store;
+pub mod versions;
 pub mod web;
 pub mod ws;
 
@@ -86,6 +95,9 @@ pub struct App {
     pub limits: Arc<auth::limits::Limits>,
     /// Access changes that open connections re-check.
     pub access: auth::events::AccessEvents,
+    /// The key users' secrets are sealed with; `None` when secrets are off (Redis without
+    /// `--secrets-key`).
+    pub secrets: Option<Arc<secrets::SecretsKey>>,
 }
 
 impl App {
@@ -153,6 +165,7 @@ impl Server {
             idle: config.room_idle,
             compact_after: config.compact_after,
             awareness_timeout: config.awareness_timeout,
+            versions: config.versions.clone(),
         };
         let (access, cluster) = match &shared {
             Some(redis) => {
@@ -175,6 +188,7 @@ impl Server {
         let providers =
             auth::oauth::Providers::load(&config.auth).context("loading the sign-in providers")?;
         let limits = auth::limits::Limits::new(&config.auth);
+        let secrets = secrets::configure(&config)?.map(Arc::new);
         let runtimes = match &config.store.redis_url {
             Some(url) => {
                 let hub = runtime_hub::redis::RedisHub::connect(
@@ -199,6 +213,7 @@ impl Server {
             runtimes: Arc::new(runtimes),
             service_token_hash,
             rooms_shutdown: shutdown.clone(),
+            secrets,
         };
         Ok(Self {
             app,

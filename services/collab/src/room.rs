@@ -39,6 +39,8 @@ pub struct RoomSettings {
     pub compact_after: u64,
     /// How long an awareness state from another node lives without renewal.
     pub awareness_timeout: Duration,
+    /// When to take automatic versions and which to keep.
+    pub versions: crate::versions::VersionConfig,
 }
 
 /// Asks a connection to close with a code and reason; the first request wins.
@@ -92,6 +94,8 @@ pub enum Command {
         conn: ConnId,
         /// Whether the sender may change the document.
         can_edit: bool,
+        /// The signed-in user behind the connection, credited in the version history.
+        author: Option<Arc<str>>,
         /// The messages of one frame.
         messages: Vec<Message>,
     },
@@ -112,6 +116,8 @@ pub enum Command {
     /// as one local transaction on the room's document, whose update is then persisted and
     /// broadcast exactly like a client's (durable first). Use [`RoomHandle::edit`].
     Edit(Box<dyn FnOnce(&mut yrs::TransactionMut) + Send>),
+    /// Name a version or restore one (see [`crate::versions`]).
+    Version(crate::versions::Request),
     /// The notebook was deleted: close every connection and unload.
     Delete {
         /// Resolved once the room has stopped.
@@ -166,6 +172,11 @@ impl RoomHandle {
         // Commands run in order and a read flushes first: once it runs, the edit is durable
         // and broadcast.
         self.read(|_| ()).await
+    }
+
+    /// Asks the room to name a version or restore one; `request` carries the reply.
+    pub async fn version(&self, request: crate::versions::Request) -> Result<(), RoomError> {
+        self.send(Command::Version(request)).await
     }
 }
 

@@ -15,13 +15,17 @@ pub mod comments;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod redis;
+pub mod secrets;
 pub mod sqlite;
+pub mod versions;
 
 use async_trait::async_trait;
 use tandem_protocol::{GeneralAccess, Grant, Role};
 
 pub use accounts::{AccountStore, PendingLogin, SessionRecord};
 pub use comments::CommentStore;
+pub use secrets::{SecretInfo, SecretLookup, SecretStore};
+pub use versions::{VersionKind, VersionRecord, VersionStore};
 
 /// Errors from a store backend.
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +105,9 @@ pub struct StoredDocument {
 /// The storage engine behind the collab service. Accounts (sessions, sign-in attempts) and
 /// comments are in the supertraits; bring them into scope to call their methods.
 #[async_trait]
-pub trait Store: AccountStore + CommentStore + Send + Sync + 'static {
+pub trait Store:
+    AccountStore + CommentStore + SecretStore + VersionStore + Send + Sync + 'static
+{
     /// Returns the user with this email, creating it (with `name`) if absent.
     async fn upsert_user(&self, email: &str, name: &str) -> Result<User, StoreError>;
 

@@ -104,9 +104,20 @@ async fn serve(
     let last_seen = Arc::new(Clock::new());
     let keepalive = app.config.keepalive;
     let limit = app.config.max_message_bytes;
+    let author: Option<Arc<str>> = match &auth.caller {
+        Caller::User(user) => Some(user.id.as_str().into()),
+        Caller::Service | Caller::Anonymous => None,
+    };
     tokio::join!(
         write_loop(sink, out_rx, &closer, keepalive, &last_seen),
-        read_loop(stream, &room, (conn, &can_edit), &closer, &last_seen, limit),
+        read_loop(
+            stream,
+            &room,
+            (conn, &can_edit, &author),
+            &closer,
+            &last_seen,
+            limit
+        ),
         watch_access(
             &app,
             (&notebook_id, &room, conn),
@@ -224,7 +235,7 @@ impl Clock {
 async fn read_loop<S>(
     mut stream: S,
     room: &RoomHandle,
-    sender: (ConnId, &AtomicBool),
+    sender: (ConnId, &AtomicBool, &Option<Arc<str>>),
     closer: &Closer,
     last_seen: &Clock,
     limit: usize,
@@ -258,7 +269,7 @@ enum ReadEnd {
 async fn read_frames<S>(
     stream: &mut S,
     room: &RoomHandle,
-    (conn, can_edit): (ConnId, &AtomicBool),
+    (conn, can_edit, author): (ConnId, &AtomicBool, &Option<Arc<str>>),
     closer: &Closer,
     last_seen: &Clock,
     limit: usize,
@@ -284,6 +295,7 @@ where
                         .send(Command::Messages {
                             conn,
                             can_edit: can_edit.load(Ordering::Relaxed),
+                            author: author.clone(),
                             messages,
                         })
                         .await

@@ -11,6 +11,7 @@
 //!     workdir: "/tmp/notebook-1".into(),
 //!     memory_limit_bytes: Some(2 << 30),
 //!     env: Vec::new(),
+//!     scratch: None,
 //! })
 //! .await?;
 //! let mut cell = kernel.execute("print('hi'); 1 + 1")?;
@@ -32,6 +33,7 @@ mod death;
 mod error;
 mod event;
 mod process;
+mod scratch;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -44,7 +46,8 @@ use tokio::sync::{mpsc, watch};
 
 pub use death::{Death, DeathReason};
 pub use error::{KernelError, SETUP_HINT};
-pub use event::{ExecStatus, Execution, KernelEvent, Output, StreamName, Variable};
+pub use event::{ExecStatus, Execution, KernelEvent, Names, Output, StreamName, Variable};
+pub use scratch::{DRIVE_LINK, DriveLink, Scratch, link_drive, sweep};
 
 use crate::protocol::Request;
 
@@ -67,6 +70,10 @@ pub struct KernelOptions {
     pub memory_limit_bytes: Option<u64>,
     /// Variables added to the kernel's otherwise clean environment.
     pub env: Vec<(String, String)>,
+    /// With [`Scratch`], `workdir` is a parent: each start gets a fresh folder of its own
+    /// below it, with the user's drive linked in as `drive/`, removed when the kernel ends.
+    /// `None`: the kernel works in `workdir` itself, which stays.
+    pub scratch: Option<Scratch>,
 }
 
 /// A running kernel process. Dropping it kills the process (and its process group).
@@ -76,6 +83,7 @@ pub struct Kernel {
     requests: mpsc::UnboundedSender<Request>,
     pid: Pid,
     python_version: String,
+    workdir: PathBuf,
 }
 
 /// State shared between the handle and the tasks that own the process's pipes.
@@ -113,6 +121,21 @@ impl Kernel {
     /// Submits a cell. Its events arrive on the returned [`Execution`], ending with
     /// [`KernelEvent::Done`]; cells submitted while others run wait their turn.
     pub fn execute(&self, code: &str) -> Result<Execution, KernelError> {
+        self.submit(code, None)
+    }
+
+    /// [`execute`](Self::execute), with a [`KernelEvent::Names`] first: what the cell defines
+    /// and uses, and the same for each of `peers` (other cells' sources, analysed and never
+    /// run), read from their syntax trees before the cell runs.
+    pub fn execute_analyzed(
+        &self,
+        code: &str,
+        peers: Vec<String>,
+    ) -> Result<Execution, KernelError> {
+        self.submit(code, Some(peers))
+    }
+
+    fn submit(&self, code: &str, peers: Option<Vec<String>>) -> Result<Execution, KernelError> {
         let (sender, events) = mpsc::channel(EVENT_BUFFER);
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         {
@@ -127,8 +150,22 @@ impl Kernel {
         let _ = self.requests.send(Request::Execute {
             id,
             code: code.to_owned(),
+            peers,
         });
         Ok(Execution { id, events })
+    }
+
+    /// Answers the running cell's [`KernelEvent::SecretRequest`] `id` with the value or why
+    /// there is none. Nothing else reaches the kernel: it never sees how the value was found.
+    pub fn answer_secret(&self, id: u64, answer: Result<String, crate::protocol::SecretFailure>) {
+        let (value, error) = match answer {
+            Ok(value) => (Some(crate::protocol::SecretText(value)), None),
+            Err(failure) => (None, Some(failure)),
+        };
+        // A kernel that is gone no longer waits for it.
+        let _ = self
+            .requests
+            .send(Request::SecretReply { id, value, error });
     }
 
     /// Sends SIGINT: `KeyboardInterrupt` in the running cell (if any). Queued cells still
@@ -184,6 +221,11 @@ impl Kernel {
     /// `sys.version` inside the kernel, e.g. `3.11.2 (main, …) [GCC 12.2.0]`.
     pub fn python_version(&self) -> &str {
         &self.python_version
+    }
+
+    /// The kernel's working directory (its own scratch folder in scratch mode).
+    pub fn workdir(&self) -> &std::path::Path {
+        &self.workdir
     }
 
     /// The kernel's process id (also its process group id).

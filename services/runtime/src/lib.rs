@@ -17,6 +17,9 @@
 //! - [`node`]: a runtime node: takes commands from a collab service (control WebSocket) or
 //!   from Redis, and runs a session per notebook; [`metrics`]: its Prometheus metrics.
 //! - [`protocol`]: the JSON-lines messages between the manager and a worker.
+//! - [`secrets`]: a running cell's secret lookups, answered through the collab service.
+//! - [`drive`]: users' persistent drives as kernels see them (`drive/` in each kernel's
+//!   scratch folder) and the quota warning.
 //! - [`tensor`]: the `tandem` Python module (candle-backed tensors, CPU or CUDA with the
 //!   `cuda` feature) and the variable inspector the worker runs after each cell.
 //! - [`worker`]: the worker process: fd setup, the embedded interpreter, the event sink
@@ -29,10 +32,12 @@
 //! --test kernel -- --ignored bench --nocapture` measures start-up, round-trip and
 //! streaming times.
 
+pub mod drive;
 pub mod kernel;
 pub mod metrics;
 pub mod node;
 pub mod protocol;
+pub mod secrets;
 pub mod session;
 pub mod tensor;
 pub mod worker;

@@ -25,7 +25,8 @@ use tokio_tungstenite::tungstenite::Message as Ws;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
 
-use crate::kernel::{Kernel, KernelOptions};
+use crate::drive::{DriveSettings, Owner};
+use crate::kernel::{DriveLink, Kernel, KernelOptions, Scratch};
 use crate::metrics::Readiness;
 use crate::session::{Session, SessionConfig, SessionError};
 
@@ -107,6 +108,8 @@ pub struct NodeConfig {
     pub redis: Option<RedisConfig>,
     /// Set while the node's link (control WebSocket or Redis) is up; `/readyz` reports it.
     pub ready: Readiness,
+    /// Users' drives, linked into kernels as `drive/` (see [`crate::drive`]); `None`: none.
+    pub drive: Option<DriveSettings>,
 }
 
 /// Where a runtime node finds Redis (the same settings as the collab nodes').
@@ -160,8 +163,11 @@ struct Node {
     gpu: Mutex<std::collections::HashSet<String>>,
     /// A CPU kernel started ahead of need, and its working directory.
     spare: Mutex<Option<Spare>>,
-    spares_started: AtomicU64,
     next_group: AtomicU64,
+    /// Per notebook, the drive its next kernel sees (its holder's).
+    drives: Mutex<HashMap<String, DriveLink>>,
+    /// The OS account kernels run as, when it is not the server's own.
+    kernel_owner: Option<Owner>,
 }
 
 impl Node {
@@ -176,6 +182,15 @@ impl Node {
         };
         let mut args = args;
         let workdir = absolute(&config.kernels.kernel_dir)?;
+        let kernel_owner = kernel_owner(config.kernels.kernel_user.as_deref())?;
+        if let Some(drive) = &config.drive {
+            drive
+                .prepare(kernel_owner)
+                .with_context(|| format!("preparing the drive folder {}", drive.dir.display()))?;
+            args.extend(["--drive-quota".to_owned(), drive.quota_bytes.to_string()]);
+        }
+        // Scratch folders of node processes that were killed before cleaning up.
+        crate::kernel::sweep(&workdir);
         if let Some(user) = kernel_user(config.kernels.kernel_user.as_deref()) {
             // Kernels reach their own directory below this one: others may pass through it
             // but not list it.
@@ -194,6 +209,7 @@ impl Node {
             workdir,
             memory_limit_bytes: (memory > 0).then_some(memory * 1024 * 1024),
             env: Vec::new(),
+            scratch: Some(Scratch::default()),
         };
         Ok(Self {
             config,
@@ -203,26 +219,27 @@ impl Node {
             holders: Mutex::default(),
             gpu: Mutex::default(),
             spare: Mutex::default(),
-            spares_started: AtomicU64::new(0),
             next_group: AtomicU64::new(1),
+            drives: Mutex::default(),
+            kernel_owner,
         })
     }
 
-    /// Starts a spare CPU kernel in a working directory of its own.
+    /// Starts a spare CPU kernel in a scratch folder of its own, with no drive until it is
+    /// handed to a notebook.
     fn spawn_spare(&self) -> Spare {
-        let n = self.spares_started.fetch_add(1, Ordering::Relaxed);
         let mut options = self.kernel.clone();
-        options.workdir = options
-            .workdir
-            .join(format!("k-{}-{n}", std::process::id()));
+        options.scratch = options.scratch.map(|_| Scratch::default());
         options.env.push((
             crate::tensor::device::RUNTIME_ENV.to_owned(),
             "cpu".to_owned(),
         ));
         tokio::spawn(async move {
-            let workdir = options.workdir.clone();
             match Kernel::start(options).await {
-                Ok(kernel) => Some((kernel, workdir)),
+                Ok(kernel) => {
+                    let workdir = kernel.workdir().to_path_buf();
+                    Some((kernel, workdir))
+                }
                 Err(error) => {
                     tracing::debug!(%error, "no spare kernel");
                     None
@@ -305,13 +322,15 @@ impl Node {
                 notebook_id,
                 cell_ids,
                 stop_on_error,
+                stale,
                 user_id,
                 user_name,
                 state_vector,
                 ..
             } => {
-                tracing::info!(doc_id = %notebook_id, %user_id, cells = cell_ids.len(), "execute");
-                let group = stop_on_error.then(|| self.next_group.fetch_add(1, Ordering::Relaxed));
+                tracing::info!(doc_id = %notebook_id, %user_id, cells = cell_ids.len(), stale, "execute");
+                let group = (stop_on_error || stale)
+                    .then(|| self.next_group.fetch_add(1, Ordering::Relaxed));
                 if let Err(message) = self.admit(&notebook_id, &user_id).await {
                     return Reply::Error {
                         request,
@@ -319,17 +338,19 @@ impl Node {
                         message,
                     };
                 }
+                self.point_drive(&notebook_id).await;
+                let requester = crate::session::Requester::from_wire(
+                    &user_id,
+                    &user_name,
+                    state_vector.as_deref(),
+                );
                 match self.session(&notebook_id).await {
+                    Ok(session) if stale => session
+                        .execute_stale(group, requester)
+                        .await
+                        .inspect(|queued| crate::metrics::executions(queued.len())),
                     Ok(session) => session
-                        .execute_for(
-                            cell_ids,
-                            group,
-                            crate::session::Requester::from_wire(
-                                &user_id,
-                                &user_name,
-                                state_vector.as_deref(),
-                            ),
-                        )
+                        .execute_for(cell_ids, group, requester)
                         .await
                         .inspect(|queued| crate::metrics::executions(queued.len())),
                     Err(err) => Err(err),
@@ -489,6 +510,36 @@ impl Node {
         Ok(())
     }
 
+    /// Points the notebook's next kernel at its holder's drive (a running kernel keeps the
+    /// drive it has: its holder has not changed).
+    async fn point_drive(&self, notebook_id: &str) {
+        let Some(drive) = self.config.drive.clone() else {
+            return;
+        };
+        let Some(holder) = self.holders.lock().await.get(notebook_id).cloned() else {
+            return;
+        };
+        let owner = self.kernel_owner;
+        let folder = tokio::task::spawn_blocking(move || drive.user_folder(&holder, owner)).await;
+        match folder {
+            Ok(Ok(folder)) => self.drive_link(notebook_id).await.set(folder),
+            Ok(Err(error)) => {
+                tracing::warn!(doc_id = %notebook_id, %error, "no drive for this kernel")
+            }
+            Err(error) => tracing::warn!(doc_id = %notebook_id, %error, "no drive for this kernel"),
+        }
+    }
+
+    /// The notebook's drive link, shared by all its kernels' options.
+    async fn drive_link(&self, notebook_id: &str) -> DriveLink {
+        self.drives
+            .lock()
+            .await
+            .entry(notebook_id.to_owned())
+            .or_default()
+            .clone()
+    }
+
     /// The notebook's session, started if there is none (or the last one ended).
     async fn session(&self, notebook_id: &str) -> Result<Session, SessionError> {
         if let Some(session) = self.running(notebook_id).await {
@@ -515,12 +566,22 @@ impl Node {
             .workdir
             .join(notebook_id)
             .join(crate::session::FULL_OUTPUT_DIR);
+        let drive = self.drive_link(notebook_id).await;
+        kernel.scratch = kernel.scratch.map(|_| Scratch {
+            drive: drive.clone(),
+        });
         let spare = if gpu { None } else { self.take_spare().await };
-        let (spare, workdir) = match spare {
-            Some((spare, workdir)) => (Some(spare), workdir),
-            None => (None, kernel.workdir.join(notebook_id)),
-        };
-        kernel.workdir = workdir;
+        if let (Some((_, workdir)), Some(target)) = (&spare, drive.get())
+            && let Err(error) = crate::kernel::link_drive(workdir, &target)
+        {
+            tracing::warn!(doc_id = %notebook_id, %error, "could not link the drive into the spare kernel");
+        }
+        // Scratch kernels each make their own folder under the kernel dir; without scratch
+        // (never, from this node) the notebook's folder would be the working directory.
+        if kernel.scratch.is_none() {
+            kernel.workdir = kernel.workdir.join(notebook_id);
+        }
+        let spare = spare.map(|(spare, _)| spare);
         let mut config = SessionConfig::new(
             &self.ws_base,
             notebook_id,
@@ -534,6 +595,10 @@ impl Node {
         config.gpu = if gpu { gpu_description().await } else { None };
         config.eager_start = eager;
         config.max_lifetime = self.config.kernels.kernel_max_lifetime;
+        config.secrets =
+            crate::secrets::SecretsClient::new(&self.config.collab_url, &self.config.service_token)
+                .inspect_err(|error| tracing::warn!(%error, "secrets unavailable to this session"))
+                .ok();
         config.full_output_dir = Some(outputs);
         let session = Session::start_with_kernel(config, spare).await?;
         sessions.insert(notebook_id.to_owned(), session.clone());
@@ -590,6 +655,17 @@ fn kernel_user(configured: Option<&str>) -> Option<String> {
             .is_root()
             .then(|| "nobody".to_owned()),
     }
+}
+
+/// The uid and gid of the user kernels run as, when that is not the server's own user.
+fn kernel_owner(configured: Option<&str>) -> anyhow::Result<Option<Owner>> {
+    let Some(name) = kernel_user(configured) else {
+        return Ok(None);
+    };
+    let user = nix::unistd::User::from_name(&name)
+        .with_context(|| format!("looking up the kernel user {name:?}"))?
+        .with_context(|| format!("no user {name:?} on this system for kernels to run as"))?;
+    Ok((user.uid != nix::unistd::geteuid()).then_some((user.uid, user.gid)))
 }
 
 /// The first GPU's name and memory (`NVIDIA H200, 143771 MiB`), from `nvidia-smi`.

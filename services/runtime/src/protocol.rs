@@ -8,7 +8,10 @@
 //! Requests (manager → worker), one per line:
 //! ```json
 //! {"type":"execute","id":7,"code":"1+1"}
+//! {"type":"execute","id":8,"code":"y = x","peers":["x = 1"]}
 //! {"type":"shutdown"}
+//! {"type":"secret_reply","id":3,"value":"…"}
+//! {"type":"secret_reply","id":4,"error":{"code":"notebook_access","message":"…"}}
 //! ```
 //! Events (worker → manager), one per line; outputs are nbformat-shaped:
 //! ```json
@@ -20,12 +23,18 @@
 //! {"type":"error","ename":"ZeroDivisionError","evalue":"division by zero","traceback":["…"]}
 //! {"type":"clear_output","wait":false}
 //! {"type":"variables","variables":[{"name":"x","type":"tandem.Tensor","shape":[2,3],"dtype":"float32","device":"cpu","bytes":24,"value":null}]}
+//! {"type":"names","cell":{"defs":["y"],"uses":["x"]},"peers":[{"defs":["x"],"uses":[]}]}
 //! {"type":"done","id":7,"status":"ok","execution_count":1}
 //! {"type":"fatal","message":"…"}
+//! {"type":"secret_request","id":3,"name":"HF_TOKEN"}
 //! ```
+//! A `secret_request` (from `tandem.secrets.get` in the running cell) is answered by a
+//! `secret_reply` with its id; see `crate::secrets`.
 //! Requests run one at a time in arrival order; every `execute` ends with exactly one `done`
 //! carrying its `id`, and all output events between two `done`s belong to the cell in
-//! between. `fatal` is sent instead of `ready` when the worker cannot start (for example, no
+//! between. An `execute` with `peers` first gets a `names` event (before any output): the
+//! names the cell defines and uses, and those of each peer source (analysed, never run), from
+//! `python/tandem_names.py`. `fatal` is sent instead of `ready` when the worker cannot start (for example, no
 //! IPython in the venv); the worker exits right after it.
 
 use serde::{Deserialize, Serialize};
@@ -41,9 +50,25 @@ pub enum Request {
         id: u64,
         /// The cell source.
         code: String,
+        /// Ask for a `names` event before the cell runs: the cell's names, and those of these
+        /// other sources (analysed only). `None`: no `names` event.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peers: Option<Vec<String>>,
     },
     /// Run exit hooks and exit with status 0.
     Shutdown,
+    /// The answer to a `secret_request` event: the value, or why there is none. Taken off
+    /// the pipe by the worker's reader thread at once, even while a cell runs.
+    SecretReply {
+        /// The `secret_request`'s id.
+        id: u64,
+        /// The value.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<SecretText>,
+        /// Why there is no value.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<SecretFailure>,
+    },
 }
 
 /// An event from the worker to the manager.
@@ -60,6 +85,14 @@ pub enum Event {
         /// The worker's process id, as the worker sees it.
         #[serde(default)]
         pid: u32,
+    },
+    /// The running cell asks for one of its runner's secrets (`tandem.secrets.get`); the
+    /// manager answers with a `secret_reply` request with the same id.
+    SecretRequest {
+        /// Chosen by the worker.
+        id: u64,
+        /// The secret's name.
+        name: String,
     },
     /// The worker cannot start; it exits after sending this.
     Fatal {
@@ -126,6 +159,14 @@ pub enum Event {
         /// Every listed variable, sorted by name.
         variables: Vec<Variable>,
     },
+    /// The names a cell defines and uses (sent before it runs, when its `execute` asked).
+    Names {
+        /// The cell's; `None` when its code does not parse.
+        cell: Option<Names>,
+        /// Each peer source's, in the order of the request's `peers`.
+        #[serde(default)]
+        peers: Vec<Option<Names>>,
+    },
     /// The cell with this `id` finished.
     Done {
         /// The request id.
@@ -167,6 +208,48 @@ pub struct Variable {
     pub value: Option<String>,
 }
 
+/// What a cell's code binds and reads at module level (see `python/tandem_names.py`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Names {
+    /// Names the cell defines (assigns, imports, `def`/`class`, `del`), sorted.
+    #[serde(default)]
+    pub defs: Vec<String>,
+    /// Names the cell reads before defining them itself, sorted.
+    #[serde(default)]
+    pub uses: Vec<String>,
+}
+
+/// A secret's value on its way to the kernel; `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretText(pub String);
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretText(..)")
+    }
+}
+
+/// Why a secret lookup gave no value: `secret_not_found`, `notebook_access`, `timeout`,
+/// `unavailable`, with a sentence for the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretFailure {
+    /// Stable snake_case code; the kernel raises the matching exception.
+    pub code: String,
+    /// For humans.
+    pub message: String,
+}
+
+impl SecretFailure {
+    /// A failure with this code and message.
+    pub fn new(code: &str, message: &str) -> Self {
+        Self {
+            code: code.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+}
+
 /// The `transient` part of a display message.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Transient {
@@ -205,6 +288,7 @@ mod tests {
         let execute = Request::Execute {
             id: 7,
             code: "1+1".into(),
+            peers: None,
         };
         let text = serde_json::to_string(&execute).unwrap();
         assert_eq!(text, r#"{"type":"execute","id":7,"code":"1+1"}"#);

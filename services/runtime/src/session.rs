@@ -31,6 +31,12 @@
 //! `reason`, the queue is cleared (a fresh kernel has none of the state those cells expect)
 //! and the next execute starts a fresh kernel.
 //!
+//! No hidden state (`session/deps.rs`, `session/actor/stale.rs`): each cell runs with its names
+//! analysed first ([`Kernel::execute_analyzed`](crate::kernel::Kernel::execute_analyzed)); the
+//! session warns in the cell about names from cells below or never run, keeps stale cells
+//! marked (`tandem_stale` on the cell, `state.kernel.stale`) as cells run, kernels go and
+//! sources change, and [`Session::execute_stale`] reruns what is stale.
+//!
 //! The kernel starts on the first execute, or at once with [`SessionConfig::eager_start`].
 //!
 //! Lifecycle limits are announced in `state.kernel` before they strike, so every client can
@@ -42,6 +48,7 @@
 //! are milliseconds since the Unix epoch.
 
 mod actor;
+mod deps;
 mod doc;
 mod outputs;
 
@@ -123,6 +130,9 @@ pub struct SessionConfig {
     pub idle_timeout: Duration,
     /// A kernel is stopped this long after it started, whatever it is doing.
     pub max_lifetime: Duration,
+    /// Where running cells' `tandem.secrets.get` is answered from (the collab service);
+    /// `None`: every lookup fails with `unavailable`.
+    pub secrets: Option<crate::secrets::SecretsClient>,
 }
 
 impl SessionConfig {
@@ -141,6 +151,7 @@ impl SessionConfig {
             gpu: None,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_lifetime: DEFAULT_MAX_LIFETIME,
+            secrets: None,
         }
     }
 }
@@ -197,6 +208,9 @@ impl Requester {
 enum Command {
     Execute {
         cell_ids: Vec<String>,
+        /// Run the stale cells (`session/deps.rs`) instead of `cell_ids`, resolved once the
+        /// requester's edits are in.
+        stale: bool,
         group: Option<u64>,
         requester: Requester,
         reply: oneshot::Sender<Result<Vec<String>, SessionError>>,
@@ -280,6 +294,27 @@ impl Session {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Execute {
             cell_ids,
+            stale: false,
+            group,
+            requester,
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| SessionError::Closed)?
+    }
+
+    /// Queues the stale cells and those downstream of them, definers first, as one group
+    /// (`group`: it stops at the first error), so that afterwards no cell is stale. Returns
+    /// the ids queued (none when nothing is stale).
+    pub async fn execute_stale(
+        &self,
+        group: Option<u64>,
+        requester: Requester,
+    ) -> Result<Vec<String>, SessionError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Execute {
+            cell_ids: Vec::new(),
+            stale: true,
             group,
             requester,
             reply,

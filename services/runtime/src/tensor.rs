@@ -30,8 +30,10 @@
 //! # Layout
 //! - [`class`]: the `Tensor` class; [`ops`]: the operations; [`index`]: `t[...]`;
 //!   [`convert`]: lists, numpy, scalars; [`repr`]: text and HTML; [`dtype`], [`device`];
-//!   [`error`]; [`inspect`]: the variable inspector the worker runs after each cell.
+//!   [`error`]; [`inspect`]: the variable inspector the worker runs after each cell;
+//!   [`checkpoint`]: `tandem.checkpoint(obj, name)` / `tandem.restore(name)` in the drive.
 
+pub mod checkpoint;
 pub mod class;
 pub mod convert;
 pub mod device;
@@ -297,6 +299,7 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     module.add_function(wrap_pyfunction!(matmul, &module)?)?;
     module.add_function(wrap_pyfunction!(default_device, &module)?)?;
     module.add_function(wrap_pyfunction!(cuda_available, &module)?)?;
+    checkpoint::add(py, &module)?;
     Ok(module)
 }
 

@@ -17,7 +17,9 @@
 //! A reader thread takes requests off the pipe so that the end of the manager (EOF) ends the
 //! worker even while a cell is busy.
 
+mod names;
 mod python;
+mod secrets;
 mod sink;
 
 use std::fs::File;
@@ -54,6 +56,10 @@ pub struct WorkerArgs {
     /// Python starts), so it cannot read the server's store or other kernels' files.
     #[arg(long)]
     pub run_as: Option<String>,
+    /// The quota of the user's drive (`drive/` in the working directory), in bytes: past
+    /// it, each cell ends with a warning ([`crate::drive::QuotaWatch`]).
+    #[arg(long)]
+    pub drive_quota: Option<u64>,
 }
 
 #[derive(Debug, Parser)]
@@ -87,6 +93,10 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
     }
     let (requests, events) = take_protocol_fds()?;
     let sink = sink::Sink::start(events).context("could not start the stream flusher")?;
+    let mut quota = match (args.drive_quota, std::env::current_dir()) {
+        (Some(bytes), Ok(workdir)) => Some(crate::drive::QuotaWatch::new(&workdir, bytes)),
+        _ => None,
+    };
 
     let interpreter = match python::Interpreter::start(sink.clone(), &args.venv) {
         Ok(interpreter) => interpreter,
@@ -106,8 +116,16 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
 
     for request in receiver {
         match request {
-            Request::Execute { id, code } => {
+            Request::Execute { id, code, peers } => {
+                if let Some(peers) = &peers {
+                    names::report(&sink, &code, peers);
+                }
+                secrets::set_in_cell(true);
                 let outcome = interpreter.execute(&code);
+                secrets::set_in_cell(false);
+                if let Some(warning) = quota.as_mut().and_then(|q| q.after_cell()) {
+                    let _ = sink.write_stream(crate::protocol::StreamName::Stderr, &warning);
+                }
                 let done = Event::Done {
                     id,
                     status: outcome.status,
@@ -119,6 +137,8 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
                 }
             }
             Request::Shutdown => break,
+            // Taken off the pipe by the reader thread; never queued.
+            Request::SecretReply { .. } => {}
         }
     }
     interpreter.shutdown();
@@ -179,6 +199,8 @@ fn read_requests(requests: File, sender: mpsc::Sender<Request>) {
     for line in BufReader::new(requests).lines() {
         let Ok(line) = line else { break };
         match serde_json::from_str::<Request>(&line) {
+            // Answers to a running cell's secret lookups cannot wait behind it.
+            Ok(Request::SecretReply { id, value, error }) => secrets::deliver(id, value, error),
             Ok(request) => {
                 if sender.send(request).is_err() {
                     return;

@@ -24,6 +24,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use tandem_collab::drive::DriveConfig;
 use tandem_collab::{Config, Server, StoreConfig};
 use tandem_runtime::metrics::Readiness;
 use tandem_runtime::node::{KernelConfig, NodeConfig, RedisConfig};
@@ -103,6 +104,8 @@ struct RuntimeArgs {
     metrics_listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     kernels: KernelConfig,
+    #[command(flatten)]
+    drive: DriveConfig,
 }
 
 #[derive(Subcommand)]
@@ -171,6 +174,7 @@ async fn serve(mut config: Config, kernels: Option<KernelConfig>) -> anyhow::Res
         config.service_token = Some(tandem_collab::ids::new_token());
     }
     let service_token = config.service_token.clone();
+    let drive = drive_settings(&config.drive);
     let server = Server::bind(config).await?;
     let addr = server.local_addr();
     tracing::info!(%addr, data = %data.display(), "tandem is up");
@@ -192,6 +196,7 @@ async fn serve(mut config: Config, kernels: Option<KernelConfig>) -> anyhow::Res
                 kernels,
                 redis,
                 ready: Readiness::default(),
+                drive: Some(drive),
             };
             Some(tokio::spawn(tandem_runtime::node::run(
                 config,
@@ -220,6 +225,7 @@ async fn run_runtime(args: RuntimeArgs) -> anyhow::Result<()> {
             prefix: args.redis_prefix,
         }),
         ready: ready.clone(),
+        drive: Some(drive_settings(&args.drive)),
     };
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));
@@ -246,6 +252,14 @@ async fn run_runtime(args: RuntimeArgs) -> anyhow::Result<()> {
         metrics.await.context("metrics task")??;
     }
     result
+}
+
+/// What a runtime node needs of the drive settings (the same flags as the collab service's).
+fn drive_settings(config: &DriveConfig) -> tandem_runtime::drive::DriveSettings {
+    tandem_runtime::drive::DriveSettings {
+        dir: config.drive_dir.clone(),
+        quota_bytes: config.quota_bytes(),
+    }
 }
 
 fn warn_if_no_venv(kernels: &KernelConfig) {

@@ -8,6 +8,7 @@ import { colorFor, commentIcon, h, initials } from "../dom";
 import { cellId, cellSource, cellType, CellType, executionBy, KernelState } from "./doc";
 import { CommentRange, createEditor, setCommentRanges } from "./editor";
 import { renderMarkdown } from "./markdown";
+import { FormView } from "./formview";
 import { OutputArea } from "./outputs";
 import type { WebsocketProvider } from "y-websocket";
 
@@ -38,6 +39,9 @@ export interface CellHost {
   insert(view: CellView, where: "above" | "below", type: CellType): void;
 }
 
+const STALE_TITLE =
+  "Stale: its code, or a name it uses from another cell, changed since it ran (or the kernel restarted). \"Run stale\" in the toolbar brings every stale cell up to date.";
+
 export class CellView {
   readonly el: HTMLElement;
   readonly type: CellType;
@@ -52,6 +56,9 @@ export class CellView {
   private readonly commentButton: HTMLElement;
   private commentRanges: CommentRange[] = [];
   private readonly outputs: OutputArea | null = null;
+  /** The `# @param` form beside the code (code cells). */
+  private readonly form: FormView | null = null;
+  private readonly staleBadge: HTMLElement | null = null;
   private editor: EditorView | null = null;
   private editing = false;
   private renderScheduled = false;
@@ -104,7 +111,16 @@ export class CellView {
         },
         "▶",
       );
-      gutter.append(runButton, this.marker);
+      this.staleBadge = h(
+        "span.stale-badge",
+        { "data-testid": "stale", hidden: true, title: STALE_TITLE },
+        "stale",
+      );
+      gutter.append(runButton, this.marker, this.staleBadge);
+      this.form = new FormView(this.source, host.readOnly());
+      const body = h("div.cell-body");
+      this.input.replaceWith(body);
+      body.append(this.input, this.form.el);
       this.outputs = new OutputArea(cell, host.notebookId);
       main.append(this.ranBy, this.outputs.el);
     } else if (this.type === "markdown") {
@@ -119,6 +135,7 @@ export class CellView {
       main,
       h("div.cell-side", {}, this.presence, h("div.cell-side-row", {}, this.commentButton, tools)),
     );
+    if (this.form) this.el.classList.toggle("has-form", !this.form.el.hidden);
     this.el.addEventListener("mousedown", () => this.host.select(this));
     // For tests and debugging: what this page holds for the cell, in the document and editor.
     Object.assign(this.el, {
@@ -239,6 +256,7 @@ export class CellView {
 
   private sourceChanged() {
     if (!this.editor) this.preview.textContent = this.source.toString();
+    this.form?.update();
     if (this.rendered && !this.editing && !this.renderScheduled) {
       this.renderScheduled = true;
       requestAnimationFrame(() => {
@@ -289,6 +307,11 @@ export class CellView {
       text = `[${count}]`;
       title = `Run as execution ${count}`;
     }
+    // Stale (written by the runtime): its code or a name it used changed since it ran.
+    const stale = this.cell.get("tandem_stale") === true && state !== "running" && state !== "queued";
+    this.el.classList.toggle("stale", stale);
+    if (this.staleBadge) this.staleBadge.hidden = !stale;
+    if (stale) title = `${title}. ${STALE_TITLE}`;
     this.marker.textContent = text;
     this.marker.title = title;
     this.marker.dataset.state = typeof state === "string" ? state : "idle";

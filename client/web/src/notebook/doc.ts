@@ -24,6 +24,8 @@ export interface KernelState {
   idle_shutdown_at?: number;
   lifetime_ends_at?: number;
   gpu?: string;
+  /** Stale cells, in notebook order (written by the runtime, as `tandem_stale` on each). */
+  stale?: string[];
 }
 
 export class NotebookDoc {

@@ -15,6 +15,9 @@ import { colorFor, h, initials, toast } from "../dom";
 import { header } from "../home";
 import { CellHost, CellView, Person } from "./cell";
 import { CommentsPanel } from "./comments";
+import { openHistory } from "./history";
+import { FilesPanel } from "./files";
+import { SecretsPanel } from "./secrets";
 import { CellType, NotebookDoc } from "./doc";
 import { openShareDialog } from "./share";
 import { TitleView } from "./title";
@@ -72,6 +75,7 @@ class NotebookPage implements CellHost {
   private readonly runtimeSelect: HTMLSelectElement;
   private readonly observer: IntersectionObserver;
   private readonly comments: CommentsPanel;
+  private readonly files = new FilesPanel();
   private readonly download: HTMLAnchorElement;
   private pendingD = 0;
   private synced = false;
@@ -133,7 +137,12 @@ class NotebookPage implements CellHost {
       { onclick: () => void openShareDialog(this.notebookId, this.info.title, this.role), "data-testid": "share" },
       "Share",
     );
-    const top = header(this.me, title.el, roleBadge, this.connectionEl, this.peopleEl, this.comments.toggle, this.download, share);
+    const history = h(
+      "button",
+      { onclick: () => openHistory(this.notebookId, this.role), "data-testid": "history-toggle", title: "Version history" },
+      "History",
+    );
+    const top = header(this.me, title.el, roleBadge, this.connectionEl, this.peopleEl, this.comments.toggle, history, this.download, share);
 
     const button = (label: string, title: string, action: () => void, testid: string) =>
       h("button", { title, "aria-label": title, onclick: action, "data-testid": testid }, label);
@@ -144,6 +153,7 @@ class NotebookPage implements CellHost {
       editable ? button("+ Text", "Insert a markdown cell below", () => this.insertAfterSelection("markdown"), "add-markdown") : null,
       editable ? h("span.sep") : null,
       editable ? button("▶▶ Run all", "Run all cells", () => void this.runAll(), "run-all") : null,
+      editable ? button("⟳ Run stale", "Run the stale cells (and what depends on them), in order, so that no cell is stale", () => void this.runStale(), "run-stale") : null,
       editable ? button("■ Interrupt", "Interrupt the running cell and clear the queue", () => void this.control("interrupt"), "interrupt") : null,
       editable ? button("↻ Restart", "Restart the kernel (clears variables)", () => void this.control("restart"), "restart") : null,
       editable ? this.runtimeSelect : null,
@@ -171,6 +181,15 @@ class NotebookPage implements CellHost {
         h("div.notebook-body", {}, h("main.notebook", {}, this.cellsEl), this.comments.el),
       ),
     );
+    // The Files panel (the person's drive): its toggle beside Comments, the panel beside them.
+    if (this.me) {
+      this.comments.toggle.after(this.files.toggle);
+      this.comments.el.before(this.files.el);
+      // The Secrets panel: the person's secrets and this notebook's access to them.
+      const secrets = new SecretsPanel(this.notebookId, editable);
+      this.comments.toggle.after(secrets.toggle);
+      this.comments.el.before(secrets.el);
+    }
     this.cellsEl.appendChild(h("p.muted.loading", {}, "Connecting…"));
     this.cellsEl.addEventListener("keydown", (e) => this.commandKey(e));
     this.renderConnection("connecting");
@@ -316,6 +335,7 @@ class NotebookPage implements CellHost {
       h("span", {}, `${labels[kernel.status] ?? kernel.status} · ${runtime}`),
       queued ? h("span.queue", { title: "Cells waiting to run" }, ` · ${queued} queued`) : "",
       kernel.execution_count ? h("span.muted", {}, ` · [${kernel.execution_count}]`) : "",
+      kernel.stale?.length ? h("span.stale-count", { title: "Cells whose code or inputs changed since they ran", "data-testid": "stale-count" }, ` · ${kernel.stale.length} stale`) : "",
     );
     this.statusEl.title = kernel.reason ? `Kernel ${kernel.status}: ${kernel.reason}` : `Kernel ${labels[kernel.status] ?? kernel.status}${kernel.gpu ? ` on ${kernel.gpu}` : ""}`;
     if (document.activeElement !== this.runtimeSelect) this.runtimeSelect.value = kernel.runtime === "gpu" ? "gpu" : "cpu";
@@ -535,6 +555,15 @@ class NotebookPage implements CellHost {
       await api.executeAll(this.notebookId, this.stateVector());
     } catch (error) {
       this.actionFailed("run all", error);
+    }
+  }
+
+  private async runStale() {
+    try {
+      const { queued } = await api.executeStale(this.notebookId, this.stateVector());
+      if (!queued.length) toast("No cell is stale", "info");
+    } catch (error) {
+      this.actionFailed("run stale cells", error);
     }
   }
 

@@ -44,12 +44,17 @@ pub(super) async fn execute(
 ) -> Result<(StatusCode, Json<Queued>), ApiError> {
     let (_, role) = notebook_access(&app, &user, &id).await?;
     require_editor(role)?;
-    // Exactly one of the two forms: run-all, or a non-empty list.
+    // Exactly one of the three forms: a non-empty list, run-all, or run-stale.
     let has_ids = !body.cell_ids.is_empty();
-    if body.all == has_ids {
+    if [has_ids, body.all, body.stale]
+        .iter()
+        .filter(|&&f| f)
+        .count()
+        != 1
+    {
         return Err(ApiError::bad_request(
             "invalid_request",
-            "send either {\"cell_ids\": [...]} (non-empty) or {\"all\": true}",
+            "send one of {\"cell_ids\": [...]} (non-empty), {\"all\": true} or {\"stale\": true}",
         ));
     }
     let room = app.rooms.get(&id);
@@ -71,6 +76,9 @@ pub(super) async fn execute(
         .map_err(|_| ApiError::notebook_not_found())?;
     let cell_ids = if body.all {
         code_cells
+    } else if body.stale {
+        // The runtime knows which cells are stale; it resolves them.
+        Vec::new()
     } else {
         if let Some(unknown) = body.cell_ids.iter().find(|id| !code_cells.contains(id)) {
             return Err(ApiError::new(
@@ -81,7 +89,7 @@ pub(super) async fn execute(
         }
         body.cell_ids
     };
-    if cell_ids.is_empty() {
+    if cell_ids.is_empty() && !body.stale {
         return Ok((StatusCode::ACCEPTED, Json(Queued { queued: Vec::new() })));
     }
     let reply = call(&app, |request| Command::Execute {
@@ -89,6 +97,7 @@ pub(super) async fn execute(
         notebook_id: id.clone(),
         cell_ids,
         stop_on_error: body.all,
+        stale: body.stale,
         user_id: user.id.clone(),
         user_name: user.name.clone(),
         state_vector,

@@ -21,6 +21,12 @@ use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact, Update};
 use super::{Command, ConnId, Peer, Rooms};
 
 mod remote;
+mod versions;
+
+/// The close reason (code 1011) when the store cannot be reached: the client keeps its edits
+/// and resends them when it reconnects, to this node or another, once the store is back.
+const STORE_UNAVAILABLE: &str =
+    "store unavailable (Redis down?): edits kept on the client; reconnect";
 
 /// Commands handled per batch at most, so one busy room yields to the runtime regularly.
 const MAX_BATCH: usize = 256;
@@ -50,6 +56,8 @@ struct Room {
     compaction: Option<tokio::task::JoinHandle<()>>,
     /// What the room follows of the other collab nodes, when there are any.
     remote: Option<remote::Remote>,
+    /// What changed, and by whom, since the last version.
+    versions: crate::versions::Tracker,
 }
 
 /// Why a room stops serving.
@@ -81,7 +89,15 @@ impl RoomActor {
             Err(err) => {
                 tracing::error!(error = %err, "cannot load the notebook's document");
                 self.rooms.try_unload(&self.id, self.generation, true);
-                self.reject_remaining(close::INTERNAL, "the notebook could not be loaded");
+                let unavailable = err
+                    .downcast_ref::<crate::store::StoreError>()
+                    .is_some_and(crate::store::StoreError::is_unavailable);
+                let reason = if unavailable {
+                    STORE_UNAVAILABLE
+                } else {
+                    "the notebook could not be loaded"
+                };
+                self.reject_remaining(close::INTERNAL, reason);
                 return;
             }
         };
@@ -124,6 +140,12 @@ impl RoomActor {
                     idle_deadline = tokio::time::Instant::now() + idle;
                     continue;
                 }
+                () = crate::versions::due(room.versions.deadline()) => {
+                    if let Some(stop) = room.auto_version(&self.rooms).await {
+                        return stop;
+                    }
+                    continue;
+                }
                 () = shutdown.cancelled() => return Stop::Shutdown,
                 event = remote::next(&mut room.remote) => {
                     room.handle_remote(event, &self.rooms).await;
@@ -153,7 +175,8 @@ impl RoomActor {
                 | Command::Resync { .. }
                 | Command::Leave { .. }
                 | Command::Read(_)
-                | Command::Edit(_) => {}
+                | Command::Edit(_)
+                | Command::Version(_) => {}
             }
         }
     }
@@ -192,6 +215,7 @@ impl Room {
             log_len: stored.updates.len() as u64,
             compaction: None,
             remote,
+            versions: crate::versions::Tracker::new(rooms.settings().versions.interval),
         })
     }
 
@@ -206,14 +230,17 @@ impl Room {
                 Command::Messages {
                     conn,
                     can_edit,
+                    author,
                     messages,
                 } => {
+                    let changes = self.versions.count();
                     for message in messages {
                         if let Err(stop) = self.handle_message(conn, can_edit, message, rooms).await
                         {
                             return Some(stop);
                         }
                     }
+                    self.versions.credit(changes, author.as_deref());
                 }
                 Command::Leave { conn } => self.leave(conn),
                 Command::Resync { conn } => {
@@ -227,6 +254,11 @@ impl Room {
                     f(self.awareness.doc());
                 }
                 Command::Edit(f) => self.apply_local(f),
+                Command::Version(request) => {
+                    if let Some(stop) = self.handle_version(request, rooms).await {
+                        return Some(stop);
+                    }
+                }
                 Command::Delete { done } => return Some(Stop::Deleted(done)),
             }
         }
@@ -342,6 +374,7 @@ impl Room {
         if txn.has_changes() {
             self.pending.push(txn.encode_update_v1());
             crate::metrics::update_applied();
+            self.versions.changed(None);
             self.pending_since
                 .get_or_insert_with(std::time::Instant::now);
         }
@@ -420,10 +453,14 @@ impl Room {
             }
             Err(err) => {
                 tracing::error!(error = %err, "cannot persist updates; closing the room");
-                self.close_all(
-                    close::INTERNAL,
-                    "the server could not save the change; reconnect",
-                );
+                // The clients keep the change and resend it when they reconnect (their sync
+                // step 2 against the reloaded room), so nothing they hold is lost.
+                let reason = if err.is_unavailable() {
+                    STORE_UNAVAILABLE
+                } else {
+                    "the server could not save the change; reconnect"
+                };
+                self.close_all(close::INTERNAL, reason);
                 return false;
             }
         }
@@ -505,6 +542,9 @@ impl Room {
                             tracing::warn!(error = %err, "final compaction failed; the log is kept");
                         }
                     }
+                }
+                if flushed {
+                    self.final_version(rooms).await;
                 }
             }
         }

@@ -8,6 +8,12 @@ use super::comments::{Anchor, CommentRecord, ThreadRecord};
 use super::{NotebookRecord, PendingLogin, SessionRecord, Store, StoreError, User};
 use crate::ids;
 
+mod versions;
+pub(crate) use versions::versions_round_trip_prune_and_cascade;
+
+mod secrets;
+pub(crate) use secrets::{RawSecrets, secrets_names_and_grants, secrets_sealed_at_rest};
+
 /// Generates one `#[tokio::test]` per conformance check, each on a store from `$open` (an
 /// expression evaluating to a future of `(store, guard)`).
 macro_rules! suite {
@@ -33,6 +39,9 @@ macro_rules! suite {
             check!(a_login_is_taken_once_under_races);
             check!(sharing_grants_and_ownership);
             check!(threads_round_trip_and_cascade);
+            check!(versions_round_trip_prune_and_cascade);
+            check!(secrets_names_and_grants);
+            check!(secrets_sealed_at_rest);
         }
     };
 }

@@ -18,6 +18,11 @@
 //! | `notebook:{id}:threads` | list | comment thread ids, oldest first |
 //! | `thread:{notebook}:{id}` | hash | a thread's cell, anchor, author and resolution |
 //! | `thread:{notebook}:{id}:comments` | list | its comments (JSON), in order |
+//! | `secret:{user}:{name}` | hash | `sealed` (the value sealed under the secrets key), `updated_at` |
+//! | `secret:{user}:{name}:notebooks` | set | ids of the notebooks the secret is granted to |
+//! | `user:{id}:secrets` | set | names of the user's secrets |
+//! | `notebook:{id}:versions` | list | version ids, oldest first |
+//! | `version:{notebook}:{id}` | hash | a version's `created_at`, `kind`, `name`, `authors` (JSON) and `state` |
 //! | `doc:{id}:snapshot` | hash | `state` (a full v1 update) and `seq`, the last stream entry it covers |
 //! | `doc:{id}:updates` | stream | entries `0-{seq}`: `u` a v1 update, `n` the node that wrote it |
 //! | `doc:{id}:compacting` | string | the compaction lease: the node folding the stream |
@@ -45,6 +50,8 @@ mod comments;
 mod documents;
 mod keys;
 mod scripts;
+mod secrets;
+mod versions;
 
 pub use documents::{Entry, parse_entries};
 pub use keys::{Keys, entry_id, entry_seq};
@@ -93,6 +100,28 @@ fn redact(url: &str) -> String {
             parsed.to_string()
         }
         _ => url.to_owned(),
+    }
+}
+
+impl StoreError {
+    /// Whether the store could not be reached (Redis down, restarting, loading its AOF, or
+    /// too slow to answer), as opposed to refusing an operation: the request may succeed once
+    /// it is back, so clients are told to retry (HTTP 503, WebSocket close reason).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Redis(err) => {
+                err.is_io_error()
+                    || err.is_connection_dropped()
+                    || err.is_connection_refusal()
+                    || err.is_timeout()
+                    || matches!(
+                        err.kind(),
+                        ::redis::ErrorKind::Server(::redis::ServerErrorKind::BusyLoading)
+                            | ::redis::ErrorKind::Server(::redis::ServerErrorKind::TryAgain)
+                    )
+            }
+            _ => false,
+        }
     }
 }
 
@@ -545,6 +574,28 @@ pub(crate) mod tests {
     }
 
     crate::store::conformance::suite!(super::store());
+
+    #[tokio::test]
+    async fn an_unreachable_redis_is_unavailable_not_an_internal_error() {
+        assert!(StoreError::Redis(refused()).is_unavailable());
+        assert!(!StoreError::NotFound("notebook").is_unavailable());
+        // A closed port: what a node sees while Redis restarts.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client = ::redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+        let err = client.get_multiplexed_async_connection().await.unwrap_err();
+        assert!(StoreError::Redis(err).is_unavailable());
+        let response = crate::error::ApiError::from(StoreError::Redis(refused()));
+        assert_eq!(response.status.as_u16(), 503);
+        assert_eq!(response.code, "store_unavailable");
+    }
+
+    fn refused() -> ::redis::RedisError {
+        std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused").into()
+    }
 
     #[test]
     fn entry_ids_are_sequence_numbers() {

@@ -14,7 +14,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 mod accounts;
 mod comments;
+mod secrets;
 mod sharing;
+mod versions;
 
 use tandem_protocol::{GeneralAccess, Grant, Role};
 
@@ -182,6 +184,8 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
     conn.execute_batch(SCHEMA)?;
     conn.execute_batch(comments::COMMENTS_SCHEMA)?;
+    conn.execute_batch(versions::VERSIONS_SCHEMA)?;
+    conn.execute_batch(secrets::SECRETS_SCHEMA)?;
     Ok(())
 }
 

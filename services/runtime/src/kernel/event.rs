@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
-pub use crate::protocol::{ExecStatus, StreamName, Variable};
+pub use crate::protocol::{ExecStatus, Names, StreamName, Variable};
 
 /// One event of a cell, in the order the cell produced it. The last one is always
 /// [`KernelEvent::Done`], even when the kernel dies mid-cell.
@@ -32,9 +32,27 @@ pub enum KernelEvent {
         /// Defer the clearing until the next output.
         wait: bool,
     },
+    /// What the cell defines and uses, and the same for the peer sources it was submitted
+    /// with ([`Kernel::execute_analyzed`](super::Kernel::execute_analyzed)); comes first,
+    /// before the cell runs. `None`: the code does not parse.
+    Names {
+        /// The cell's names.
+        cell: Option<Names>,
+        /// The peers' names, in the order given.
+        peers: Vec<Option<Names>>,
+    },
     /// The notebook's variables after the cell, when they changed (the variable
     /// inspector; comes right before [`KernelEvent::Done`]).
     Variables(Vec<Variable>),
+    /// The cell asks for a secret of whoever ran it (`tandem.secrets.get`); answer with
+    /// [`Kernel::answer_secret`](super::Kernel::answer_secret) and this id, or the cell
+    /// waits until the kernel's own timeout.
+    SecretRequest {
+        /// The request's id.
+        id: u64,
+        /// The secret's name.
+        name: String,
+    },
     /// The cell finished.
     Done {
         /// `Error` if an exception escaped or the kernel died (an error output came first).

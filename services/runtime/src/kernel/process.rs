@@ -23,7 +23,7 @@ use tracing::Instrument;
 
 use super::death::{Death, LogTail};
 use super::event::{KernelEvent, Output};
-use super::{Cells, Kernel, KernelError, KernelOptions, Shared};
+use super::{Cells, Kernel, KernelError, KernelOptions, Shared, scratch};
 use crate::protocol::{Event, ExecStatus, Request};
 
 /// How long a worker may take from spawn to `ready`. A cold start is well under a second;
@@ -41,14 +41,37 @@ type EventLines = Lines<BufReader<ChildStdout>>;
 
 pub(super) async fn start(options: KernelOptions) -> Result<Kernel, KernelError> {
     let venv = check_venv(&options.venv)?;
+    let scratch = match &options.scratch {
+        Some(scratch) => Some(
+            scratch::create(&options.workdir, scratch).map_err(|source| KernelError::Workdir {
+                path: options.workdir.clone(),
+                source,
+            })?,
+        ),
+        None => None,
+    };
+    let started = start_in(options, venv, scratch.clone()).await;
+    if let (Err(_), Some(dir)) = (&started, scratch) {
+        scratch::remove(dir).await;
+    }
+    started
+}
+
+/// Starts the worker in `scratch` (its own fresh folder), or else in `options.workdir`.
+async fn start_in(
+    options: KernelOptions,
+    venv: PathBuf,
+    scratch: Option<PathBuf>,
+) -> Result<Kernel, KernelError> {
+    let target = scratch.clone().unwrap_or_else(|| options.workdir.clone());
     let workdir_error = |source| KernelError::Workdir {
-        path: options.workdir.clone(),
+        path: target.clone(),
         source,
     };
-    tokio::fs::create_dir_all(&options.workdir)
+    tokio::fs::create_dir_all(&target)
         .await
         .map_err(workdir_error)?;
-    let workdir = tokio::fs::canonicalize(&options.workdir)
+    let workdir = tokio::fs::canonicalize(&target)
         .await
         .map_err(workdir_error)?;
     // The child runs in `workdir`: a relative program path must not be resolved there.
@@ -134,13 +157,22 @@ pub(super) async fn start(options: KernelOptions) -> Result<Kernel, KernelError>
     });
     let (requests, request_receiver) = mpsc::unbounded_channel();
     tokio::spawn(write_requests(stdin, request_receiver).instrument(span.clone()));
-    let router = route_events(events, child, pid, log_task, log, Arc::clone(&shared));
+    let router = route_events(
+        events,
+        child,
+        pid,
+        log_task,
+        log,
+        Arc::clone(&shared),
+        scratch,
+    );
     tokio::spawn(router.instrument(span));
     Ok(Kernel {
         shared,
         requests,
         pid,
         python_version,
+        workdir,
     })
 }
 
@@ -251,6 +283,7 @@ async fn route_events(
     log_task: JoinHandle<()>,
     log: Arc<Mutex<LogTail>>,
     shared: Arc<Shared>,
+    scratch: Option<PathBuf>,
 ) {
     let status = loop {
         tokio::select! {
@@ -272,6 +305,10 @@ async fn route_events(
     // Whatever the kernel started lives on in its process group; end it with the kernel.
     let _ = killpg(pid, Signal::SIGKILL);
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, log_task).await;
+    // The scratch folder goes with its kernel, before anyone hears that the kernel ended.
+    if let Some(dir) = scratch {
+        scratch::remove(dir).await;
+    }
 
     let death = Death::from_exit(
         status,
@@ -396,6 +433,8 @@ fn kernel_event(event: Event) -> Option<KernelEvent> {
         }),
         Event::ClearOutput { wait } => KernelEvent::ClearOutput { wait },
         Event::Variables { variables } => KernelEvent::Variables(variables),
+        Event::SecretRequest { id, name } => KernelEvent::SecretRequest { id, name },
+        Event::Names { cell, peers } => KernelEvent::Names { cell, peers },
         Event::Ready { .. } | Event::Fatal { .. } | Event::Done { .. } => return None,
     })
 }

@@ -6,7 +6,9 @@
 //! replica catching up with a waiting execute's state vector, or the notebook connection
 //! closing, handles it, then starts the next queued cell if it can.
 
-use std::collections::VecDeque;
+mod stale;
+
+use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -14,9 +16,10 @@ use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use tandem_client::DocConnection;
+use tandem_client::{DocConnection, UpdateEvent};
 use tandem_crdt::{ExecutionState, Notebook};
 
+use super::deps::Deps;
 use super::doc::{self, KernelState, KernelStatus, Lookup};
 use super::outputs::{CellOutput, Displays};
 use super::{CATCH_UP, Command, Requester, SHUTDOWN_GRACE, SessionConfig, SessionError};
@@ -34,6 +37,7 @@ struct Entry {
 /// An execute waiting for the replica to include its requester's state vector.
 struct Waiting {
     cell_ids: Vec<String>,
+    stale: bool,
     group: Option<u64>,
     requester: Requester,
     reply: tokio::sync::oneshot::Sender<Result<Vec<String>, SessionError>>,
@@ -65,6 +69,10 @@ enum Input {
     LifetimeOver,
     CaughtUp,
     Disconnected,
+    /// Someone else changed the document (stale marks may need updating).
+    DocChanged,
+    /// The debounce after document changes is over.
+    StaleCheck,
 }
 
 pub(super) struct Actor {
@@ -89,6 +97,14 @@ pub(super) struct Actor {
     idle_since: Option<Instant>,
     /// When the current kernel became ready.
     kernel_started: Option<Instant>,
+    /// What each cell ran, for stale marks and warnings (`session/deps.rs`).
+    deps: Deps,
+    /// The cells this session has marked `tandem_stale`.
+    marked: HashSet<String>,
+    /// Updates from other peers, which may change sources.
+    updates: mpsc::UnboundedReceiver<UpdateEvent>,
+    /// When to bring the stale marks up to date after document changes.
+    stale_check_at: Option<Instant>,
 }
 
 impl Actor {
@@ -109,6 +125,7 @@ impl Actor {
             }
             None => (Slot::None, None),
         };
+        let updates = conn.subscribe_updates();
         Actor {
             config,
             conn,
@@ -125,6 +142,10 @@ impl Actor {
             killed_after_interrupt: false,
             idle_since: None,
             kernel_started,
+            deps: Deps::default(),
+            marked: HashSet::new(),
+            updates,
+            stale_check_at: None,
         }
     }
 
@@ -138,6 +159,7 @@ impl Actor {
                 self.set_cell_state(&cell.id, ExecutionState::Idle);
             }
         }
+        self.stale_init();
         self.write_state();
         if self.config.eager_start && matches!(self.slot, Slot::None) {
             self.begin_start();
@@ -166,6 +188,11 @@ impl Actor {
                 Input::IdleTimeout => self.idle_timeout(),
                 Input::LifetimeOver => self.lifetime_over(),
                 Input::CaughtUp => self.admit_waiting(),
+                Input::DocChanged => self.doc_changed(),
+                Input::StaleCheck => {
+                    self.stale_check_at = None;
+                    self.refresh_stale();
+                }
             }
             self.pump();
         }
@@ -176,12 +203,14 @@ impl Actor {
     async fn next_input(&mut self) -> Input {
         let (idle_since, kernel_started) = (self.idle_since, self.kernel_started);
         let (idle_timeout, max_lifetime) = (self.config.idle_timeout, self.config.max_lifetime);
+        let stale_at = self.stale_check_at;
         let Actor {
             commands,
             slot,
             running,
             conn,
             waiting,
+            updates,
             ..
         } = self;
         let idle = running.is_none();
@@ -243,6 +272,8 @@ impl Actor {
             () = at(idle_at) => Input::IdleTimeout,
             _ = conn.closed() => Input::Disconnected,
             input = caught_up => input,
+            Some(_) = updates.recv() => Input::DocChanged,
+            () = at(stale_at) => Input::StaleCheck,
         }
     }
 
@@ -250,12 +281,14 @@ impl Actor {
         match command {
             Command::Execute {
                 cell_ids,
+                stale,
                 group,
                 requester,
                 reply,
             } => {
                 self.waiting.push_back(Waiting {
                     cell_ids,
+                    stale,
                     group,
                     requester,
                     reply,
@@ -302,9 +335,14 @@ impl Actor {
                 );
             }
             let by = waiting.requester.user;
+            let cell_ids = if waiting.stale {
+                self.stale_order()
+            } else {
+                waiting.cell_ids
+            };
             let _ = waiting
                 .reply
-                .send(self.enqueue(waiting.cell_ids, waiting.group, by));
+                .send(self.enqueue(cell_ids, waiting.group, by));
         }
     }
 
@@ -382,6 +420,7 @@ impl Actor {
         // Dropping the kernel kills its process group.
         self.slot = Slot::None;
         self.kernel_started = None;
+        self.kernel_gone();
         self.state.status = KernelStatus::NotStarted;
         self.state.reason = Some(format!(
             "shut down after {} without running a cell",
@@ -413,6 +452,7 @@ impl Actor {
         }
         self.slot = Slot::None;
         self.kernel_started = None;
+        self.kernel_gone();
         self.clear_queue();
         self.state.status = KernelStatus::Dead;
         self.state.running = None;
@@ -428,6 +468,7 @@ impl Actor {
         }
         // Dropping the kernel kills its process group.
         self.slot = Slot::None;
+        self.kernel_gone();
         self.clear_queue();
         self.state.running = None;
         self.begin_start();
@@ -516,7 +557,7 @@ impl Actor {
             self.state.status = KernelStatus::Busy;
             self.state.running = Some(id.clone());
             self.sync_queue();
-            match kernel.execute(&code) {
+            match self.submit(&kernel, &id, &code) {
                 Ok(execution) => {
                     self.runs += 1;
                     let output =
@@ -574,6 +615,23 @@ impl Actor {
                 self.displays
                     .update(&self.notebook, &display_id, &data, &metadata);
             }
+            KernelEvent::Names { cell, peers } => self.names(cell, peers),
+            KernelEvent::SecretRequest { id, name } => {
+                if let Slot::Ready(kernel) = &self.slot {
+                    crate::secrets::answer(
+                        Arc::clone(kernel),
+                        self.config.secrets.clone(),
+                        self.config.notebook_id.clone(),
+                        running
+                            .entry
+                            .by
+                            .as_ref()
+                            .map(|(user_id, _)| user_id.clone()),
+                        id,
+                        name,
+                    );
+                }
+            }
             KernelEvent::Variables(variables) => {
                 self.state.variables = variables;
                 self.write_state();
@@ -600,6 +658,7 @@ impl Actor {
         }
         self.state.running = None;
         tracing::debug!(cell = %id, ?status, ?execution_count, "cell done");
+        self.refresh_stale();
         if status == ExecStatus::Error
             && let Some(group) = running.entry.group
         {
@@ -636,6 +695,7 @@ impl Actor {
         };
         tracing::warn!(%reason, "kernel died");
         self.slot = Slot::None;
+        self.kernel_gone();
         self.clear_queue();
         self.state.status = KernelStatus::Dead;
         self.state.running = None;

@@ -63,6 +63,8 @@ pub(crate) struct KernelState {
     pub variables: Vec<crate::protocol::Variable>,
     /// On a GPU runtime: the card's name and memory.
     pub gpu: Option<String>,
+    /// The stale cells, in notebook order (`session/deps.rs`).
+    pub stale: Vec<String>,
 }
 
 impl KernelState {
@@ -78,10 +80,11 @@ impl KernelState {
             lifetime_ends_at: None,
             variables: Vec::new(),
             gpu: None,
+            stale: Vec::new(),
         }
     }
 
-    fn fields(&self) -> [(&'static str, Option<Any>); 10] {
+    fn fields(&self) -> [(&'static str, Option<Any>); 11] {
         let variables = serde_json::to_value(&self.variables).unwrap_or(Value::Null);
         let strings: Vec<Any> = self.queue.iter().map(|id| Any::from(id.as_str())).collect();
         [
@@ -104,6 +107,12 @@ impl KernelState {
             ("lifetime_ends_at", self.lifetime_ends_at.map(Any::from)),
             ("variables", Some(json_to_any(&variables))),
             ("gpu", self.gpu.as_deref().map(Any::from)),
+            (
+                "stale",
+                Some(Any::Array(
+                    self.stale.iter().map(|id| Any::from(id.as_str())).collect(),
+                )),
+            ),
         ]
     }
 }
@@ -203,6 +212,39 @@ pub(crate) fn code_cell_ids(notebook: &Notebook) -> Vec<String> {
         .filter(|cell| cell.cell_type == tandem_crdt::CellType::Code)
         .map(|cell| cell.id)
         .collect()
+}
+
+/// Every code cell's 1-based place among all cells, id and source, in document order; reads
+/// nothing else (outputs can be large, and this runs on every cell start and edit burst).
+pub(crate) fn code_sources(notebook: &Notebook) -> Vec<(usize, String, String)> {
+    let txn = notebook.doc().transact();
+    let Some(cells) = txn.get_array(CELLS) else {
+        return Vec::new();
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut place = 0;
+    let mut out = Vec::new();
+    for item in cells.iter(&txn) {
+        let Out::YMap(cell) = item else { continue };
+        let Some(id) = string(&cell, &txn, "id") else {
+            continue;
+        };
+        // Later copies of an id are leftovers of concurrent moves, as readers skip them.
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        place += 1;
+        if string(&cell, &txn, "cell_type").as_deref() != Some("code") {
+            continue;
+        }
+        let source = match cell.get(&txn, "source") {
+            Some(Out::YText(text)) => text.get_string(&txn),
+            Some(Out::Any(Any::String(s))) => s.to_string(),
+            _ => String::new(),
+        };
+        out.push((place, id, source));
+    }
+    out
 }
 
 /// How many outputs the cell `id` holds now (0 when it has none or is gone).
@@ -308,7 +350,7 @@ mod tests {
         assert_eq!(
             kernel_json(&nb),
             json!({"status": "not_started", "runtime": "cpu", "execution_count": null,
-                   "queue": [], "running": null, "variables": []})
+                   "queue": [], "running": null, "variables": [], "stale": []})
         );
         let before = state.clone();
         state.status = KernelStatus::Dead;
@@ -332,6 +374,15 @@ mod tests {
         assert_eq!(code_source(&nb, &md), Err(Lookup::NotCode));
         assert_eq!(code_source(&nb, "nope"), Err(Lookup::NotFound));
         assert_eq!(code_cell_ids(&nb), vec![code.clone()]);
+        let more = nb.insert_cell(2, NewCell::code("x = 1")).unwrap();
+        assert_eq!(
+            code_sources(&nb),
+            vec![
+                (1, code.clone(), "1+1".into()),
+                (3, more.clone(), "x = 1".into())
+            ]
+        );
+        nb.delete_cell(&more).unwrap();
         let output =
             json!({"output_type": "display_data", "data": {"text/plain": "a"}, "metadata": {}});
         nb.append_output(&code, &output).unwrap();

@@ -24,7 +24,7 @@ const GLUE: &str = include_str!("../../python/tandem_kernel.py");
 /// which cannot carry Rust state, and there is exactly one sink per process.
 static SINK: OnceLock<Arc<Sink>> = OnceLock::new();
 
-fn sink() -> PyResult<&'static Sink> {
+pub(super) fn sink() -> PyResult<&'static Sink> {
     SINK.get()
         .map(|sink| sink.as_ref())
         .ok_or_else(|| PyRuntimeError::new_err("the tandem kernel sink is not set up"))
@@ -106,7 +106,11 @@ impl Interpreter {
                 let code = CString::new(GLUE)?;
                 let glue = PyModule::from_code(py, &code, c"tandem_kernel.py", c"tandem_kernel")?;
                 let venv = venv.to_string_lossy().into_owned();
-                Ok(glue.getattr("start")?.call1((venv,))?.unbind())
+                let kernel = glue.getattr("start")?.call1((venv,))?.unbind();
+                // After the glue: the Colab shim looks for a real `google.colab` on the
+                // venv's path.
+                super::secrets::register(py)?;
+                Ok(kernel)
             };
             start()
                 .map(|kernel| Interpreter {

@@ -13,5 +13,6 @@ mod bench;
 mod crashes;
 mod isolation;
 mod magics;
+mod names;
 mod outputs;
 mod tensor;

@@ -33,6 +33,7 @@ pub fn options(workdir: &TempDir) -> KernelOptions {
         workdir: workdir.path().join("work"),
         memory_limit_bytes: None,
         env: Vec::new(),
+        scratch: None,
     }
 }
 

@@ -79,7 +79,8 @@ return 1
     )
 });
 
-/// `ARGV`: prefix, notebook id. Deletes the notebook with its grants, comments and document.
+/// `ARGV`: prefix, notebook id. Deletes the notebook with its grants, comments, versions and
+/// document.
 /// Returns whether it existed.
 pub(super) static DELETE_NOTEBOOK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -96,8 +97,11 @@ for _, t in ipairs(redis.call('LRANGE', nb .. ':threads', 0, -1)) do
   local thread = p .. ':thread:' .. id .. ':' .. t
   redis.call('DEL', thread, thread .. ':comments')
 end
+for _, v in ipairs(redis.call('LRANGE', nb .. ':versions', 0, -1)) do
+  redis.call('DEL', p .. ':version:' .. id .. ':' .. v)
+end
 local doc = p .. ':doc:' .. id
-redis.call('DEL', nb, nb .. ':grants', nb .. ':threads', doc .. ':snapshot', doc .. ':updates',
+redis.call('DEL', nb, nb .. ':grants', nb .. ':threads', nb .. ':versions', doc .. ':snapshot', doc .. ':updates',
   doc .. ':compacting')
 return 1
 ",

@@ -1,0 +1,100 @@
+//! Secret values never reach the collab service's log, even at TRACE: a binary of its own,
+//! because a thread-local subscriber misses events while other tests run beside it (tracing
+//! caches each callsite's interest globally).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+#[path = "collab/support.rs"]
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use reqwest::Method;
+use serde_json::json;
+use tandem_client::Client;
+
+use support::TestServer;
+
+const SERVICE: &str = "service-credential-for-secrets";
+
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every log line of setting, granting and reading a secret, at the most verbose level,
+/// names the secret but never shows its value.
+#[tokio::test]
+async fn values_never_reach_the_log() {
+    let log = Log::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer({
+            let log = log.clone();
+            move || log.clone()
+        })
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let value = "sk-never-logged-7f3a9c";
+    let server = TestServer::start_with(|config| config.service_token = Some(SERVICE.into())).await;
+    let alice = server.client("alice@example.com").await;
+    let alice_id = alice.me().await.unwrap().id;
+    let nb = alice.create_notebook("nb", None).await.unwrap().id;
+    alice
+        .send_json(
+            Method::PUT,
+            "api/secrets/LOGGED_KEY",
+            Some(json!({ "value": value })),
+        )
+        .await
+        .unwrap();
+    alice
+        .send_json(
+            Method::PUT,
+            &format!("api/secrets/LOGGED_KEY/notebooks/{nb}"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        Client::new(&server.http_url(), SERVICE)
+            .unwrap()
+            .send_json(
+                Method::POST,
+                "internal/secrets/lookup",
+                Some(json!({"notebook_id": nb, "user_id": alice_id, "name": "LOGGED_KEY"})),
+            )
+            .await
+            .unwrap()["value"],
+        value
+    );
+    // A malformed body is refused without echoing the value.
+    let bad = alice
+        .send_json(
+            Method::PUT,
+            "api/secrets/LOGGED_KEY",
+            Some(json!({ "valu": value })),
+        )
+        .await;
+    assert!(!bad.unwrap_err().to_string().contains(value));
+
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("LOGGED_KEY"),
+        "the log names the secret:\n{text}"
+    );
+    assert!(
+        !text.contains(value),
+        "the value leaked into the log:\n{text}"
+    );
+}
