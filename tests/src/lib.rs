@@ -22,13 +22,21 @@
 //! `scale_out.rs` (collab and runtime nodes on Redis: convergence across nodes, a killed node,
 //! a restarted Redis), among others.
 
+mod clients;
 pub mod cluster;
 pub mod notebook;
+mod setup;
+
+pub use clients::{node_script, python_script, run_client, tail};
+pub use setup::{
+    corpus_dir, corpus_notebook, interop_dir, kernel_venv, node_modules, python,
+    require_kernel_venv, tandem_bin, workspace_root,
+};
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -42,121 +50,6 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What `tandem serve` prints on stdout once its listener is bound (DESIGN.md, CLI contract).
 const LISTENING_PREFIX: &str = "listening on http://";
-
-/// The workspace root (this crate lives in `<root>/tests`).
-pub fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
-}
-
-/// The `tandem` binary under test: `$TANDEM_BIN`, else `<workspace>/target/debug/tandem`.
-///
-/// Fails when it does not exist: black-box tests must run the binary that was just built
-/// (`cargo build --workspace --bins`, done by `scripts/test`), never silently skip.
-pub fn tandem_bin() -> Result<PathBuf> {
-    let path = match std::env::var_os("TANDEM_BIN") {
-        Some(path) => PathBuf::from(path),
-        None => workspace_root().join("target/debug/tandem"),
-    };
-    if !path.is_file() {
-        bail!(
-            "the tandem binary is missing at {} (TANDEM_BIN or target/debug/tandem): \
-             run scripts/test, or `cargo build --workspace --bins` first",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
-/// The Python interpreter of the interop venv (`$TANDEM_TEST_PYTHON`), which has pycrdt,
-/// jupyter-ydoc, pycrdt-websocket and nbformat installed.
-pub fn python() -> Result<PathBuf> {
-    let path = std::env::var_os("TANDEM_TEST_PYTHON")
-        .map(PathBuf::from)
-        .ok_or_else(|| {
-            anyhow!(
-                "TANDEM_TEST_PYTHON is not set: run scripts/test, which builds the venv \
-             target/test-venv with tests/interop/python/requirements.txt and sets it"
-            )
-        })?;
-    if !path.is_file() {
-        bail!(
-            "TANDEM_TEST_PYTHON={} does not exist: run scripts/test to (re)build the venv",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
-/// The kernel venv: `$TANDEM_VENV`, else `<workspace>/.venv-kernel` (`scripts/setup-python`
-/// makes it; tests that run code check for it with [`require_kernel_venv`]).
-pub fn kernel_venv() -> PathBuf {
-    std::env::var_os("TANDEM_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".venv-kernel"))
-}
-
-/// Fails with the fix when the kernel venv is missing.
-pub fn require_kernel_venv() -> Result<PathBuf> {
-    let venv = kernel_venv();
-    if venv.join("bin").join("python").exists() {
-        Ok(venv)
-    } else {
-        Err(anyhow!(
-            "no kernel venv at {}: run scripts/setup-python (scripts/test does)",
-            venv.display()
-        ))
-    }
-}
-
-/// The `node_modules` of the stock Node clients (`$TANDEM_NODE_MODULES`), with yjs,
-/// y-websocket@2, @jupyter/ydoc and ws installed by `npm ci`.
-pub fn node_modules() -> Result<PathBuf> {
-    let path = std::env::var_os("TANDEM_NODE_MODULES")
-        .map(PathBuf::from)
-        .ok_or_else(|| {
-            anyhow!(
-                "TANDEM_NODE_MODULES is not set: run scripts/test, which runs npm ci in \
-             tests/interop/node and sets it"
-            )
-        })?;
-    for package in ["yjs", "y-websocket", "@jupyter/ydoc", "ws"] {
-        if !path.join(package).join("package.json").is_file() {
-            bail!(
-                "{package} is missing from TANDEM_NODE_MODULES={}: run scripts/test \
-                 (npm ci in tests/interop/node)",
-                path.display()
-            );
-        }
-    }
-    Ok(path)
-}
-
-/// The directory of this repository's client scripts: `tests/interop`.
-pub fn interop_dir() -> PathBuf {
-    workspace_root().join("tests/interop")
-}
-
-/// The real-world notebook corpus, `<workspace>/../shared/notebooks`.
-pub fn corpus_dir() -> Result<PathBuf> {
-    let path = workspace_root().join("../shared/notebooks");
-    if !path.is_dir() {
-        bail!(
-            "the notebook corpus is missing at {}: the tests expect shared/ beside the \
-             checkout (as scripts/test and CI have it)",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
-/// One `.ipynb` of the corpus, parsed.
-pub fn corpus_notebook(name: &str) -> Result<serde_json::Value> {
-    let path = corpus_dir()?.join(name);
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-}
 
 /// Output kept from the server: every line of its stdout and stderr, in arrival order.
 #[derive(Clone, Default)]
@@ -577,82 +470,6 @@ fn parse_listening(line: &str) -> Option<SocketAddr> {
         .find(|c: char| c.is_whitespace() || c == '/')
         .unwrap_or(rest.len());
     rest[..end].parse().ok()
-}
-
-/// A command that runs `tests/interop/node/<script>` with Node against the packages in
-/// [`node_modules`].
-///
-/// Node resolves ES module imports next to the script, not through `NODE_PATH`, so the script
-/// is copied into a temporary folder beside a `node_modules` link; keep the returned folder
-/// alive while the command runs.
-pub fn node_script(script: &str) -> Result<(tokio::process::Command, TempDir)> {
-    let modules = node_modules()?;
-    let source = interop_dir().join("node").join(script);
-    let dir = tempfile::Builder::new()
-        .prefix("tandem-node-client-")
-        .tempdir()?;
-    std::fs::copy(&source, dir.path().join(script))
-        .with_context(|| format!("copying {}", source.display()))?;
-    std::os::unix::fs::symlink(&modules, dir.path().join("node_modules"))
-        .context("linking node_modules")?;
-    std::fs::write(dir.path().join("package.json"), r#"{"type":"module"}"#)?;
-    let mut command = tokio::process::Command::new("node");
-    command.arg(dir.path().join(script));
-    Ok((command, dir))
-}
-
-/// A command that runs `tests/interop/python/<script>` with the interop venv's [`python`].
-pub fn python_script(script: &str) -> Result<tokio::process::Command> {
-    let mut command = tokio::process::Command::new(python()?);
-    command.arg(interop_dir().join("python").join(script));
-    Ok(command)
-}
-
-/// Runs an outside client (a Node or Python script) to completion within `timeout`, killing it
-/// past that. Fails when it exits non-zero, with its stdout and stderr in the message.
-pub async fn run_client(
-    mut command: tokio::process::Command,
-    what: &str,
-    timeout: Duration,
-) -> Result<Output> {
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let child = command
-        .spawn()
-        .with_context(|| format!("spawning {what}"))?;
-    let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Ok(output) => output.with_context(|| format!("waiting for {what}"))?,
-        Err(_) => bail!("{what} did not finish within {timeout:?} (killed)"),
-    };
-    if !output.status.success() {
-        bail!(
-            "{what} failed ({}):\n--- stdout (end) ---\n{}\n--- stderr (end) ---\n{}",
-            output.status,
-            tail(&output.stdout, CLIENT_OUTPUT_SHOWN),
-            tail(&output.stderr, CLIENT_OUTPUT_SHOWN)
-        );
-    }
-    Ok(output)
-}
-
-/// How much of a failed client's stdout and stderr goes into the error: the end says why it
-/// failed; whole notebooks dumped by a client would bury that in CI logs.
-const CLIENT_OUTPUT_SHOWN: usize = 4000;
-
-/// The last `max` bytes of `bytes` as text (cut at a character boundary).
-pub fn tail(bytes: &[u8], max: usize) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    if text.len() <= max {
-        return text.into_owned();
-    }
-    let mut start = text.len() - max;
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    format!("…{}", &text[start..])
 }
 
 #[cfg(test)]

@@ -1,40 +1,39 @@
 //! A runtime node: the execution service as a peer of a collab service.
 //!
-//! It takes [`Command`]s from one of two links and turns each into calls on the notebook's
-//! [`Session`], starting sessions on demand. Each session joins its notebook's document
-//! through the collab service (`--collab-url`).
-//! - The control WebSocket (default): `GET /internal/runtime` with the service credential,
-//!   held open to one collab service and reopened with backoff when it drops.
+//! It takes [`Command`](tandem_protocol::runtime::Command)s from one of two links and turns
+//! each into calls on the notebook's [`Session`] ([`commands`]), starting sessions on demand.
+//! Each session joins its notebook's document through the collab service (`--collab-url`).
+//! - The control WebSocket ([`control`], the default): `GET /internal/runtime` with the
+//!   service credential, held open to one collab service and reopened with backoff when it
+//!   drops.
 //! - Redis ([`redis`], with `--redis-url`): per-notebook leases, a queue per runtime node and a
 //!   shared stream for notebooks nobody owns, so any collab node reaches the node that runs
 //!   a notebook; live nodes mark the kernels of a vanished node dead.
+//!
+//! Kernels start from a [`spare`] when one is ready, and see their holder's drive through
+//! [`drives`].
 
+mod commands;
+mod control;
+mod drives;
 mod redis;
+mod spare;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use anyhow::Context;
-use futures_util::{SinkExt, StreamExt};
-use tandem_protocol::runtime::{CONTROL_PATH, Command, Reply};
 use tokio::sync::Mutex;
-use tokio_tungstenite::tungstenite::Message as Ws;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
 
 use crate::drive::{DriveSettings, Owner};
-use crate::kernel::{DriveLink, Kernel, KernelOptions, Scratch};
+use crate::kernel::{DriveLink, KernelOptions, Scratch};
 use crate::metrics::Readiness;
 use crate::session::{Session, SessionConfig, SessionError};
-
-/// A kernel being started ahead of need: once done, the kernel and its working directory.
-type Spare = tokio::task::JoinHandle<Option<(Kernel, PathBuf)>>;
-
-/// Largest saved output sent back through the control channel.
-const MAX_OUTPUT_DOWNLOAD: u64 = 32 * 1024 * 1024;
+use spare::Spare;
 
 /// Longest wait between two attempts to reach the collab service.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -223,321 +222,6 @@ impl Node {
             drives: Mutex::default(),
             kernel_owner,
         })
-    }
-
-    /// Starts a spare CPU kernel in a scratch folder of its own, with no drive until it is
-    /// handed to a notebook.
-    fn spawn_spare(&self) -> Spare {
-        let mut options = self.kernel.clone();
-        options.scratch = options.scratch.map(|_| Scratch::default());
-        options.env.push((
-            crate::tensor::device::RUNTIME_ENV.to_owned(),
-            "cpu".to_owned(),
-        ));
-        tokio::spawn(async move {
-            match Kernel::start(options).await {
-                Ok(kernel) => {
-                    let workdir = kernel.workdir().to_path_buf();
-                    Some((kernel, workdir))
-                }
-                Err(error) => {
-                    tracing::debug!(%error, "no spare kernel");
-                    None
-                }
-            }
-        })
-    }
-
-    /// The spare kernel if it is ready (a new one is started in its place); `None` while it
-    /// is still starting or when spares are off.
-    async fn take_spare(&self) -> Option<(Kernel, PathBuf)> {
-        if self.config.kernels.spare_kernels == 0 {
-            return None;
-        }
-        let mut slot = self.spare.lock().await;
-        match slot.take() {
-            Some(handle) if handle.is_finished() => {
-                *slot = Some(self.spawn_spare());
-                // A spare that died while waiting is no use.
-                handle
-                    .await
-                    .ok()
-                    .flatten()
-                    .filter(|(kernel, _)| kernel.exited().is_none())
-            }
-            Some(starting) => {
-                *slot = Some(starting);
-                None
-            }
-            None => {
-                *slot = Some(self.spawn_spare());
-                None
-            }
-        }
-    }
-
-    /// Connects to the control channel and serves it until it closes or `stop` fires.
-    async fn serve_once(&self, stop: &CancellationToken) -> anyhow::Result<()> {
-        let url = format!("{}{CONTROL_PATH}", ws_root(&self.config.collab_url)?);
-        let mut request = url.as_str().into_client_request()?;
-        let bearer = format!("Bearer {}", self.config.service_token);
-        request
-            .headers_mut()
-            .insert("authorization", bearer.parse()?);
-        let (socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .with_context(|| format!("connecting to {url}"))?;
-        tracing::info!(%url, "runtime joined the collab service");
-        self.config.ready.set(true);
-        let (mut sink, mut stream) = socket.split();
-        loop {
-            let frame = tokio::select! {
-                frame = stream.next() => frame,
-                () = stop.cancelled() => return Ok(()),
-            };
-            match frame {
-                Some(Ok(Ws::Text(text))) => {
-                    let command: Command = match serde_json::from_str(&text) {
-                        Ok(command) => command,
-                        Err(err) => {
-                            tracing::warn!(error = %err, "malformed command");
-                            continue;
-                        }
-                    };
-                    let reply = self.handle(command).await;
-                    sink.send(Ws::Text(serde_json::to_string(&reply)?.into()))
-                        .await?;
-                }
-                Some(Ok(Ws::Close(_))) | None => return Ok(()),
-                Some(Err(err)) => return Err(err.into()),
-                Some(Ok(_)) => {}
-            }
-        }
-    }
-
-    async fn handle(&self, command: Command) -> Reply {
-        let request = command.request();
-        let result = match command {
-            Command::Execute {
-                notebook_id,
-                cell_ids,
-                stop_on_error,
-                stale,
-                user_id,
-                user_name,
-                state_vector,
-                ..
-            } => {
-                tracing::info!(doc_id = %notebook_id, %user_id, cells = cell_ids.len(), stale, "execute");
-                let group = (stop_on_error || stale)
-                    .then(|| self.next_group.fetch_add(1, Ordering::Relaxed));
-                if let Err(message) = self.admit(&notebook_id, &user_id).await {
-                    return Reply::Error {
-                        request,
-                        code: "kernel_limit".to_owned(),
-                        message,
-                    };
-                }
-                self.point_drive(&notebook_id).await;
-                let requester = crate::session::Requester::from_wire(
-                    &user_id,
-                    &user_name,
-                    state_vector.as_deref(),
-                );
-                match self.session(&notebook_id).await {
-                    Ok(session) if stale => session
-                        .execute_stale(group, requester)
-                        .await
-                        .inspect(|queued| crate::metrics::executions(queued.len())),
-                    Ok(session) => session
-                        .execute_for(cell_ids, group, requester)
-                        .await
-                        .inspect(|queued| crate::metrics::executions(queued.len())),
-                    Err(err) => Err(err),
-                }
-            }
-            Command::Interrupt { notebook_id, .. } => match self.running(&notebook_id).await {
-                Some(session) => session.interrupt().await.map(|()| Vec::new()),
-                None => Ok(Vec::new()),
-            },
-            Command::SetRuntime {
-                notebook_id,
-                runtime,
-                ..
-            } => {
-                return match self.set_runtime(&notebook_id, &runtime).await {
-                    Ok(()) => Reply::Ok {
-                        request,
-                        queued: Vec::new(),
-                    },
-                    Err((code, message)) => Reply::Error {
-                        request,
-                        code: code.to_owned(),
-                        message,
-                    },
-                };
-            }
-            Command::ReadOutput {
-                notebook_id, file, ..
-            } => {
-                return match self.read_output(&notebook_id, &file).await {
-                    Ok(text) => Reply::Output { request, text },
-                    Err(message) => Reply::Error {
-                        request,
-                        code: "not_found".to_owned(),
-                        message,
-                    },
-                };
-            }
-            Command::Restart { notebook_id, .. } => match self.running(&notebook_id).await {
-                Some(session) => session.restart().await.map(|()| Vec::new()),
-                None => Ok(Vec::new()),
-            },
-        };
-        match result {
-            Ok(queued) => Reply::Ok { request, queued },
-            Err(err) => {
-                let code = match err {
-                    SessionError::UnknownCell(_) | SessionError::NotACodeCell(_) => "unknown_cell",
-                    SessionError::Connect(_) | SessionError::Closed => "runtime_error",
-                };
-                Reply::Error {
-                    request,
-                    code: code.to_owned(),
-                    message: err.to_string(),
-                }
-            }
-        }
-    }
-
-    /// Switches a notebook between the CPU and GPU runtimes: its session (and kernel) is
-    /// replaced by one on the new device, started at once so everyone sees the change.
-    async fn set_runtime(
-        &self,
-        notebook_id: &str,
-        runtime: &str,
-    ) -> Result<(), (&'static str, String)> {
-        let gpu = runtime == "gpu";
-        if gpu && !crate::tensor::device::cuda_available() {
-            return Err((
-                "gpu_unavailable",
-                "no GPU runtime here: this server has no CUDA build or no usable NVIDIA GPU; \
-                 the notebook stays on the CPU"
-                    .to_owned(),
-            ));
-        }
-        let changed = {
-            let mut set = self.gpu.lock().await;
-            if gpu {
-                set.insert(notebook_id.to_owned())
-            } else {
-                set.remove(notebook_id)
-            }
-        };
-        if !changed {
-            return Ok(());
-        }
-        let old = self.sessions.lock().await.remove(notebook_id);
-        if let Some(old) = old {
-            old.shutdown().await;
-        }
-        self.start_session(notebook_id, true)
-            .await
-            .map(|_| ())
-            .map_err(|e| ("runtime_error", e.to_string()))
-    }
-
-    /// The full text of a truncated output of `notebook_id`, from the file its session wrote.
-    async fn read_output(&self, notebook_id: &str, file: &str) -> Result<String, String> {
-        // A plain file name: nothing that could leave the notebook's output folder.
-        let plain = !file.is_empty()
-            && file.len() <= 200
-            && !file.starts_with('.')
-            && file
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        let dir = self
-            .kernel
-            .workdir
-            .join(notebook_id)
-            .join(crate::session::FULL_OUTPUT_DIR);
-        if !plain || !crate::session::is_safe_id(notebook_id) {
-            return Err(format!("no saved output {file:?}"));
-        }
-        let path = dir.join(file);
-        let size = tokio::fs::metadata(&path)
-            .await
-            .map_err(|_| format!("no saved output {file:?}"))?
-            .len();
-        if size > MAX_OUTPUT_DOWNLOAD {
-            return Err(format!(
-                "the saved output is {size} bytes, more than can be sent ({MAX_OUTPUT_DOWNLOAD})"
-            ));
-        }
-        let bytes = tokio::fs::read(&path)
-            .await
-            .map_err(|e| format!("cannot read {file:?}: {e}"))?;
-        Ok(String::from_utf8_lossy(&bytes).into_owned())
-    }
-
-    /// Checks the per-user kernel limit before `user` runs code in `notebook_id`, and records
-    /// `user` as the holder of the kernel this starts. Running in a notebook whose kernel is
-    /// already up never counts again.
-    async fn admit(&self, notebook_id: &str, user: &str) -> Result<(), String> {
-        let limit = self.config.kernels.kernels_per_user;
-        let sessions = self.sessions.lock().await;
-        let live = |id: &str| {
-            sessions
-                .get(id)
-                .is_some_and(|s| !s.is_closed() && s.has_kernel())
-        };
-        if live(notebook_id) {
-            return Ok(());
-        }
-        let mut holders = self.holders.lock().await;
-        holders.retain(|id, _| live(id));
-        let held = holders
-            .values()
-            .filter(|holder| holder.as_str() == user)
-            .count();
-        if limit > 0 && held >= limit {
-            return Err(format!(
-                "you already have {held} running kernel(s), the most one person may have; \
-                 restart or leave one idle until it shuts down, then try again"
-            ));
-        }
-        holders.insert(notebook_id.to_owned(), user.to_owned());
-        Ok(())
-    }
-
-    /// Points the notebook's next kernel at its holder's drive (a running kernel keeps the
-    /// drive it has: its holder has not changed).
-    async fn point_drive(&self, notebook_id: &str) {
-        let Some(drive) = self.config.drive.clone() else {
-            return;
-        };
-        let Some(holder) = self.holders.lock().await.get(notebook_id).cloned() else {
-            return;
-        };
-        let owner = self.kernel_owner;
-        let folder = tokio::task::spawn_blocking(move || drive.user_folder(&holder, owner)).await;
-        match folder {
-            Ok(Ok(folder)) => self.drive_link(notebook_id).await.set(folder),
-            Ok(Err(error)) => {
-                tracing::warn!(doc_id = %notebook_id, %error, "no drive for this kernel")
-            }
-            Err(error) => tracing::warn!(doc_id = %notebook_id, %error, "no drive for this kernel"),
-        }
-    }
-
-    /// The notebook's drive link, shared by all its kernels' options.
-    async fn drive_link(&self, notebook_id: &str) -> DriveLink {
-        self.drives
-            .lock()
-            .await
-            .entry(notebook_id.to_owned())
-            .or_default()
-            .clone()
     }
 
     /// The notebook's session, started if there is none (or the last one ended).

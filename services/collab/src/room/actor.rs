@@ -6,20 +6,24 @@
 //! durable write ("group commit"), and only then broadcast. Anything that reveals document
 //! state (a sync step 2, a read) first flushes what is pending, so no client ever sees an
 //! update that a crash could lose.
+//!
+//! Beside it: [`persistence`] (group commit and compaction), [`peers`] (connections and
+//! broadcast), [`remote`] (other collab nodes) and [`versions`] (version history).
 
 use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use tandem_protocol::close;
 use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
 use yrs::sync::{Awareness, AwarenessUpdate, Message, SyncMessage};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact, Update};
+use yrs::{ClientID, Doc, ReadTxn, Transact, Update};
 
 use super::{Command, ConnId, Peer, Rooms};
 
+mod peers;
+mod persistence;
 mod remote;
 mod versions;
 
@@ -268,37 +272,6 @@ impl Room {
         None
     }
 
-    fn join(&mut self, conn: ConnId, peer: Peer) {
-        // As the y-websocket server does: our state vector, so the client sends what we lack,
-        // and the current awareness, so the newcomer sees who is here.
-        let sv = self.awareness.doc().transact().state_vector();
-        let mut frames = vec![encode(&Message::Sync(SyncMessage::SyncStep1(sv)))];
-        if let Ok(update) = self.awareness.update()
-            && !update.clients.is_empty()
-        {
-            frames.push(encode(&Message::Awareness(update)));
-        }
-        self.peers.insert(conn, peer);
-        for frame in frames {
-            self.send_to(conn, frame);
-        }
-    }
-
-    fn leave(&mut self, conn: ConnId) {
-        self.peers.remove(&conn);
-        let Some(clients) = self.peer_clients.remove(&conn) else {
-            return;
-        };
-        // Announce that the departed connection's users are gone, as the reference server does.
-        for client in &clients {
-            self.awareness.remove_state(*client);
-        }
-        if let Ok(update) = self.awareness.update_with_clients(clients) {
-            self.relay_awareness(&update);
-            self.broadcast(encode(&Message::Awareness(update)));
-        }
-    }
-
     /// Handles one message. `Err` stops the room (its document can no longer be trusted).
     async fn handle_message(
         &mut self,
@@ -414,198 +387,6 @@ impl Room {
         self.peer_clients.entry(conn).or_default().extend(clients);
         self.relay_awareness(&relayed);
         self.broadcast(frame);
-    }
-
-    /// Makes pending changes durable, then broadcasts them. Returns false if the store failed,
-    /// after closing every connection: their clients still hold the changes and will resend
-    /// them on reconnect, against a room reloaded from what is durable.
-    async fn flush(&mut self, rooms: &Rooms) -> bool {
-        if self.pending.is_empty() {
-            return true;
-        }
-        let update = if self.pending.len() == 1 {
-            self.pending.pop().unwrap_or_default()
-        } else {
-            let parts: Vec<&[u8]> = self.pending.iter().map(Vec::as_slice).collect();
-            match yrs::merge_updates_v1(&parts) {
-                Ok(merged) => merged,
-                Err(err) => {
-                    tracing::error!(error = %err, "cannot merge updates");
-                    self.close_all(close::INTERNAL, "server error; reconnect");
-                    return false;
-                }
-            }
-        };
-        self.pending.clear();
-        let appending = std::time::Instant::now();
-        match rooms
-            .store()
-            .append_updates(&self.id, std::slice::from_ref(&update))
-            .await
-        {
-            Ok(seq) => {
-                crate::metrics::store_appended(appending);
-                // With other nodes, the stream reader moves the position (see `remote`).
-                if !self.track_own_append(seq) {
-                    self.last_seq = seq;
-                    self.log_len += 1;
-                }
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "cannot persist updates; closing the room");
-                // The clients keep the change and resend it when they reconnect (their sync
-                // step 2 against the reloaded room), so nothing they hold is lost.
-                let reason = if err.is_unavailable() {
-                    STORE_UNAVAILABLE
-                } else {
-                    "the server could not save the change; reconnect"
-                };
-                self.close_all(close::INTERNAL, reason);
-                return false;
-            }
-        }
-        self.broadcast(encode(&Message::Sync(SyncMessage::Update(update))));
-        crate::metrics::fanned_out(self.pending_since.take());
-        if self.log_len >= rooms.settings().compact_after {
-            self.compact_in_background(rooms);
-        }
-        true
-    }
-
-    fn compact_in_background(&mut self, rooms: &Rooms) {
-        if self
-            .compaction
-            .as_ref()
-            .is_some_and(|task| !task.is_finished())
-        {
-            return;
-        }
-        let snapshot = self
-            .awareness
-            .doc()
-            .transact()
-            .encode_state_as_update_v1(&StateVector::default());
-        let (id, up_to, store_rooms) = (self.id.clone(), self.last_seq, rooms.clone());
-        let cluster = self.cluster();
-        self.log_len = 0;
-        let task = rooms.tracker().spawn(async move {
-            match store_rooms.store().compact(&id, &snapshot, up_to).await {
-                // Rooms elsewhere that had not read what was trimmed catch up.
-                Ok(()) => {
-                    if let Some(cluster) = cluster {
-                        cluster.publish(&id, &crate::cluster::RoomMessage::Compacted(up_to));
-                    }
-                }
-                // The log is intact; the next compaction will fold it.
-                Err(err) => tracing::warn!(error = %err, doc_id = %id, "compaction failed"),
-            }
-        });
-        self.compaction = Some(task);
-    }
-
-    /// Flushes, closes every connection and folds the log into a snapshot. Returns the
-    /// deletion's completion signal, to be sent once the room left the registry.
-    async fn stop(mut self, rooms: &Rooms, stop: Stop) -> Option<tokio::sync::oneshot::Sender<()>> {
-        let flushed = matches!(stop, Stop::StoreFailed) || self.flush(rooms).await;
-        let (code, reason) = match &stop {
-            Stop::Idle => (close::GOING_AWAY, "the notebook's room closed; reconnect"),
-            Stop::Shutdown => (close::GOING_AWAY, "server shutting down"),
-            Stop::Deleted(_) => (close::POLICY, "notebook deleted"),
-            Stop::StoreFailed => (close::INTERNAL, "server error; reconnect"),
-        };
-        self.close_all(code, reason);
-        if let Some(task) = self.compaction.take() {
-            let _ = task.await;
-        }
-        match stop {
-            Stop::Deleted(done) => return Some(done),
-            Stop::StoreFailed => {}
-            Stop::Idle | Stop::Shutdown => {
-                if flushed && self.log_len > 0 {
-                    let snapshot = self
-                        .awareness
-                        .doc()
-                        .transact()
-                        .encode_state_as_update_v1(&StateVector::default());
-                    match rooms
-                        .store()
-                        .compact(&self.id, &snapshot, self.last_seq)
-                        .await
-                    {
-                        Ok(()) => {
-                            if let Some(cluster) = self.cluster() {
-                                let done = crate::cluster::RoomMessage::Compacted(self.last_seq);
-                                cluster.publish(&self.id, &done);
-                            }
-                        }
-                        Err(err) => {
-                            tracing::warn!(error = %err, "final compaction failed; the log is kept");
-                        }
-                    }
-                }
-                if flushed {
-                    self.final_version(rooms).await;
-                }
-            }
-        }
-        None
-    }
-
-    fn send_to(&mut self, conn: ConnId, frame: Bytes) {
-        let Some(peer) = self.peers.get(&conn) else {
-            return;
-        };
-        if let Err(err) = peer.out.try_send(frame) {
-            self.drop_peer(conn, err);
-        }
-    }
-
-    fn broadcast(&mut self, frame: Bytes) {
-        let mut failed = Vec::new();
-        let mut deepest = 0;
-        for (conn, peer) in &self.peers {
-            deepest = deepest.max(peer.out.max_capacity() - peer.out.capacity());
-            if let Err(err) = peer.out.try_send(frame.clone()) {
-                failed.push((*conn, err));
-            }
-        }
-        crate::metrics::outbound_depth(deepest);
-        for (conn, err) in failed {
-            self.drop_peer(conn, err);
-        }
-    }
-
-    /// A peer whose queue is full is disconnected rather than silently skipped: its client
-    /// reconnects and resyncs, so it never ends up missing an update without knowing.
-    fn drop_peer(&mut self, conn: ConnId, err: TrySendError<Bytes>) {
-        if matches!(err, TrySendError::Full(_)) {
-            tracing::info!(conn, "slow reader: outbound queue full, disconnecting");
-            self.close_peer(
-                conn,
-                close::SLOW_READER,
-                "outbound queue full: reconnect to resync",
-            );
-        } else {
-            self.leave(conn);
-        }
-    }
-
-    fn close_peer(&mut self, conn: ConnId, code: u16, reason: impl Into<String>) {
-        let reason = reason.into();
-        if let Some(peer) = self.peers.get(&conn) {
-            tracing::info!(conn, code, reason = %reason, "closing connection");
-            peer.closer.close(code, reason);
-        }
-        self.leave(conn);
-    }
-
-    fn close_all(&mut self, code: u16, reason: &str) {
-        for peer in self.peers.values() {
-            peer.closer.close(code, reason);
-        }
-        self.relay_departures();
-        self.peers.clear();
-        self.peer_clients.clear();
     }
 }
 

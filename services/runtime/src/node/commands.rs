@@ -1,0 +1,209 @@
+//! Command dispatch: each [`Command`] from either link turned into calls on the notebook's
+//! session, with the per-user kernel limit, runtime switches and saved-output downloads.
+
+use std::sync::atomic::Ordering;
+
+use tandem_protocol::runtime::{Command, Reply};
+
+use super::Node;
+use crate::session::SessionError;
+
+/// Largest saved output sent back through the control channel.
+const MAX_OUTPUT_DOWNLOAD: u64 = 32 * 1024 * 1024;
+
+impl Node {
+    pub(super) async fn handle(&self, command: Command) -> Reply {
+        let request = command.request();
+        let result = match command {
+            Command::Execute {
+                notebook_id,
+                cell_ids,
+                stop_on_error,
+                stale,
+                user_id,
+                user_name,
+                state_vector,
+                ..
+            } => {
+                tracing::info!(doc_id = %notebook_id, %user_id, cells = cell_ids.len(), stale, "execute");
+                let group = (stop_on_error || stale)
+                    .then(|| self.next_group.fetch_add(1, Ordering::Relaxed));
+                if let Err(message) = self.admit(&notebook_id, &user_id).await {
+                    return Reply::Error {
+                        request,
+                        code: "kernel_limit".to_owned(),
+                        message,
+                    };
+                }
+                self.point_drive(&notebook_id).await;
+                let requester = crate::session::Requester::from_wire(
+                    &user_id,
+                    &user_name,
+                    state_vector.as_deref(),
+                );
+                match self.session(&notebook_id).await {
+                    Ok(session) if stale => session
+                        .execute_stale(group, requester)
+                        .await
+                        .inspect(|queued| crate::metrics::executions(queued.len())),
+                    Ok(session) => session
+                        .execute_for(cell_ids, group, requester)
+                        .await
+                        .inspect(|queued| crate::metrics::executions(queued.len())),
+                    Err(err) => Err(err),
+                }
+            }
+            Command::Interrupt { notebook_id, .. } => match self.running(&notebook_id).await {
+                Some(session) => session.interrupt().await.map(|()| Vec::new()),
+                None => Ok(Vec::new()),
+            },
+            Command::SetRuntime {
+                notebook_id,
+                runtime,
+                ..
+            } => {
+                return match self.set_runtime(&notebook_id, &runtime).await {
+                    Ok(()) => Reply::Ok {
+                        request,
+                        queued: Vec::new(),
+                    },
+                    Err((code, message)) => Reply::Error {
+                        request,
+                        code: code.to_owned(),
+                        message,
+                    },
+                };
+            }
+            Command::ReadOutput {
+                notebook_id, file, ..
+            } => {
+                return match self.read_output(&notebook_id, &file).await {
+                    Ok(text) => Reply::Output { request, text },
+                    Err(message) => Reply::Error {
+                        request,
+                        code: "not_found".to_owned(),
+                        message,
+                    },
+                };
+            }
+            Command::Restart { notebook_id, .. } => match self.running(&notebook_id).await {
+                Some(session) => session.restart().await.map(|()| Vec::new()),
+                None => Ok(Vec::new()),
+            },
+        };
+        match result {
+            Ok(queued) => Reply::Ok { request, queued },
+            Err(err) => {
+                let code = match err {
+                    SessionError::UnknownCell(_) | SessionError::NotACodeCell(_) => "unknown_cell",
+                    SessionError::Connect(_) | SessionError::Closed => "runtime_error",
+                };
+                Reply::Error {
+                    request,
+                    code: code.to_owned(),
+                    message: err.to_string(),
+                }
+            }
+        }
+    }
+
+    /// Switches a notebook between the CPU and GPU runtimes: its session (and kernel) is
+    /// replaced by one on the new device, started at once so everyone sees the change.
+    async fn set_runtime(
+        &self,
+        notebook_id: &str,
+        runtime: &str,
+    ) -> Result<(), (&'static str, String)> {
+        let gpu = runtime == "gpu";
+        if gpu && !crate::tensor::device::cuda_available() {
+            return Err((
+                "gpu_unavailable",
+                "no GPU runtime here: this server has no CUDA build or no usable NVIDIA GPU; \
+                 the notebook stays on the CPU"
+                    .to_owned(),
+            ));
+        }
+        let changed = {
+            let mut set = self.gpu.lock().await;
+            if gpu {
+                set.insert(notebook_id.to_owned())
+            } else {
+                set.remove(notebook_id)
+            }
+        };
+        if !changed {
+            return Ok(());
+        }
+        let old = self.sessions.lock().await.remove(notebook_id);
+        if let Some(old) = old {
+            old.shutdown().await;
+        }
+        self.start_session(notebook_id, true)
+            .await
+            .map(|_| ())
+            .map_err(|e| ("runtime_error", e.to_string()))
+    }
+
+    /// The full text of a truncated output of `notebook_id`, from the file its session wrote.
+    async fn read_output(&self, notebook_id: &str, file: &str) -> Result<String, String> {
+        // A plain file name: nothing that could leave the notebook's output folder.
+        let plain = !file.is_empty()
+            && file.len() <= 200
+            && !file.starts_with('.')
+            && file
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        let dir = self
+            .kernel
+            .workdir
+            .join(notebook_id)
+            .join(crate::session::FULL_OUTPUT_DIR);
+        if !plain || !crate::session::is_safe_id(notebook_id) {
+            return Err(format!("no saved output {file:?}"));
+        }
+        let path = dir.join(file);
+        let size = tokio::fs::metadata(&path)
+            .await
+            .map_err(|_| format!("no saved output {file:?}"))?
+            .len();
+        if size > MAX_OUTPUT_DOWNLOAD {
+            return Err(format!(
+                "the saved output is {size} bytes, more than can be sent ({MAX_OUTPUT_DOWNLOAD})"
+            ));
+        }
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|e| format!("cannot read {file:?}: {e}"))?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Checks the per-user kernel limit before `user` runs code in `notebook_id`, and records
+    /// `user` as the holder of the kernel this starts. Running in a notebook whose kernel is
+    /// already up never counts again.
+    async fn admit(&self, notebook_id: &str, user: &str) -> Result<(), String> {
+        let limit = self.config.kernels.kernels_per_user;
+        let sessions = self.sessions.lock().await;
+        let live = |id: &str| {
+            sessions
+                .get(id)
+                .is_some_and(|s| !s.is_closed() && s.has_kernel())
+        };
+        if live(notebook_id) {
+            return Ok(());
+        }
+        let mut holders = self.holders.lock().await;
+        holders.retain(|id, _| live(id));
+        let held = holders
+            .values()
+            .filter(|holder| holder.as_str() == user)
+            .count();
+        if limit > 0 && held >= limit {
+            return Err(format!(
+                "you already have {held} running kernel(s), the most one person may have; \
+                 restart or leave one idle until it shuts down, then try again"
+            ));
+        }
+        holders.insert(notebook_id.to_owned(), user.to_owned());
+        Ok(())
+    }
+}

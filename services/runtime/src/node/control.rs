@@ -1,0 +1,52 @@
+//! The control WebSocket link: `GET /internal/runtime` on one collab service, with commands
+//! in and replies out as JSON text frames.
+
+use anyhow::Context;
+use futures_util::{SinkExt, StreamExt};
+use tandem_protocol::runtime::{CONTROL_PATH, Command};
+use tokio_tungstenite::tungstenite::Message as Ws;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_util::sync::CancellationToken;
+
+use super::{Node, ws_root};
+
+impl Node {
+    /// Connects to the control channel and serves it until it closes or `stop` fires.
+    pub(super) async fn serve_once(&self, stop: &CancellationToken) -> anyhow::Result<()> {
+        let url = format!("{}{CONTROL_PATH}", ws_root(&self.config.collab_url)?);
+        let mut request = url.as_str().into_client_request()?;
+        let bearer = format!("Bearer {}", self.config.service_token);
+        request
+            .headers_mut()
+            .insert("authorization", bearer.parse()?);
+        let (socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .with_context(|| format!("connecting to {url}"))?;
+        tracing::info!(%url, "runtime joined the collab service");
+        self.config.ready.set(true);
+        let (mut sink, mut stream) = socket.split();
+        loop {
+            let frame = tokio::select! {
+                frame = stream.next() => frame,
+                () = stop.cancelled() => return Ok(()),
+            };
+            match frame {
+                Some(Ok(Ws::Text(text))) => {
+                    let command: Command = match serde_json::from_str(&text) {
+                        Ok(command) => command,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "malformed command");
+                            continue;
+                        }
+                    };
+                    let reply = self.handle(command).await;
+                    sink.send(Ws::Text(serde_json::to_string(&reply)?.into()))
+                        .await?;
+                }
+                Some(Ok(Ws::Close(_))) | None => return Ok(()),
+                Some(Err(err)) => return Err(err.into()),
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Running cells: starting the next queued cell on the kernel, writing its events into the
+//! document as they arrive, and finishing it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tandem_crdt::ExecutionState;
+
+use super::{Actor, Running, Slot};
+use crate::kernel::{ExecStatus, KernelError, KernelEvent, Output};
+use crate::session::FULL_OUTPUT_DIR;
+use crate::session::doc::{self, KernelStatus};
+use crate::session::outputs::CellOutput;
+
+impl Actor {
+    /// Starts the next queued cell, or the kernel it needs.
+    pub(super) fn pump(&mut self) {
+        if self.running.is_some() || self.queue.is_empty() {
+            return;
+        }
+        let kernel = match &self.slot {
+            Slot::Ready(kernel) => Arc::clone(kernel),
+            Slot::Starting(_) => return,
+            Slot::None => return self.begin_start(),
+        };
+        while let Some(entry) = self.queue.pop_front() {
+            let id = entry.cell_id.clone();
+            // The code as it is now: edits made while the cell was queued count.
+            let Ok(code) = doc::code_source(&self.notebook, &id) else {
+                tracing::debug!(cell = %id, "queued cell was deleted or changed type");
+                continue;
+            };
+            let _ = self.notebook.clear_outputs(&id);
+            self.displays.forget_cell(&id);
+            let _ = self.notebook.set_execution_count(&id, None);
+            if let Some((user_id, name)) = &entry.by {
+                let _ = self.notebook.set_execution_by(&id, user_id, name);
+            }
+            self.set_cell_state(&id, ExecutionState::Running);
+            self.state.status = KernelStatus::Busy;
+            self.state.running = Some(id.clone());
+            self.sync_queue();
+            match self.submit(&kernel, &id, &code) {
+                Ok(execution) => {
+                    self.runs += 1;
+                    let output =
+                        CellOutput::new(&id, self.config.output_cap_bytes, self.spill_path(&id));
+                    self.running = Some(Running {
+                        entry,
+                        execution,
+                        output,
+                        interrupt_deadline: None,
+                    });
+                }
+                Err(KernelError::Dead(death)) => {
+                    self.fail_cell(&id, death.to_error_output());
+                    self.died(&death);
+                }
+                Err(error) => {
+                    let output = Output::Error {
+                        ename: "KernelError".into(),
+                        evalue: error.to_string(),
+                        traceback: vec![error.to_string()],
+                    };
+                    self.fail_cell(&id, output);
+                    continue;
+                }
+            }
+            return;
+        }
+        self.state.status = KernelStatus::Idle;
+        self.state.running = None;
+        self.write_state();
+    }
+
+    pub(super) fn event(&mut self, event: KernelEvent) {
+        let Some(running) = &mut self.running else {
+            return;
+        };
+        match event {
+            KernelEvent::Output(output) => {
+                running
+                    .output
+                    .push(&self.notebook, &mut self.displays, output);
+            }
+            KernelEvent::ClearOutput { wait } => {
+                running
+                    .output
+                    .clear(&self.notebook, &mut self.displays, wait);
+            }
+            KernelEvent::UpdateDisplay {
+                display_id,
+                data,
+                metadata,
+            } => {
+                // Buffered clears and text first, so the indices the update uses are current.
+                running.output.flush(&self.notebook, &mut self.displays);
+                self.displays
+                    .update(&self.notebook, &display_id, &data, &metadata);
+            }
+            KernelEvent::Names { cell, peers } => self.names(cell, peers),
+            KernelEvent::SecretRequest { id, name } => {
+                if let Slot::Ready(kernel) = &self.slot {
+                    crate::secrets::answer(
+                        Arc::clone(kernel),
+                        self.config.secrets.clone(),
+                        self.config.notebook_id.clone(),
+                        running
+                            .entry
+                            .by
+                            .as_ref()
+                            .map(|(user_id, _)| user_id.clone()),
+                        id,
+                        name,
+                    );
+                }
+            }
+            KernelEvent::Variables(variables) => {
+                self.state.variables = variables;
+                self.write_state();
+            }
+            KernelEvent::Done {
+                status,
+                execution_count,
+            } => self.done(status, execution_count),
+        }
+    }
+
+    pub(super) fn done(&mut self, status: ExecStatus, execution_count: Option<u32>) {
+        let Some(mut running) = self.running.take() else {
+            return;
+        };
+        let id = running.entry.cell_id.clone();
+        running.output.finish(&self.notebook, &mut self.displays);
+        let _ = self
+            .notebook
+            .set_execution_count(&id, execution_count.map(i64::from));
+        self.set_cell_state(&id, ExecutionState::Idle);
+        if execution_count.is_some() {
+            self.state.execution_count = execution_count;
+        }
+        self.state.running = None;
+        tracing::debug!(cell = %id, ?status, ?execution_count, "cell done");
+        self.refresh_stale();
+        if status == ExecStatus::Error
+            && let Some(group) = running.entry.group
+        {
+            let (dropped, kept) = std::mem::take(&mut self.queue)
+                .into_iter()
+                .partition::<Vec<_>, _>(|entry| entry.group == Some(group));
+            self.queue = kept.into();
+            for entry in dropped {
+                self.set_cell_state(&entry.cell_id, ExecutionState::Idle);
+            }
+        }
+        let death = match &self.slot {
+            Slot::Ready(kernel) => kernel.exited(),
+            _ => None,
+        };
+        match death {
+            Some(death) => self.died(&death),
+            None => {
+                self.state.status = KernelStatus::Idle;
+                self.sync_queue();
+            }
+        }
+    }
+
+    /// Shows `output` as the cell's only output and leaves it idle.
+    pub(super) fn fail_cell(&mut self, id: &str, output: Output) {
+        let _ = self.notebook.clear_outputs(id);
+        self.displays.forget_cell(id);
+        if let Ok(json) = serde_json::to_value(&output) {
+            let _ = self.notebook.append_output(id, &json);
+        }
+        let _ = self.notebook.set_execution_count(id, None);
+        self.set_cell_state(id, ExecutionState::Idle);
+    }
+
+    fn spill_path(&self, cell_id: &str) -> PathBuf {
+        let dir = self
+            .config
+            .full_output_dir
+            .clone()
+            .unwrap_or_else(|| self.config.kernel.workdir.join(FULL_OUTPUT_DIR));
+        dir.join(format!("{cell_id}-{}.txt", self.runs))
+    }
+}
