@@ -138,20 +138,32 @@ async fn create_notebook(
     ApiJson(body): ApiJson<CreateNotebook>,
 ) -> Result<impl IntoResponse, ApiError> {
     let title = clean_title(&body.title)?;
+    let ipynb = body.ipynb.unwrap_or_else(blank_notebook);
+    let record = import_notebook(&app, &user.id, title, ipynb, |_| {}).await?;
+    Ok((StatusCode::CREATED, Json(info(&record, Role::Owner))))
+}
+
+/// Stores a new notebook owned by `owner_id`, imported from `ipynb` (any exported comments
+/// dropped), with its title in `state.title` and whatever else `extra` writes into the fresh
+/// document. Answers 400 `invalid_ipynb` for a notebook that does not import.
+pub(crate) async fn import_notebook(
+    app: &App,
+    owner_id: &str,
+    title: String,
+    mut ipynb: serde_json::Value,
+    extra: impl FnOnce(&mut yrs::TransactionMut) + Send + 'static,
+) -> Result<NotebookRecord, ApiError> {
+    comments::strip_from_import(&mut ipynb);
     let limits = app.import_limits();
-    let mut body = body;
-    if let Some(ipynb) = body.ipynb.as_mut() {
-        comments::strip_from_import(ipynb);
-    }
     let doc_title = title.clone();
     let initial_state = tokio::task::spawn_blocking(move || {
-        let notebook = match &body.ipynb {
-            Some(ipynb) => Notebook::from_ipynb(ipynb, &limits)
-                .map_err(|e| ApiError::bad_request("invalid_ipynb", e.to_string()))?,
-            None => Notebook::from_ipynb(&blank_notebook(), &limits)
-                .map_err(|e| ApiError::internal(anyhow::anyhow!("blank notebook: {e}")))?,
-        };
-        write_title(&mut notebook.doc().transact_mut(), &doc_title);
+        let notebook = Notebook::from_ipynb(&ipynb, &limits)
+            .map_err(|e| ApiError::bad_request("invalid_ipynb", e.to_string()))?;
+        {
+            let mut txn = notebook.doc().transact_mut();
+            write_title(&mut txn, &doc_title);
+            extra(&mut txn);
+        }
         let state = notebook
             .doc()
             .transact()
@@ -164,7 +176,7 @@ async fn create_notebook(
     let record = NotebookRecord {
         id: ids::random_id(),
         title,
-        owner_id: user.id,
+        owner_id: owner_id.to_owned(),
         created_at_ms: now,
         updated_at_ms: now,
         general_access: GeneralAccess::Restricted,
@@ -172,7 +184,7 @@ async fn create_notebook(
     };
     app.store.create_notebook(&record, &initial_state).await?;
     tracing::info!(doc_id = %record.id, bytes = initial_state.len(), "notebook created");
-    Ok((StatusCode::CREATED, Json(info(&record, Role::Owner))))
+    Ok(record)
 }
 
 /// A title as stored: trimmed, "Untitled" when empty, 400 when too long.

@@ -11,17 +11,15 @@ use axum::response::IntoResponse;
 use axum::{Json, routing};
 use serde_json::Value;
 use tandem_crdt::Notebook;
+use tandem_protocol::Role;
 use tandem_protocol::git::{GitCommit, GitCommitted, GitImport, GitOrigin, STATE_GIT};
-use tandem_protocol::{GeneralAccess, Role};
-use yrs::{Any, In, Map, MapPrelim, Out, ReadTxn, StateVector, Transact, WriteTxn};
+use yrs::{Any, In, Map, MapPrelim, Out, WriteTxn};
 
-use super::{ApiJson, clean_title, comments, info, write_title};
+use super::{ApiJson, clean_title, info};
 use crate::App;
 use crate::auth::{Caller, SignedIn, caller_access};
 use crate::error::ApiError;
 use crate::git::{Author, Checkout, GitError, Remote, check_branch, check_path};
-use crate::ids;
-use crate::store::NotebookRecord;
 
 /// Longest commit message accepted, in bytes.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -66,39 +64,14 @@ async fn import(
         base_commit: checkout.head.clone(),
     };
     drop(checkout);
-    let mut ipynb: Value = serde_json::from_slice(&bytes)
+    let ipynb: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request("invalid_ipynb", format!("not JSON: {e}")))?;
-    comments::strip_from_import(&mut ipynb);
     let title = clean_title(title_of(&origin.path))?;
-    let doc_title = title.clone();
     let doc_origin = origin.clone();
-    let initial_state = tokio::task::spawn_blocking(move || {
-        let notebook = Notebook::from_ipynb(&ipynb, &limits)
-            .map_err(|e| ApiError::bad_request("invalid_ipynb", e.to_string()))?;
-        {
-            let mut txn = notebook.doc().transact_mut();
-            write_title(&mut txn, &doc_title);
-            write_origin(&mut txn, &doc_origin);
-        }
-        let state = notebook
-            .doc()
-            .transact()
-            .encode_state_as_update_v1(&StateVector::default());
-        Ok::<_, ApiError>(state)
+    let record = super::import_notebook(&app, &user.id, title, ipynb, move |txn| {
+        write_origin(txn, &doc_origin)
     })
-    .await
-    .map_err(ApiError::internal)??;
-    let now = ids::now_ms();
-    let record = NotebookRecord {
-        id: ids::random_id(),
-        title,
-        owner_id: user.id,
-        created_at_ms: now,
-        updated_at_ms: now,
-        general_access: GeneralAccess::Restricted,
-        link_role: Role::Viewer,
-    };
-    app.store.create_notebook(&record, &initial_state).await?;
+    .await?;
     tracing::info!(
         doc_id = %record.id,
         url = %origin.url,
@@ -347,6 +320,7 @@ impl From<GitError> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use yrs::Transact;
 
     #[test]
     fn files_are_written_as_nbformat_writes_them() {
