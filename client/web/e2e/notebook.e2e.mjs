@@ -13,7 +13,10 @@
 // type either but comments on a range of a cell, and Ada sees the highlighted range, replies
 // and resolves; Ada names a version, changes the cell, previews and compares the version and
 // restores it while Bob stays connected; an .ipynb uploads and downloads unchanged, and Ada hands it to Bob; a 500-cell
-// notebook opens quickly. Screenshots of the key states go to SCREENSHOT_DIR.
+// notebook opens quickly; in a fresh notebook, a file uploaded in the Files panel is read by a
+// kernel as drive/ and deleted, and a secret added in the Secrets panel and granted to the
+// notebook is read by a cell (its length only) and appears nowhere in the page or the export.
+// Screenshots of the key states go to SCREENSHOT_DIR.
 
 import assert from "node:assert/strict";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
@@ -457,6 +460,81 @@ try {
   assert.ok(editors < 200, `editors are built lazily (${editors} of 500)`);
   await shot(ada.page, "11-large-notebook");
   assert.ok(loadMs < LARGE_BUDGET_MS, `a 500-cell notebook took ${loadMs} ms to open (budget ${LARGE_BUDGET_MS} ms)`);
+
+  // === Side panels: Files and Secrets, in a notebook of their own ===============================
+  // (Version history is covered above.) Ada starts a fresh notebook so nothing earlier changes.
+  await ada.page.goto(`${BASE}/home`);
+  await ada.page.fill('[data-testid="new-title"]', "Panels");
+  await Promise.all([ada.page.waitForURL(/\/n\/[A-Za-z0-9_-]+$/), ada.page.click('[data-testid="new-notebook"]')]);
+  const panelsId = ada.page.url().split("/n/")[1];
+  await editorOf(ada.page, 0).waitFor();
+  await ada.page.locator('[data-testid="connection"][data-state="online"]').waitFor();
+
+  // --- Files: upload through the panel, read it from a kernel as drive/, delete it ------------
+  const driveName = "e2e-note.txt";
+  const driveContent = "hello from the drive panel";
+  const driveFile = path.join(SHOTS, driveName);
+  await writeFile(driveFile, driveContent);
+  await ada.page.click('[data-testid="files-toggle"]');
+  const filesPanel = ada.page.locator('[data-testid="files-panel"]');
+  // Its first listing is in: nothing re-renders under the upload.
+  await filesPanel.getByText("No files yet.").waitFor();
+  await ada.page.setInputFiles('[data-testid="files-input"]', driveFile);
+  const driveEntry = filesPanel.locator(`[data-testid="files-entry"][data-path="${driveName}"]`);
+  await driveEntry.waitFor({ timeout: 10_000 });
+  await shot(ada.page, "12-files-panel");
+  await editorOf(ada.page, 0).click();
+  await ada.page.keyboard.insertText(`print(open('drive/${driveName}').read())`);
+  await ada.page.keyboard.press("Control+Enter");
+  await ada.page
+    .locator('[data-testid="cell"]')
+    .nth(0)
+    .locator(".outputs pre", { hasText: driveContent })
+    .waitFor({ timeout: RUN_TIMEOUT });
+  ada.page.once("dialog", (dialog) => dialog.accept());
+  await driveEntry.getByRole("button", { name: `Delete ${driveName}` }).click();
+  await driveEntry.waitFor({ state: "detached", timeout: 10_000 });
+  await filesPanel.getByRole("button", { name: "Close files" }).click();
+  log("files: uploaded in the panel, read by the kernel from drive/, deleted");
+
+  // --- Secrets: add one, give this notebook access, read its length (never the value) ---------
+  const secretName = "E2E_TOKEN";
+  const secretValue = "e2e-s3cr3t-value-7f3a9c";
+  await ada.page.click('[data-testid="secrets-toggle"]');
+  const secretsPanel = ada.page.locator('[data-testid="secrets-panel"]');
+  // Its first listing is in before typing, so nothing re-renders under the form.
+  await secretsPanel.getByText("No secrets yet.").waitFor();
+  await ada.page.fill('[data-testid="secret-name"]', secretName);
+  await ada.page.fill('[data-testid="secret-value"]', secretValue);
+  assert.equal(await ada.page.inputValue('[data-testid="secret-name"]'), secretName);
+  await ada.page.click('[data-testid="secret-save"]');
+  const secretEntry = secretsPanel.locator(`[data-testid="secret-entry"][data-name="${secretName}"]`);
+  await secretEntry.waitFor({ timeout: 10_000 });
+  await secretEntry.locator('[data-testid="secret-access"]').check();
+  await secretsPanel
+    .locator(`[data-testid="secret-entry"][data-name="${secretName}"] [data-testid="secret-access"]:checked`)
+    .waitFor({ timeout: 10_000 });
+  await shot(ada.page, "13-secrets-panel");
+  await ada.page.locator('[data-testid="cell"]').last().click();
+  await ada.page.keyboard.press("Escape");
+  await ada.page.keyboard.press("b");
+  await ada.page.keyboard.insertText(`import tandem; print("secret length", len(tandem.secrets.get('${secretName}')))`);
+  await ada.page.keyboard.press("Control+Enter");
+  await ada.page
+    .locator(".outputs pre", { hasText: `secret length ${secretValue.length}` })
+    .waitFor({ timeout: RUN_TIMEOUT });
+  // The value is nowhere in the page, nor in the exported notebook.
+  const pageText = await ada.page.locator("body").innerText();
+  const pageHtml = await ada.page.content();
+  assert.ok(!pageText.includes(secretValue), "the secret's value is not in the page's text");
+  assert.ok(!pageHtml.includes(secretValue), "the secret's value is not in the page's markup");
+  const exported = await ada.page.request.get(`${BASE}/api/notebooks/${panelsId}/ipynb`);
+  assert.equal(exported.status(), 200);
+  const exportedText = await exported.text();
+  assert.ok(exportedText.includes(`secret length ${secretValue.length}`), "the export has the run's output");
+  assert.ok(!exportedText.includes(secretValue), "the secret's value is not in the exported .ipynb");
+  await secretsPanel.getByRole("button", { name: "Close secrets" }).click();
+  log("secrets: saved, granted to the notebook, read by length only, absent from page and export");
 
   log("all browser checks passed");
 } catch (error) {

@@ -167,10 +167,16 @@ export class SecretsPanel {
     );
   }
 
+  /** Where the list goes; the rest of the panel is built once, so a refresh never takes
+   * focus or half-typed text away from the form. */
+  private readonly listBox = h("div.secrets-list-box", {});
+
   private render() {
     const list = this.list.length
       ? h("ul.secrets-list", {}, this.list.map((secret) => this.row(secret)))
       : h("p.muted", {}, "No secrets yet.");
+    this.listBox.replaceChildren(this.error ? h("p.error", {}, this.error) : list);
+    if (this.listBox.parentNode === this.el) return;
     const form = h(
       "form.secrets-form",
       { "data-testid": "secret-form" },
@@ -198,7 +204,7 @@ export class SecretsPanel {
         " when you run it; people you share it with use their own secrets.",
       ),
       form,
-      this.error ? h("p.error", {}, this.error) : list,
+      this.listBox,
     );
   }
 }
