@@ -207,30 +207,7 @@ impl Cluster {
 
     /// A personal access token for `email` (`tandem token create` on the cluster's store).
     pub async fn token_for(&self, email: &str) -> Result<String> {
-        let output = tokio::process::Command::new(&self.bin)
-            .args(["token", "create"])
-            .args(self.store_args())
-            .args(["--email", email])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .output()
-            .await
-            .context("running tandem token create")?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        if !output.status.success() {
-            bail!(
-                "tandem token create failed ({}): {stdout}{}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        stdout
-            .lines()
-            .rev()
-            .map(str::trim)
-            .find(|line| !line.is_empty())
-            .map(str::to_owned)
-            .context("tandem token create printed no token")
+        crate::token_create(&self.bin, &self.store_args(), email).await
     }
 
     /// Deletes every Redis key under the cluster's prefix.

@@ -273,32 +273,8 @@ impl TestServer {
     /// Creates (if absent) the user `email` and a personal access token for them with
     /// `tandem token create`, which works while the server runs, and returns the token.
     pub async fn token_for(&self, email: &str) -> Result<String> {
-        let output = tokio::process::Command::new(&self.bin)
-            .args(["token", "create", "--data"])
-            .arg(self.data.path())
-            .args(["--email", email])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .output()
-            .await
-            .context("running tandem token create")?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        if !output.status.success() {
-            bail!(
-                "tandem token create --email {email} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        // The contract: the token alone on the last line of stdout.
-        let token = stdout
-            .lines()
-            .rev()
-            .map(str::trim)
-            .find(|line| !line.is_empty());
-        token
-            .map(str::to_owned)
-            .ok_or_else(|| anyhow!("tandem token create printed no token; stdout was {stdout:?}"))
+        let data = self.data.path().display().to_string();
+        token_create(&self.bin, &["--data".to_owned(), data], email).await
     }
 
     /// A REST client signed in as `email` (a fresh token from [`TestServer::token_for`]).
@@ -470,6 +446,39 @@ fn parse_listening(line: &str) -> Option<SocketAddr> {
         .find(|c: char| c.is_whitespace() || c == '/')
         .unwrap_or(rest.len());
     rest[..end].parse().ok()
+}
+
+/// Runs `tandem token create --email EMAIL` with the given store flags and returns the token,
+/// which the contract puts alone on the last line of stdout.
+pub(crate) async fn token_create(
+    bin: &std::path::Path,
+    store_args: &[String],
+    email: &str,
+) -> Result<String> {
+    let output = tokio::process::Command::new(bin)
+        .args(["token", "create"])
+        .args(store_args)
+        .args(["--email", email])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .context("running tandem token create")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!(
+            "tandem token create --email {email} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    stdout
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("tandem token create printed no token; stdout was {stdout:?}"))
 }
 
 #[cfg(test)]
