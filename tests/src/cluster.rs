@@ -129,6 +129,13 @@ impl Cluster {
         })
     }
 
+    /// The same cluster with the Redis key prefix `prefix` instead of one of its own: for a
+    /// Redis of the test's own whose ACL allows only that prefix (`infra/redis/start.sh`).
+    pub fn with_prefix(mut self, prefix: &str) -> Cluster {
+        prefix.clone_into(&mut self.prefix);
+        self
+    }
+
     /// The flags naming the shared store and Redis.
     fn store_args(&self) -> Vec<String> {
         vec![
