@@ -249,7 +249,10 @@ async fn redis_takes_a_password_from_a_secret_and_admits_only_collab_and_runtime
     // Compose's stand-in for the NetworkPolicy: Redis alone on an internal network that the
     // proxy is not on.
     assert_eq!(compose["redis"]["networks"], serde_json::json!(["redis"]));
-    assert!(compose["proxy"]["networks"].is_null(), "the proxy joins only `default`");
+    assert!(
+        compose["proxy"]["networks"].is_null(),
+        "the proxy joins only `default`"
+    );
     let networks = &files["compose/compose.yaml"][0]["networks"];
     assert_eq!(networks["redis"]["internal"], true, "{networks}");
 
