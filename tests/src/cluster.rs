@@ -66,6 +66,12 @@ impl NodeProcess {
     pub fn logs(&self) -> String {
         self.logs.contents()
     }
+
+    /// The local sign-in link a collab node printed (`http://ADDR/signin?token=…`).
+    pub fn sign_in_url(&self) -> Result<String> {
+        crate::last_sign_in_url(&self.logs.contents())
+            .with_context(|| format!("{} printed no sign-in link", self.name))
+    }
 }
 
 impl Drop for NodeProcess {

@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`TestServer`]: `tandem serve` on a fresh data dir and a free port; SIGKILL, restart on the
-//!   same data, tokens, and the server's output printed when a test fails.
+//!   same data, tokens, the local sign-in link it printed (and the token file), and the
+//!   server's output printed when a test fails.
 //! - [`tandem_bin`], [`python`], [`node_modules`], [`corpus_dir`]: where the binary, the interop
 //!   venv, the Node clients and the notebook corpus are. Each fails (never skips) with a message
 //!   saying to run `scripts/test`, which sets all of them up.
@@ -50,6 +51,13 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What `tandem serve` prints on stdout once its listener is bound (DESIGN.md, CLI contract).
 const LISTENING_PREFIX: &str = "listening on http://";
+
+/// What `tandem serve` and `tandem collab` print on stdout, just before `listening on`, when
+/// local sign-in is on: `Sign in at http://ADDR/signin?token=…`.
+const SIGN_IN_PREFIX: &str = "Sign in at ";
+
+/// The file in `--data` that holds the local sign-in token.
+pub const SIGN_IN_TOKEN_FILE: &str = "local-signin-token";
 
 /// Output kept from the server: every line of its stdout and stderr, in arrival order.
 #[derive(Clone, Default)]
@@ -270,6 +278,21 @@ impl TestServer {
         Ok(())
     }
 
+    /// The local sign-in link the server printed at its latest start
+    /// (`http://127.0.0.1:PORT/signin?token=…`).
+    pub fn sign_in_url(&self) -> Result<String> {
+        last_sign_in_url(&self.logs.contents())
+            .ok_or_else(|| anyhow!("tandem serve printed no `{SIGN_IN_PREFIX}…` line"))
+    }
+
+    /// The local sign-in token as a script reads it: [`SIGN_IN_TOKEN_FILE`] in the data dir.
+    pub fn sign_in_token(&self) -> Result<String> {
+        let path = self.data.path().join(SIGN_IN_TOKEN_FILE);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        Ok(text.trim().to_owned())
+    }
+
     /// Creates (if absent) the user `email` and a personal access token for them with
     /// `tandem token create`, which works while the server runs, and returns the token.
     pub async fn token_for(&self, email: &str) -> Result<String> {
@@ -448,6 +471,17 @@ fn parse_listening(line: &str) -> Option<SocketAddr> {
     rest[..end].parse().ok()
 }
 
+/// The link in the last `Sign in at URL` line of a process's output: the one its latest
+/// start printed.
+pub(crate) fn last_sign_in_url(logs: &str) -> Option<String> {
+    logs.lines()
+        .filter_map(|line| {
+            let start = line.find(SIGN_IN_PREFIX)? + SIGN_IN_PREFIX.len();
+            line[start..].split_whitespace().next().map(str::to_owned)
+        })
+        .next_back()
+}
+
 /// Runs `tandem token create --email EMAIL` with the given store flags and returns the token,
 /// which the contract puts alone on the last line of stdout.
 pub(crate) async fn token_create(
@@ -512,5 +546,17 @@ mod tests {
             Some("127.0.0.1:9".parse().unwrap())
         );
         assert_eq!(parse_listening("listening on http://not-an-addr"), None);
+    }
+
+    #[test]
+    fn the_latest_sign_in_link_is_found() {
+        let logs = "harness: start #1\nstdout: Sign in at http://127.0.0.1:1/signin?token=a\n\
+                    stdout: listening on http://127.0.0.1:1\nharness: start #2\n\
+                    stdout: Sign in at http://127.0.0.1:2/signin?token=b\n";
+        assert_eq!(
+            last_sign_in_url(logs).as_deref(),
+            Some("http://127.0.0.1:2/signin?token=b")
+        );
+        assert_eq!(last_sign_in_url("stdout: listening on http://x"), None);
     }
 }

@@ -1,6 +1,7 @@
 //! The web client in a real browser against the real `tandem serve`.
 //!
-//! `client/web/e2e/notebook.e2e.mjs` drives Debian's Chromium with playwright-core: two people
+//! `client/web/e2e/notebook.e2e.mjs` drives Debian's Chromium with playwright-core: without
+//! the sign-in link the server printed, the sign-in page offers no form; with it, two people
 //! sign in (two browser contexts), open one notebook, see a rename live, type into the same
 //! cell at once and converge; one types a line and runs the cell at once, and both see the
 //! output of every line, `[1]` and "run by"; a markdown cell renders with math; an
@@ -103,6 +104,8 @@ async fn two_people_edit_run_and_share_a_notebook_in_chromium() {
         .arg(web_dir().join("e2e/notebook.e2e.mjs"))
         .current_dir(web_dir())
         .env("TANDEM_URL", server.http_url())
+        // The link `tandem serve` printed: local sign-in works only with its token.
+        .env("TANDEM_SIGNIN_URL", server.sign_in_url().unwrap())
         .env("SCREENSHOT_DIR", &screenshots)
         .env("CHROMIUM", &chromium);
     let output = run_client(command, "notebook.e2e.mjs", BROWSER_TIMEOUT)

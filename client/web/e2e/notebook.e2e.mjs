@@ -1,10 +1,15 @@
 // Browser end-to-end test of the web client against a real `tandem serve`, driven by
 // playwright-core on Debian's Chromium. Run by tests/tests/web.rs, which starts the server:
 //
-//   TANDEM_URL=http://127.0.0.1:PORT SCREENSHOT_DIR=target/web-screenshots \
-//   CHROMIUM=/usr/bin/chromium node client/web/e2e/notebook.e2e.mjs
+//   TANDEM_URL=http://127.0.0.1:PORT TANDEM_SIGNIN_URL='http://127.0.0.1:PORT/signin?token=…' \
+//   SCREENSHOT_DIR=target/web-screenshots CHROMIUM=/usr/bin/chromium \
+//   node client/web/e2e/notebook.e2e.mjs
 //
-// Scenario: Ada and Bob sign in (two browser contexts); Ada creates a notebook and shares it
+// TANDEM_SIGNIN_URL is the `Sign in at …` link the server printed at start (its token is also
+// in local-signin-token in the server's --data).
+//
+// Scenario: without that link the sign-in page offers no form; with it, Ada and Bob sign in
+// (two browser contexts); Ada creates a notebook and shares it
 // with Bob as an editor; Ada renames it and Bob's page shows the new title at once; both type
 // into the same cell at once and converge; Ada types one more line and runs the cell at once
 // (no pause), and both see the output of every line, [1] and "run by Ada"; a `# @param` slider
@@ -24,6 +29,11 @@ import path from "node:path";
 import { chromium } from "playwright-core";
 
 const BASE = process.env.TANDEM_URL ?? "http://127.0.0.1:8080";
+/** The server's printed `Sign in at …/signin?token=…` link: local sign-in needs its token. */
+const SIGNIN_URL = process.env.TANDEM_SIGNIN_URL;
+if (!SIGNIN_URL) {
+  throw new Error("set TANDEM_SIGNIN_URL to the `Sign in at …` link the server printed");
+}
 const SHOTS = process.env.SCREENSHOT_DIR ?? "target/web-screenshots";
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 /** The first run also starts a kernel (Python, IPython): generous on a small CI machine. */
@@ -47,7 +57,7 @@ async function shot(page, name) {
   log("screenshot", file);
 }
 
-/** A browser context signed in through the server's sign-in page. */
+/** A browser context signed in through the server's sign-in page, opened from the printed link. */
 const pages = [];
 async function signIn(name, email) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, acceptDownloads: true });
@@ -60,7 +70,9 @@ async function signIn(name, email) {
   page.on("console", (msg) => {
     if (msg.type() === "error") console.error(`[${name}] console:`, msg.text());
   });
-  await page.goto(`${BASE}/signin?return_to=/home`);
+  // The link's token goes into a cookie, and the page drops it from the address bar.
+  await page.goto(`${SIGNIN_URL}&return_to=${encodeURIComponent("/home")}`);
+  assert.equal(new URL(page.url()).searchParams.get("token"), null, "the token leaves the address bar");
   await page.fill('input[name="name"]', name);
   await page.fill('input[name="email"]', email);
   await Promise.all([page.waitForURL(`${BASE}/home`), page.click('button[type="submit"]')]);
@@ -85,6 +97,17 @@ async function waitForText(page, index, predicate, what) {
 }
 
 try {
+  // --- Without the printed link, no form: anyone who reaches the port is not anyone ---------
+  {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${BASE}/signin?return_to=/home`);
+    await page.locator("code", { hasText: "local-signin-token" }).waitFor();
+    assert.equal(await page.locator('form[action="/auth/local"]').count(), 0, "no sign-in form without the token");
+    await context.close();
+    log("no sign-in form without the printed link");
+  }
+
   // --- Sign in, create, share ---------------------------------------------------------------
   const ada = await signIn("Ada Lovelace", "ada@example.com");
   const bob = await signIn("Bob Babbage", "bob@example.com");

@@ -8,8 +8,9 @@
 //!
 //! # Layout
 //! - [`config`]: [`AuthConfig`], the sign-in settings.
-//! - [`session`]: session cookies, CSRF, local sign-in and sign-out.
+//! - [`session`]: session cookies, CSRF and sign-out.
 //! - [`oauth`]: sign-in with OAuth 2.0 / OpenID Connect providers.
+//! - [`local`]: the "name and email" sign-in on loopback, behind the token each node prints.
 //! - [`pages`]: the server-rendered sign-in page.
 //! - [`limits`]: rate limits on sign-in and token attempts.
 //! - [`events`]: access changes (sharing edits, sign-outs) that open connections re-check.
@@ -17,6 +18,7 @@
 pub mod config;
 pub mod events;
 pub mod limits;
+pub mod local;
 pub mod oauth;
 pub mod pages;
 pub mod session;

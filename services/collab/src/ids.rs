@@ -13,6 +13,12 @@ pub fn random_id() -> String {
     random_base64::<16>()
 }
 
+/// A fresh secret with 256 random bits, URL-safe (43 characters), such as the local sign-in
+/// token.
+pub fn random_secret() -> String {
+    random_base64::<32>()
+}
+
 /// A fresh personal access token: the prefix and 256 random bits.
 pub fn new_token() -> String {
     format!("{TOKEN_PREFIX}{}", random_base64::<32>())

@@ -93,6 +93,8 @@ pub struct App {
     pub providers: Arc<auth::oauth::Providers>,
     /// Rate limits on sign-in and token attempts.
     pub limits: Arc<auth::limits::Limits>,
+    /// This node's local sign-in token; `None` when local sign-in is off.
+    pub local_sign_in: Option<Arc<auth::local::LocalToken>>,
     /// Access changes that open connections re-check.
     pub access: auth::events::AccessEvents,
     /// The key users' secrets are sealed with; `None` when secrets are off (Redis without
@@ -188,6 +190,14 @@ impl Server {
         let providers =
             auth::oauth::Providers::load(&config.auth).context("loading the sign-in providers")?;
         let limits = auth::limits::Limits::new(&config.auth);
+        let local_sign_in = if auth::local::enabled(&config.auth, config.listen, &providers) {
+            let token = auth::local::LocalToken::create(store.as_ref(), &config.store.data)
+                .await
+                .context("starting local sign-in")?;
+            Some(Arc::new(token))
+        } else {
+            None
+        };
         let secrets = secrets::configure(&config)?.map(Arc::new);
         let runtimes = match &config.store.redis_url {
             Some(url) => {
@@ -205,6 +215,7 @@ impl Server {
         let app = App {
             providers: Arc::new(providers),
             limits: Arc::new(limits),
+            local_sign_in,
             access,
             store,
             rooms,
@@ -227,6 +238,13 @@ impl Server {
         self.listener
             .local_addr()
             .unwrap_or_else(|_| self.app.config.listen)
+    }
+
+    /// The link that signs a browser in with this node's local sign-in token
+    /// (`http://127.0.0.1:8080/signin?token=…`), when local sign-in is on. `tandem serve`
+    /// prints it.
+    pub fn local_sign_in_url(&self) -> Option<String> {
+        auth::local::sign_in_url(&self.app, self.local_addr())
     }
 
     /// The service's shared state (for tests and embedding).
@@ -269,6 +287,13 @@ impl Server {
                 }
             }
         });
+        if let Some(local) = &app.local_sign_in {
+            app.tracker.spawn(
+                local
+                    .clone()
+                    .keep_alive(app.store.clone(), stopping.clone()),
+            );
+        }
         // Connection info gives the rate limits each client's address.
         let router = router.into_make_service_with_connect_info::<SocketAddr>();
         let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
@@ -290,6 +315,7 @@ pub fn router(app: App) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(auth::session::routes())
+        .merge(auth::local::routes())
         .merge(auth::pages::routes())
         .merge(auth::oauth::routes())
         .merge(web::routes())

@@ -11,6 +11,10 @@
 //! - `tandem token create --email E [--name N]`: creates the user if absent and prints a new
 //!   personal access token alone on the last line of stdout. Safe while the server runs.
 //!
+//! With local sign-in on (loopback, no OAuth provider), `serve` and `collab` print
+//! `Sign in at http://…/signin?token=…` on stdout just before `listening on http://…`; the
+//! token is also in `local-signin-token` in `--data`.
+//!
 //! Every flag also reads a `TANDEM_<FLAG>` environment variable. Logs go to stderr (`--log-format
 //! json` for production; the level comes from `RUST_LOG`, default `info`).
 //!
@@ -178,6 +182,11 @@ async fn serve(mut config: Config, kernels: Option<KernelConfig>) -> anyhow::Res
     let server = Server::bind(config).await?;
     let addr = server.local_addr();
     tracing::info!(%addr, data = %data.display(), "tandem is up");
+    // Before `listening on`, so whoever waits for that line has this one as well. The token
+    // in it is also in `local-signin-token` in --data, for scripts.
+    if let Some(url) = server.local_sign_in_url() {
+        println!("Sign in at {url}");
+    }
     // Scripts and tests wait for this line to learn the port (the address may be port 0).
     println!("listening on http://{addr}");
     std::io::stdout().flush().context("writing to stdout")?;

@@ -8,8 +8,8 @@ use std::time::Duration;
 pub enum LocalSignIn {
     /// On when no OAuth provider is configured and the server listens on loopback only.
     Auto,
-    /// Always on, also on a public address (anyone who reaches the server can sign in as
-    /// anyone: for trusted networks only).
+    /// Always on, also on a public address (anyone who has the sign-in link the server
+    /// printed can sign in as anyone: for trusted networks only).
     On,
     /// Never.
     Off,
@@ -25,7 +25,9 @@ pub struct AuthConfig {
     pub public_url: Option<url::Url>,
 
     /// The "your name and email" sign-in: `auto` offers it only when no OAuth provider is
-    /// configured and Tandem listens on a loopback address.
+    /// configured and Tandem listens on a loopback address. It works only with the token of
+    /// the `Sign in at …/signin?token=…` link printed at start (also in `local-signin-token`
+    /// in `--data`).
     #[arg(long, env = "TANDEM_LOCAL_SIGN_IN", value_enum, default_value = "auto")]
     pub local_sign_in: LocalSignIn,
 

@@ -1,4 +1,4 @@
-//! Sign-in sessions: the session cookie, CSRF protection, local sign-in and sign-out.
+//! Sign-in sessions: the session cookie, CSRF protection and sign-out.
 //!
 //! A session is a random 256-bit id in an HttpOnly, SameSite=Lax cookie (Secure when the
 //! public URL is https); the store keeps only its hash, so ending it in the store ends it on
@@ -8,17 +8,15 @@
 //! origin: another site can make the browser send the cookie, but cannot read the token.
 
 use axum::extract::{Query, State};
-use axum::http::header::{CONTENT_TYPE, COOKIE, HOST, LOCATION, ORIGIN, SET_COOKIE};
+use axum::http::header::{COOKIE, HOST, ORIGIN, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router, routing};
 use serde::Deserialize;
-use tandem_protocol::Me;
 
-use super::config::LocalSignIn;
 use super::events::AccessEvent;
-use super::{Authenticated, Credential, limits};
+use super::{Authenticated, Credential};
 use crate::App;
 use crate::error::ApiError;
 use crate::ids;
@@ -31,13 +29,9 @@ pub const CSRF_COOKIE: &str = "tandem_csrf";
 /// The header a cookie-authenticated change must carry the CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// Longest name or email accepted at sign-in, in characters.
-const MAX_FIELD_CHARS: usize = 200;
-
-/// The sign-in routes of this module (OAuth adds its own).
+/// The sign-in routes of this module (OAuth and local sign-in add their own).
 pub fn routes() -> Router<App> {
     Router::new()
-        .route("/auth/local", routing::post(local_sign_in))
         .route("/auth/signout", routing::post(sign_out))
         .route("/auth/providers", routing::get(providers))
 }
@@ -83,7 +77,7 @@ pub fn check_csrf(app: &App, parts: &Parts, session: &SessionRecord) -> Result<(
 
 /// Whether the request's `Origin` (when a browser sent one) is Tandem's own: the public URL's
 /// origin or the `Host` the request was sent to.
-fn same_origin(app: &App, parts: &Parts) -> bool {
+pub(super) fn same_origin(app: &App, parts: &Parts) -> bool {
     let Some(origin) = parts.headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else {
         // Not a browser (browsers always send Origin on WebSockets and cross-site POSTs).
         return true;
@@ -144,12 +138,7 @@ fn set_cookie(
     max_age: u64,
     http_only: bool,
 ) -> Result<HeaderValue, ApiError> {
-    let secure = app
-        .config
-        .auth
-        .public_url
-        .as_ref()
-        .is_some_and(|url| url.scheme() == "https");
+    let secure = secure_cookies(app);
     let mut cookie = format!("{name}={value}; Path=/; Max-Age={max_age}; SameSite=Lax");
     if http_only {
         cookie.push_str("; HttpOnly");
@@ -160,99 +149,13 @@ fn set_cookie(
     HeaderValue::from_str(&cookie).map_err(ApiError::internal)
 }
 
-/// Whether the "your name and email" sign-in is offered on this server.
-pub fn local_sign_in_enabled(app: &App) -> bool {
-    match app.config.auth.local_sign_in {
-        LocalSignIn::On => true,
-        LocalSignIn::Off => false,
-        LocalSignIn::Auto => app.providers.is_empty() && app.config.listen.ip().is_loopback(),
-    }
-}
-
-/// `POST /auth/local`: a name and email, as JSON or a form.
-#[derive(Debug, Deserialize)]
-pub struct LocalSignInRequest {
-    /// Display name.
-    pub name: String,
-    /// Email address.
-    pub email: String,
-    /// Where a form sign-in goes next (a local path).
-    #[serde(default)]
-    pub return_to: Option<String>,
-}
-
-async fn local_sign_in(
-    State(app): State<App>,
-    parts: Parts,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    app.limits.sign_in_attempt(limits::client_key(&parts))?;
-    if !local_sign_in_enabled(&app) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "local_sign_in_disabled",
-            "sign in with one of the configured providers; local sign-in is off on this server",
-        ));
-    }
-    // A sign-in form posted from another site would sign the browser in as someone else.
-    if !same_origin(&app, &parts) {
-        return Err(ApiError::forbidden(
-            "sign-in must come from Tandem's own page",
-        ));
-    }
-    let is_form = parts
-        .headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let request: LocalSignInRequest = if is_form {
-        serde_urlencoded_form(&body)?
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?
-    };
-    let (name, email) = (request.name.trim(), request.email.trim());
-    if !valid_email(email) || email.chars().count() > MAX_FIELD_CHARS {
-        return Err(ApiError::bad_request(
-            "invalid_email",
-            "enter an email address such as ada@example.com",
-        ));
-    }
-    if name.is_empty() || name.chars().count() > MAX_FIELD_CHARS {
-        return Err(ApiError::bad_request(
-            "invalid_name",
-            format!("enter a name of 1 to {MAX_FIELD_CHARS} characters"),
-        ));
-    }
-    let user = app.store.upsert_user(email, name).await?;
-    let cookies = start(&app, &user).await?;
-    let mut response = if is_form {
-        let to = safe_return_to(request.return_to.as_deref());
-        let location = HeaderValue::from_str(&to).map_err(ApiError::internal)?;
-        (StatusCode::SEE_OTHER, [(LOCATION, location)]).into_response()
-    } else {
-        Json(Me {
-            id: user.id,
-            email: user.email,
-            name: user.name,
-        })
-        .into_response()
-    };
-    for cookie in cookies {
-        response.headers_mut().append(SET_COOKIE, cookie);
-    }
-    Ok(response)
-}
-
-fn serde_urlencoded_form(body: &[u8]) -> Result<LocalSignInRequest, ApiError> {
-    let mut fields: std::collections::HashMap<String, String> =
-        url::form_urlencoded::parse(body).into_owned().collect();
-    let mut take = |k: &str| fields.remove(k);
-    Ok(LocalSignInRequest {
-        name: take("name").unwrap_or_default(),
-        email: take("email").unwrap_or_default(),
-        return_to: take("return_to"),
-    })
+/// Whether cookies get `Secure`: when the public URL is https.
+pub(super) fn secure_cookies(app: &App) -> bool {
+    app.config
+        .auth
+        .public_url
+        .as_ref()
+        .is_some_and(|url| url.scheme() == "https")
 }
 
 /// A deliberately loose check: something@something.something, no spaces.
@@ -323,7 +226,7 @@ async fn sign_out(
 async fn providers(State(app): State<App>) -> Json<serde_json::Value> {
     Json(serde_json::json!({
         "providers": app.providers.list(),
-        "local": local_sign_in_enabled(&app),
+        "local": app.local_sign_in.is_some(),
     }))
 }
 

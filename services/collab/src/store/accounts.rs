@@ -1,7 +1,9 @@
-//! Accounts beyond the user row: sign-in sessions and OAuth sign-in attempts in flight.
+//! Accounts beyond the user row: sign-in sessions, OAuth sign-in attempts in flight, and the
+//! local sign-in tokens of the running nodes.
 //!
-//! Both are keyed by the SHA-256 of a random secret (the session cookie, the OAuth `state`),
-//! so the store never holds a value that would let someone who reads it sign in.
+//! All are keyed by the SHA-256 of a random secret (the session cookie, the OAuth `state`, the
+//! local sign-in token), so the store never holds a value that would let someone who reads it
+//! sign in.
 
 use async_trait::async_trait;
 
@@ -66,4 +68,19 @@ pub trait AccountStore: Send + Sync {
     /// Removes and returns the attempt with this `state` hash if it has not expired; a second
     /// call with the same hash finds nothing (a replayed callback is refused).
     async fn take_login(&self, state_hash: &str) -> Result<Option<PendingLogin>, StoreError>;
+
+    /// Records a node's local sign-in token, by hash, as good until `expires_at_ms`, or moves
+    /// the end of one already recorded. Every node accepts the tokens recorded here, so the
+    /// sign-in link one node printed works on all of them while it runs.
+    async fn put_local_sign_in_token(
+        &self,
+        hash: &str,
+        expires_at_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Whether a local sign-in token with this hash is recorded and has not expired.
+    async fn local_sign_in_token_live(&self, hash: &str) -> Result<bool, StoreError>;
+
+    /// Forgets a local sign-in token (its node stopped).
+    async fn delete_local_sign_in_token(&self, hash: &str) -> Result<(), StoreError>;
 }

@@ -37,6 +37,7 @@ macro_rules! suite {
             check!(missing_notebooks_fail_cleanly);
             check!(sessions_expire_and_logins_are_single_use);
             check!(a_login_is_taken_once_under_races);
+            check!(local_sign_in_tokens_live_until_they_lapse);
             check!(sharing_grants_and_ownership);
             check!(threads_round_trip_and_cascade);
             check!(versions_round_trip_prune_and_cascade);
@@ -263,6 +264,47 @@ pub(crate) async fn a_login_is_taken_once_under_races(store: &dyn Store) {
             .count();
         assert_eq!(won, 1, "exactly one of the racing callbacks gets the login");
     }
+}
+
+pub(crate) async fn local_sign_in_tokens_live_until_they_lapse(store: &dyn Store) {
+    let now = ids::now_ms();
+    assert!(!store.local_sign_in_token_live("a").await.unwrap());
+    store
+        .put_local_sign_in_token("a", now + 60_000)
+        .await
+        .unwrap();
+    store
+        .put_local_sign_in_token("b", now + 60_000)
+        .await
+        .unwrap();
+    assert!(store.local_sign_in_token_live("a").await.unwrap());
+    assert!(store.local_sign_in_token_live("b").await.unwrap());
+
+    // A renewal that has already lapsed ends the token; a later one brings it back.
+    store.put_local_sign_in_token("a", now - 1).await.unwrap();
+    assert!(!store.local_sign_in_token_live("a").await.unwrap());
+    store
+        .put_local_sign_in_token("a", now + 60_000)
+        .await
+        .unwrap();
+    assert!(store.local_sign_in_token_live("a").await.unwrap());
+
+    store.delete_local_sign_in_token("a").await.unwrap();
+    assert!(!store.local_sign_in_token_live("a").await.unwrap());
+    assert!(
+        store.local_sign_in_token_live("b").await.unwrap(),
+        "one node's stop leaves the others' tokens"
+    );
+    store.delete_local_sign_in_token("missing").await.unwrap();
+
+    // A token whose node stopped renewing it lapses by itself.
+    store
+        .put_local_sign_in_token("c", ids::now_ms() + 150)
+        .await
+        .unwrap();
+    assert!(store.local_sign_in_token_live("c").await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!store.local_sign_in_token_live("c").await.unwrap());
 }
 
 pub(crate) async fn sharing_grants_and_ownership(store: &dyn Store) {

@@ -12,6 +12,7 @@
 //! | `token:{hash}` | string | the user id of a personal access token |
 //! | `session:{hash}` | hash | `user_id`, `csrf_token`, `created_at`, `expires_at`; expires with it |
 //! | `login:{hash}` | string | a pending sign-in (JSON), expires with it, taken with `GETDEL` |
+//! | `local-sign-in:{hash}` | string | a running node's local sign-in token; expires unless renewed |
 //! | `notebook:{id}` | hash | `title`, `owner_id`, `created_at`, `updated_at`, `general_access`, `link_role` |
 //! | `notebook:{id}:grants` | hash | email → role |
 //! | `email:{email}:shared` | set | ids of the notebooks granted to this email |

@@ -84,6 +84,10 @@ CREATE TABLE IF NOT EXISTS logins (
     return_to TEXT NOT NULL,
     expires_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS local_sign_in_tokens (
+    hash TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+);
 ";
 
 /// Columns added to tables after the first release, added to older databases on open.

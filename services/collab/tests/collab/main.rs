@@ -13,6 +13,7 @@ mod comments;
 mod drive;
 mod execution;
 mod git;
+mod local_sign_in;
 mod oauth;
 mod persistence;
 mod robustness;

@@ -490,3 +490,30 @@ async fn the_clients_of_a_node_that_died_time_out() {
         "removed only after the timeout"
     );
 }
+
+#[tokio::test]
+async fn one_nodes_sign_in_token_works_on_every_node_while_it_runs() {
+    let redis = SharedRedis::new();
+    // Each node has a data directory of its own, as on separate machines.
+    let (mut a, b) = (redis.node(|_| {}).await, redis.node(|_| {}).await);
+    let (token_a, token_b) = (a.sign_in_token(), b.sign_in_token());
+    assert_ne!(token_a, token_b);
+    let sign_in = |node: &TestServer, token: &str| {
+        let body = serde_json::json!({"name": "Ada", "email": "ada@example.com", "token": token});
+        crate::support::http()
+            .post(format!("{}/auth/local", node.http_url()))
+            .json(&body)
+            .send()
+    };
+    for (node, token) in [(&a, &token_b), (&b, &token_a), (&a, &token_a)] {
+        assert_eq!(sign_in(node, token).await.unwrap().status(), 200);
+    }
+    // A node that stops takes its token with it.
+    a.shutdown().await;
+    let refused = sign_in(&b, &token_a).await.unwrap();
+    assert_eq!(
+        crate::support::status_code(refused).await,
+        (403, "invalid_sign_in_token".to_owned())
+    );
+    assert_eq!(sign_in(&b, &token_b).await.unwrap().status(), 200);
+}

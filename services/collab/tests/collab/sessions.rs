@@ -4,25 +4,20 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{COOKIE, LOCATION};
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
 use tandem_collab::auth::config::LocalSignIn;
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::support::{RawSocket, Received, TestServer, expect_close, receive};
+use crate::support::{
+    RawSocket, Received, TestServer, expect_close, http, parse_cookie, receive, set_cookie,
+    set_cookies, status_code,
+};
 
 /// A revoked connection is cut within a second; this allows a margin for a loaded machine.
 const CUT_WITHIN: Duration = Duration::from_secs(2);
-
-/// An HTTP client that shows redirects instead of following them and keeps no cookies.
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
 
 /// A browser's sign-in: the two cookies the server set.
 #[derive(Debug, Clone)]
@@ -56,31 +51,6 @@ impl Session {
     }
 }
 
-/// Every `Set-Cookie` header of a response.
-fn set_cookies(response: &Response) -> Vec<String> {
-    response
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect()
-}
-
-/// The `Set-Cookie` header for cookie `name`.
-fn set_cookie<'a>(cookies: &'a [String], name: &str) -> &'a str {
-    cookies
-        .iter()
-        .find(|c| c.starts_with(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("no {name} cookie in {cookies:?}"))
-}
-
-/// The value and attributes of a `Set-Cookie` header.
-fn parse_cookie(header: &str) -> (String, Vec<String>) {
-    let mut parts = header.split(';').map(str::trim);
-    let value = parts.next().unwrap().split_once('=').unwrap().1.to_owned();
-    (value, parts.map(str::to_owned).collect())
-}
-
 fn session_from(response: &Response) -> Session {
     let cookies = set_cookies(response);
     Session {
@@ -89,7 +59,8 @@ fn session_from(response: &Response) -> Session {
     }
 }
 
-async fn sign_in_response(base: &str, body: Value) -> Response {
+/// Posts `body` to local sign-in at `base` as it is.
+async fn post_sign_in(base: &str, body: Value) -> Response {
     http()
         .post(format!("{base}/auth/local"))
         .json(&body)
@@ -98,25 +69,17 @@ async fn sign_in_response(base: &str, body: Value) -> Response {
         .unwrap()
 }
 
-/// Signs in with the JSON form of local sign-in.
-async fn sign_in(server: &TestServer, email: &str) -> Session {
-    let response =
-        sign_in_response(&server.http_url(), json!({"name": "Ada", "email": email})).await;
-    assert_eq!(response.status(), 200);
-    session_from(&response)
+/// Posts `body` to local sign-in on `server` with the server's sign-in token added.
+async fn sign_in_response(server: &TestServer, mut body: Value) -> Response {
+    body["token"] = server.sign_in_token().into();
+    post_sign_in(&server.http_url(), body).await
 }
 
-/// Status and error code of an answer.
-async fn status_code(response: Response) -> (u16, String) {
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    (
-        status,
-        body["error"]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    )
+/// Signs in with the JSON form of local sign-in.
+async fn sign_in(server: &TestServer, email: &str) -> Session {
+    let response = sign_in_response(server, json!({"name": "Ada", "email": email})).await;
+    assert_eq!(response.status(), 200);
+    session_from(&response)
 }
 
 /// Opens a WebSocket to `notebook` with `cookie` and, when given, an `Origin` header.
@@ -181,7 +144,7 @@ async fn notebook(server: &TestServer, session: &Session) -> String {
 async fn local_sign_in_sets_a_session_cookie() {
     let server = TestServer::start().await;
     let response = sign_in_response(
-        &server.http_url(),
+        &server,
         json!({"name": " Ada ", "email": "Ada@Example.com"}),
     )
     .await;
@@ -248,6 +211,7 @@ async fn local_sign_in_sets_a_session_cookie() {
 #[tokio::test]
 async fn form_sign_in_redirects_only_within_the_site() {
     let server = TestServer::start().await;
+    let token = server.sign_in_token();
     for (return_to, location) in [
         (Some("/n/abc?x=1"), "/n/abc?x=1"),
         (Some("//evil.example/n/abc"), "/"),
@@ -256,7 +220,11 @@ async fn form_sign_in_redirects_only_within_the_site() {
         (Some("javascript:alert(1)"), "/"),
         (None, "/"),
     ] {
-        let mut form = vec![("name", "Ada"), ("email", "ada@example.com")];
+        let mut form = vec![
+            ("name", "Ada"),
+            ("email", "ada@example.com"),
+            ("token", &token),
+        ];
         if let Some(to) = return_to {
             form.push(("return_to", to));
         }
@@ -279,7 +247,11 @@ async fn form_sign_in_redirects_only_within_the_site() {
     // A form with a bad field answers the API's error, not a redirect.
     let response = http()
         .post(format!("{}/auth/local", server.http_url()))
-        .form(&[("name", "Ada"), ("email", "not-an-email")])
+        .form(&[
+            ("name", "Ada"),
+            ("email", "not-an-email"),
+            ("token", &token),
+        ])
         .send()
         .await
         .unwrap();
@@ -317,7 +289,7 @@ async fn sign_in_checks_name_and_email() {
         ),
         (json!({"email": "ada@example.com"}), "invalid_json"),
     ] {
-        let response = sign_in_response(&server.http_url(), body.clone()).await;
+        let response = sign_in_response(&server, body.clone()).await;
         assert!(
             set_cookies(&response).is_empty(),
             "{body}: no session for a refused sign-in"
@@ -437,11 +409,15 @@ async fn cookie_websockets_must_come_from_tandem() {
     let anonymous = cookie_socket(&server, &id, None, Some("https://evil.example"), "").await;
     assert_eq!(anonymous.err(), Some(401));
 
-    // Signing in from another site's form is refused as well (login CSRF).
+    // Signing in from another site's form is refused as well (login CSRF), token or not.
     let response = http()
         .post(format!("{}/auth/local", server.http_url()))
         .header("origin", "https://evil.example")
-        .json(&json!({"name": "Mallory", "email": "mallory@example.com"}))
+        .json(&json!({
+            "name": "Mallory",
+            "email": "mallory@example.com",
+            "token": server.sign_in_token(),
+        }))
         .send()
         .await
         .unwrap();
@@ -584,9 +560,16 @@ async fn signing_out_everywhere_ends_every_session() {
 #[tokio::test]
 async fn local_sign_in_can_be_turned_off() {
     let server = TestServer::start_with(|c| c.auth.local_sign_in = LocalSignIn::Off).await;
-    let response = sign_in_response(
+    assert!(
+        !server
+            .data_dir()
+            .join(tandem_collab::auth::local::TOKEN_FILE)
+            .exists(),
+        "no sign-in token is made when local sign-in is off"
+    );
+    let response = post_sign_in(
         &server.http_url(),
-        json!({"name": "Ada", "email": "ada@example.com"}),
+        json!({"name": "Ada", "email": "ada@example.com", "token": "anything"}),
     )
     .await;
     assert!(set_cookies(&response).is_empty());
@@ -617,22 +600,27 @@ async fn local_sign_in_is_off_on_a_public_address_unless_asked_for() {
     // Reached through loopback, but listening on every interface.
     let auto = TestServer::start_with(public(LocalSignIn::Auto)).await;
     let base = format!("http://127.0.0.1:{}", auto.addr.port());
-    let response = sign_in_response(&base, body.clone()).await;
+    let response = post_sign_in(&base, body.clone()).await;
     assert_eq!(
         status_code(response).await,
         (403, "local_sign_in_disabled".to_owned())
     );
 
+    // On a public address too, it takes the sign-in token.
     let on = TestServer::start_with(public(LocalSignIn::On)).await;
     let base = format!("http://127.0.0.1:{}", on.addr.port());
-    assert_eq!(sign_in_response(&base, body.clone()).await.status(), 200);
+    let response = post_sign_in(&base, body.clone()).await;
+    assert_eq!(
+        status_code(response).await,
+        (403, "sign_in_token_required".to_owned())
+    );
+    let mut with_token = body.clone();
+    with_token["token"] = on.sign_in_token().into();
+    assert_eq!(post_sign_in(&base, with_token).await.status(), 200);
 
     // The default test server listens on loopback: auto means on.
     let loopback = TestServer::start().await;
-    assert_eq!(
-        sign_in_response(&loopback.http_url(), body).await.status(),
-        200
-    );
+    assert_eq!(sign_in_response(&loopback, body).await.status(), 200);
 }
 
 #[tokio::test]
@@ -641,19 +629,11 @@ async fn sign_in_attempts_are_rate_limited() {
     let good = json!({"name": "Ada", "email": "ada@example.com"});
     // Failed attempts count too.
     let bad = json!({"name": "Ada", "email": "nope"});
-    assert_eq!(
-        sign_in_response(&server.http_url(), bad).await.status(),
-        400
-    );
+    assert_eq!(sign_in_response(&server, bad).await.status(), 400);
     for _ in 0..2 {
-        assert_eq!(
-            sign_in_response(&server.http_url(), good.clone())
-                .await
-                .status(),
-            200
-        );
+        assert_eq!(sign_in_response(&server, good.clone()).await.status(), 200);
     }
-    let response = sign_in_response(&server.http_url(), good).await;
+    let response = sign_in_response(&server, good).await;
     assert!(set_cookies(&response).is_empty());
     assert_eq!(
         status_code(response).await,
@@ -695,11 +675,8 @@ async fn an_https_public_url_makes_cookies_secure_and_defines_the_origin() {
     let public = "https://tandem.example.com";
     let server =
         TestServer::start_with(|c| c.auth.public_url = Some(public.parse().unwrap())).await;
-    let response = sign_in_response(
-        &server.http_url(),
-        json!({"name": "Ada", "email": "ada@example.com"}),
-    )
-    .await;
+    let response =
+        sign_in_response(&server, json!({"name": "Ada", "email": "ada@example.com"})).await;
     assert_eq!(response.status(), 200);
     let cookies = set_cookies(&response);
     for name in ["tandem_session", "tandem_csrf"] {
@@ -721,11 +698,8 @@ async fn an_https_public_url_makes_cookies_secure_and_defines_the_origin() {
 #[tokio::test]
 async fn sessions_expire() {
     let server = TestServer::start_with(|c| c.auth.session_ttl = Duration::from_secs(1)).await;
-    let response = sign_in_response(
-        &server.http_url(),
-        json!({"name": "Ada", "email": "ada@example.com"}),
-    )
-    .await;
+    let response =
+        sign_in_response(&server, json!({"name": "Ada", "email": "ada@example.com"})).await;
     let cookies = set_cookies(&response);
     let (_, attributes) = parse_cookie(set_cookie(&cookies, "tandem_session"));
     assert!(

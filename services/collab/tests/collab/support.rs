@@ -79,6 +79,21 @@ impl TestServer {
         format!("ws://{}/ws", self.addr)
     }
 
+    /// The data directory (`--data`).
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    /// The local sign-in token, as a script reads it: from `local-signin-token` in the data
+    /// directory.
+    pub fn sign_in_token(&self) -> String {
+        let path = self.data.join(tandem_collab::auth::local::TOKEN_FILE);
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|err| panic!("reading {}: {err}", path.display()))
+            .trim()
+            .to_owned()
+    }
+
     /// A personal access token for `email`, creating the user if needed.
     pub async fn token(&self, email: &str) -> String {
         let (_, token) = tandem_collab::auth::create_token(self.app.store.as_ref(), email, "Test")
@@ -108,6 +123,52 @@ impl TestServer {
             .unwrap();
         conn
     }
+}
+
+/// An HTTP client that shows redirects instead of following them and keeps no cookies.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Every `Set-Cookie` header of a response.
+pub fn set_cookies(response: &reqwest::Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Status and error code of an answer.
+pub async fn status_code(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
+    (
+        status,
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+/// The `Set-Cookie` header for cookie `name`.
+pub fn set_cookie<'a>(cookies: &'a [String], name: &str) -> &'a str {
+    cookies
+        .iter()
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie in {cookies:?}"))
+}
+
+/// The value and attributes of a `Set-Cookie` header.
+pub fn parse_cookie(header: &str) -> (String, Vec<String>) {
+    let mut parts = header.split(';').map(str::trim);
+    let value = parts.next().unwrap().split_once('=').unwrap().1.to_owned();
+    (value, parts.map(str::to_owned).collect())
 }
 
 /// The text of the root `Y.Text` called `name`.

@@ -1,6 +1,6 @@
-//! Sessions and sign-in attempts in Redis: both expire by themselves (`PEXPIREAT`, `PX`), and a
-//! sign-in attempt is taken with `GETDEL`, so of two callbacks racing with one `state` only
-//! one finds it.
+//! Sessions, sign-in attempts and local sign-in tokens in Redis: all expire by themselves
+//! (`PEXPIREAT`, `PX`), and a sign-in attempt is taken with `GETDEL`, so of two callbacks
+//! racing with one `state` only one finds it.
 
 use std::collections::HashMap;
 
@@ -139,5 +139,30 @@ impl AccountStore for RedisStore {
                 .ok_or_else(|| corrupt("missing expires_at".into()))?,
         };
         Ok(Some(login).filter(|l| l.expires_at_ms > ids::now_ms()))
+    }
+
+    async fn put_local_sign_in_token(
+        &self,
+        hash: &str,
+        expires_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let key = self.keys.local_sign_in(hash);
+        let ttl = expires_at_ms - ids::now_ms();
+        if ttl <= 0 {
+            let () = self.conn().del(key).await?;
+            return Ok(());
+        }
+        let () = self.conn().pset_ex(key, "1", ttl as u64).await?;
+        Ok(())
+    }
+
+    async fn local_sign_in_token_live(&self, hash: &str) -> Result<bool, StoreError> {
+        // Redis expires the key itself, so one that exists is live.
+        Ok(self.conn().exists(self.keys.local_sign_in(hash)).await?)
+    }
+
+    async fn delete_local_sign_in_token(&self, hash: &str) -> Result<(), StoreError> {
+        let () = self.conn().del(self.keys.local_sign_in(hash)).await?;
+        Ok(())
     }
 }

@@ -50,6 +50,10 @@ impl Keys {
         format!("{}:login:{hash}", self.prefix)
     }
 
+    pub(super) fn local_sign_in(&self, hash: &str) -> String {
+        format!("{}:local-sign-in:{hash}", self.prefix)
+    }
+
     pub(super) fn notebook(&self, id: &str) -> String {
         format!("{}:notebook:{id}", self.prefix)
     }

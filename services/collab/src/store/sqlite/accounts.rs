@@ -1,4 +1,4 @@
-//! Sessions and sign-in attempts in SQLite.
+//! Sessions, sign-in attempts and local sign-in tokens in SQLite.
 
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
@@ -146,6 +146,52 @@ impl AccountStore for SqliteStore {
             tx.execute("DELETE FROM logins WHERE state_hash = ?1", [&hash])?;
             tx.commit()?;
             Ok(login.filter(|l| l.expires_at_ms > ids::now_ms()))
+        })
+        .await
+    }
+
+    async fn put_local_sign_in_token(
+        &self,
+        hash: &str,
+        expires_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let hash = hash.to_owned();
+        self.write(move |conn| {
+            // The tokens of nodes that died without a clean stop go here.
+            conn.execute(
+                "DELETE FROM local_sign_in_tokens WHERE expires_at <= ?1",
+                [ids::now_ms()],
+            )?;
+            conn.execute(
+                "INSERT INTO local_sign_in_tokens (hash, expires_at) VALUES (?1, ?2) \
+                 ON CONFLICT (hash) DO UPDATE SET expires_at = excluded.expires_at",
+                params![hash, expires_at_ms],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn local_sign_in_token_live(&self, hash: &str) -> Result<bool, StoreError> {
+        let hash = hash.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT 1 FROM local_sign_in_tokens WHERE hash = ?1 AND expires_at > ?2",
+                    params![hash, ids::now_ms()],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some())
+        })
+        .await
+    }
+
+    async fn delete_local_sign_in_token(&self, hash: &str) -> Result<(), StoreError> {
+        let hash = hash.to_owned();
+        self.write(move |conn| {
+            conn.execute("DELETE FROM local_sign_in_tokens WHERE hash = ?1", [hash])?;
+            Ok(())
         })
         .await
     }
