@@ -41,6 +41,11 @@ impl NodeProcess {
         format!("http://{}", self.addr)
     }
 
+    /// The node's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The y-websocket root, `ws://ADDR/ws` (stock providers append `/<notebook id>`).
     pub fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.addr)
@@ -235,14 +240,56 @@ impl Cluster {
         Ok(())
     }
 
-    /// The runtime node whose kernel directory holds `path` (a kernel's working directory).
+    /// The runtime node whose kernel holds the file `path` (as the kernel names it): below
+    /// the node's kernel directory for an unconfined kernel, or, for a sandboxed one (whose
+    /// `/content` exists only inside its sandbox), seen through `/proc/PID/root` of a process
+    /// that descends from the node.
     pub fn runtime_owning(&self, path: &Path) -> Option<usize> {
         self.runtimes.iter().position(|node| {
-            node.kernel_dir
+            let in_dir = node
+                .kernel_dir
                 .as_ref()
-                .is_some_and(|dir| path.starts_with(dir))
+                .is_some_and(|dir| path.starts_with(dir));
+            in_dir
+                || node.pid().is_some_and(|pid| {
+                    descendants(pid as i32).into_iter().any(|child| {
+                        let inside = path.strip_prefix("/").unwrap_or(path);
+                        Path::new(&format!("/proc/{child}/root"))
+                            .join(inside)
+                            .exists()
+                    })
+                })
         })
     }
+}
+
+/// Every process below `pid`, from the host's /proc.
+fn descendants(pid: i32) -> Vec<i32> {
+    let parents: Vec<(i32, i32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let child: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let parent = stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok()?;
+            Some((child, parent))
+        })
+        .collect();
+    let mut found = vec![pid];
+    let mut next = 0;
+    while next < found.len() {
+        let current = found[next];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == current)
+                .map(|(c, _)| *c),
+        );
+        next += 1;
+    }
+    found.remove(0);
+    found
 }
 
 impl Drop for Cluster {

@@ -114,7 +114,7 @@ async fn a_killed_runtime_node_leaves_a_dead_kernel_and_the_next_run_moves_to_a_
     let url = cluster.collabs[collab].http_url();
     let token = cluster.token_for("ada@example.com").await.unwrap();
     let client = Client::new(&url, &token).unwrap();
-    let cells = json!([{"id": "c", "cell_type": "code", "source": "import os\nos.getcwd()",
+    let cells = json!([{"id": "c", "cell_type": "code", "source": "import os, uuid\nmarker = uuid.uuid4().hex\nopen(marker, 'w').close()\nos.path.join(os.getcwd(), marker)",
         "metadata": {}, "outputs": [], "execution_count": null}]);
     let notebook = json!({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells});
     let id = client

@@ -100,6 +100,9 @@ pub struct App {
     /// The key users' secrets are sealed with; `None` when secrets are off (Redis without
     /// `--secrets-key`).
     pub secrets: Option<Arc<secrets::SecretsKey>>,
+    /// Facts `/readyz` adds to its answer, set by whoever runs the service (`tandem serve`
+    /// reports its kernels' sandbox here).
+    pub readiness_details: Arc<std::sync::RwLock<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl App {
@@ -225,12 +228,22 @@ impl Server {
             service_token_hash,
             rooms_shutdown: shutdown.clone(),
             secrets,
+            readiness_details: Arc::default(),
         };
         Ok(Self {
             app,
             listener,
             shutdown,
         })
+    }
+
+    /// Adds `key` to what `/readyz` answers.
+    pub fn set_readiness_detail(&self, key: &str, value: serde_json::Value) {
+        self.app
+            .readiness_details
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key.to_owned(), value);
     }
 
     /// The address actually bound (resolves port 0).

@@ -179,11 +179,20 @@ pub async fn metrics(State(app): State<App>) -> Response {
 /// with runtime nodes reached through Redis, when Redis answers a PING; else 503 with the
 /// reason. Load balancers send traffic only to ready nodes.
 pub async fn readyz(State(app): State<App>) -> Response {
-    match tokio::time::timeout(READY_TIMEOUT, check(&app)).await {
-        Ok(Ok(())) => (StatusCode::OK, Json(json!({"status": "ready"}))).into_response(),
+    let details = app
+        .readiness_details
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let (status, mut body) = match tokio::time::timeout(READY_TIMEOUT, check(&app)).await {
+        Ok(Ok(())) => (StatusCode::OK, json!({"status": "ready"})),
         Ok(Err(reason)) => not_ready(reason),
         Err(_) => not_ready(format!("no answer within {READY_TIMEOUT:?}")),
+    };
+    if let Some(body) = body.as_object_mut() {
+        body.extend(details);
     }
+    (status, Json(body)).into_response()
 }
 
 async fn check(app: &App) -> Result<(), String> {
@@ -198,13 +207,12 @@ async fn check(app: &App) -> Result<(), String> {
         .map_err(|err| format!("the runtime link is down: {err}"))
 }
 
-fn not_ready(reason: String) -> Response {
+fn not_ready(reason: String) -> (StatusCode, serde_json::Value) {
     tracing::warn!(%reason, "not ready");
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({"status": "not_ready", "reason": reason})),
+        json!({"status": "not_ready", "reason": reason}),
     )
-        .into_response()
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@
 //!     memory_limit_bytes: Some(2 << 30),
 //!     env: Vec::new(),
 //!     scratch: None,
+//!     isolation: Default::default(),
+//!     gpu: false,
 //! })
 //! .await?;
 //! let mut cell = kernel.execute("print('hi'); 1 + 1")?;
@@ -74,6 +76,11 @@ pub struct KernelOptions {
     /// below it, with the user's drive linked in as `drive/`, removed when the kernel ends.
     /// `None`: the kernel works in `workdir` itself, which stays.
     pub scratch: Option<Scratch>,
+    /// Whether the kernel runs in its own sandbox ([`crate::sandbox`]); its scratch folder
+    /// is then `/content` inside the sandbox, and `workdir` only holds the host's side.
+    pub isolation: crate::sandbox::Isolation,
+    /// The kernel is on the GPU runtime (a sandbox then gets the NVIDIA devices).
+    pub gpu: bool,
 }
 
 /// A running kernel process. Dropping it kills the process (and its process group).
@@ -97,6 +104,10 @@ struct Shared {
     shutting_down: AtomicBool,
     next_id: AtomicU64,
     memory_limit_bytes: Option<u64>,
+    /// The kernel's sandbox, when it has one.
+    jail: Option<Arc<crate::sandbox::Jail>>,
+    /// Sandbox counters already reported under a cell: OOM kills, process-limit hits.
+    reported: Mutex<(u64, u64)>,
 }
 
 #[derive(Debug, Default)]
@@ -172,7 +183,11 @@ impl Kernel {
     /// run; a cell that ignores the interrupt needs [`Kernel::kill`].
     pub fn interrupt(&self) -> Result<(), KernelError> {
         self.ensure_alive()?;
-        kill(self.pid, Signal::SIGINT).map_err(KernelError::from)
+        let target = match &self.shared.jail {
+            Some(jail) => Pid::from_raw(jail.worker_pid().ok_or(nix::Error::ESRCH)?),
+            None => self.pid,
+        };
+        kill(target, Signal::SIGINT).map_err(KernelError::from)
     }
 
     /// Kills the process and everything it started (SIGKILL to its process group).
@@ -183,10 +198,27 @@ impl Kernel {
             return Ok(());
         }
         self.shared.killed.store(true, Ordering::SeqCst);
+        if let Some(jail) = &self.shared.jail {
+            jail.kill();
+        }
         match killpg(self.pid, Signal::SIGKILL) {
             Ok(()) | Err(nix::Error::ESRCH) => Ok(()),
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// Shows `folder` as the kernel's `drive/` from now on (a spare kernel handed to a
+    /// person gets their drive this way).
+    pub fn attach_drive(&self, folder: &std::path::Path) -> std::io::Result<()> {
+        match &self.shared.jail {
+            Some(jail) => jail.attach_drive(folder),
+            None => link_drive(&self.workdir, folder),
+        }
+    }
+
+    /// The host uid the kernel runs as in its sandbox (`None`: not sandboxed).
+    pub fn sandbox_uid(&self) -> Option<u32> {
+        self.shared.jail.as_ref().map(|jail| jail.uid())
     }
 
     /// Asks the worker to run its exit hooks and exit; kills it if it has not within
@@ -247,6 +279,9 @@ impl Drop for Kernel {
         // multiprocessing workers), which would otherwise outlive it.
         if self.exited().is_none() {
             self.shared.killed.store(true, Ordering::SeqCst);
+            if let Some(jail) = &self.shared.jail {
+                jail.kill();
+            }
             let _ = killpg(self.pid, Signal::SIGKILL);
         }
     }

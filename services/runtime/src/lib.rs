@@ -16,6 +16,8 @@
 //!   counts, cell states and `state.kernel` into the shared document as a CRDT peer.
 //! - [`node`]: a runtime node: takes commands from a collab service (control WebSocket) or
 //!   from Redis, and runs a session per notebook; [`metrics`]: its Prometheus metrics.
+//! - [`sandbox`]: each kernel in its own uid, namespaces (bubblewrap), network
+//!   (slirp4netns) and cgroup, with its person's drive attached by an idmapped mount.
 //! - [`protocol`]: the JSON-lines messages between the manager and a worker.
 //! - [`secrets`]: a running cell's secret lookups, answered through the collab service.
 //! - [`drive`]: users' persistent drives as kernels see them (`drive/` in each kernel's
@@ -37,6 +39,7 @@ pub mod kernel;
 pub mod metrics;
 pub mod node;
 pub mod protocol;
+pub mod sandbox;
 pub mod secrets;
 pub mod session;
 pub mod tensor;

@@ -94,19 +94,39 @@ pub fn sessions(sessions: usize, kernels: usize, queued: usize) {
     METRICS.queued.set(int(queued));
 }
 
-/// Whether a runtime node's link to its work (the control WebSocket, or Redis) is up.
+/// Whether a runtime node's link to its work (the control WebSocket, or Redis) is up, and
+/// what its kernels run in.
 #[derive(Debug, Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+pub struct Readiness {
+    up: Arc<AtomicBool>,
+    sandbox: Arc<std::sync::RwLock<Option<crate::sandbox::SandboxStatus>>>,
+}
 
 impl Readiness {
     /// Records whether the link is up.
     pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::Relaxed);
+        self.up.store(ready, Ordering::Relaxed);
     }
 
     /// Whether the link is up.
     pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Records what kernels run in (`/readyz` shows it; an unavailable sandbox makes the
+    /// node not ready, since it cannot start kernels).
+    pub fn set_sandbox(&self, status: crate::sandbox::SandboxStatus) {
+        *self
+            .sandbox
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(status);
+    }
+
+    fn sandbox(&self) -> Option<crate::sandbox::SandboxStatus> {
+        self.sandbox
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -155,14 +175,23 @@ async fn healthz() -> Response {
 }
 
 async fn readyz(State(ready): State<Readiness>) -> Response {
-    if ready.is_ready() {
-        json(StatusCode::OK, r#"{"status":"ready"}"#)
-    } else {
-        json(
+    let sandbox = ready.sandbox();
+    let (status, body) = match &sandbox {
+        Some(crate::sandbox::SandboxStatus::Unavailable { reason }) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            r#"{"status":"not_ready","reason":"the runtime's link to the collab service or Redis is down"}"#,
-        )
+            serde_json::json!({"status": "not_ready", "reason": format!("the kernel sandbox is unavailable: {reason}")}),
+        ),
+        _ if ready.is_ready() => (StatusCode::OK, serde_json::json!({"status": "ready"})),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "not_ready", "reason": "the runtime's link to the collab service or Redis is down"}),
+        ),
+    };
+    let mut body = body;
+    if let Some(sandbox) = sandbox {
+        body["kernel_sandbox"] = serde_json::to_value(sandbox).unwrap_or_default();
     }
+    (status, axum::Json(body)).into_response()
 }
 
 fn json(status: StatusCode, body: &'static str) -> Response {

@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::drive::{DriveSettings, Owner};
 use crate::kernel::{DriveLink, KernelOptions, Scratch};
 use crate::metrics::Readiness;
+use crate::sandbox::{Isolation, SandboxConfig};
 use crate::session::{Session, SessionConfig, SessionError};
 use spare::Spare;
 
@@ -92,6 +93,21 @@ pub struct KernelConfig {
     /// The program that runs a kernel worker; default: this binary with `kernel`.
     #[arg(long, env = "TANDEM_KERNEL_PROGRAM")]
     pub kernel_program: Option<PathBuf>,
+
+    /// The kernel sandbox.
+    #[command(flatten)]
+    pub sandbox: SandboxConfig,
+}
+
+impl KernelConfig {
+    /// Prepares the kernel sandbox these flags ask for (see [`Isolation::prepare`]).
+    pub fn isolation(&self) -> anyhow::Result<Isolation> {
+        let memory = self.kernel_memory_mib;
+        Ok(Isolation::prepare(
+            &self.sandbox,
+            (memory > 0).then_some(memory * 1024 * 1024),
+        ))
+    }
 }
 
 /// Configuration of a runtime node.
@@ -109,6 +125,8 @@ pub struct NodeConfig {
     pub ready: Readiness,
     /// Users' drives, linked into kernels as `drive/` (see [`crate::drive`]); `None`: none.
     pub drive: Option<DriveSettings>,
+    /// How kernels are isolated ([`KernelConfig::isolation`]).
+    pub isolation: Isolation,
 }
 
 /// Where a runtime node finds Redis (the same settings as the collab nodes').
@@ -181,7 +199,13 @@ impl Node {
         };
         let mut args = args;
         let workdir = absolute(&config.kernels.kernel_dir)?;
-        let kernel_owner = kernel_owner(config.kernels.kernel_user.as_deref())?;
+        let sandboxed = matches!(config.isolation, Isolation::Sandboxed(_));
+        let kernel_owner = if sandboxed {
+            // Drives stay the server's on disk; each sandbox maps them to its own uid.
+            Some((nix::unistd::geteuid(), nix::unistd::getegid()))
+        } else {
+            kernel_owner(config.kernels.kernel_user.as_deref())?
+        };
         if let Some(drive) = &config.drive {
             drive
                 .prepare(kernel_owner)
@@ -190,7 +214,8 @@ impl Node {
         }
         // Scratch folders of node processes that were killed before cleaning up.
         crate::kernel::sweep(&workdir);
-        if let Some(user) = kernel_user(config.kernels.kernel_user.as_deref()) {
+        let run_as = kernel_user(config.kernels.kernel_user.as_deref()).filter(|_| !sandboxed);
+        if let Some(user) = run_as {
             // Kernels reach their own directory below this one: others may pass through it
             // but not list it.
             use std::os::unix::fs::PermissionsExt;
@@ -209,6 +234,8 @@ impl Node {
             memory_limit_bytes: (memory > 0).then_some(memory * 1024 * 1024),
             env: Vec::new(),
             scratch: Some(Scratch::default()),
+            isolation: config.isolation.clone(),
+            gpu: false,
         };
         Ok(Self {
             config,
@@ -240,6 +267,7 @@ impl Node {
             return Ok(session.clone());
         }
         let mut kernel = self.kernel.clone();
+        kernel.gpu = gpu;
         let runtime = if gpu { "gpu" } else { "cpu" };
         kernel.env.push((
             crate::tensor::device::RUNTIME_ENV.to_owned(),
@@ -255,8 +283,8 @@ impl Node {
             drive: drive.clone(),
         });
         let spare = if gpu { None } else { self.take_spare().await };
-        if let (Some((_, workdir)), Some(target)) = (&spare, drive.get())
-            && let Err(error) = crate::kernel::link_drive(workdir, &target)
+        if let (Some((spare, _)), Some(target)) = (&spare, drive.get())
+            && let Err(error) = spare.attach_drive(&target)
         {
             tracing::warn!(doc_id = %notebook_id, %error, "could not link the drive into the spare kernel");
         }

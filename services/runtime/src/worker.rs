@@ -17,6 +17,7 @@
 //! A reader thread takes requests off the pipe so that the end of the manager (EOF) ends the
 //! worker even while a cell is busy.
 
+mod layer;
 mod names;
 mod python;
 mod secrets;
@@ -46,9 +47,15 @@ const ORPHAN_GRACE: Duration = Duration::from_secs(2);
 /// user code.
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkerArgs {
-    /// The kernel venv (made by `scripts/setup-python`).
+    /// The kernel venv (made by `scripts/setup-python`), shared by every kernel and never
+    /// written.
     #[arg(long)]
     pub venv: PathBuf,
+    /// Where this kernel makes its own venv layered on `--venv` ([`layer`]): what
+    /// `pip install` adds lands there, for this kernel only. Without it, the kernel uses
+    /// `--venv` directly.
+    #[arg(long)]
+    pub layer: Option<PathBuf>,
     /// Address-space limit for the whole kernel process, in bytes.
     #[arg(long)]
     pub memory_limit: Option<u64>,
@@ -98,7 +105,14 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
         _ => None,
     };
 
-    let interpreter = match python::Interpreter::start(sink.clone(), &args.venv) {
+    let venv = match &args.layer {
+        Some(layer) => {
+            layer::create(layer, &args.venv).context("could not make the kernel's own venv")?;
+            layer.clone()
+        }
+        None => args.venv.clone(),
+    };
+    let interpreter = match python::Interpreter::start(sink.clone(), &venv) {
         Ok(interpreter) => interpreter,
         Err(message) => {
             // The manager turns this into a startup error; the log gets it too.

@@ -55,6 +55,8 @@ fn kernel_options(workdir: PathBuf) -> KernelOptions {
         memory_limit_bytes: None,
         env: Vec::new(),
         scratch: None,
+        isolation: Default::default(),
+        gpu: false,
     }
 }
 

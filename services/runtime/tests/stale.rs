@@ -68,6 +68,8 @@ impl Harness {
             memory_limit_bytes: None,
             env: Vec::new(),
             scratch: None,
+            isolation: Default::default(),
+            gpu: false,
         };
         let config = SessionConfig::new(&ws, &notebook.id, &token, kernel);
         let session = Session::start(config).await?;

@@ -60,11 +60,11 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Run Tandem on one machine with the embedded store: collab service and runtime.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run the collab service alone.
-    Collab(Config),
+    Collab(Box<Config>),
     /// Run a runtime node alone, joined to a collab service.
-    Runtime(RuntimeArgs),
+    Runtime(Box<RuntimeArgs>),
     /// Internal: one kernel worker process (spawned by a runtime node).
     #[command(hide = true)]
     Kernel(tandem_runtime::worker::WorkerArgs),
@@ -137,9 +137,12 @@ fn main() -> anyhow::Result<()> {
     let tokio_runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     tokio_runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve(args.collab, Some(args.kernels)).await,
-            Command::Collab(config) => serve(config, None).await,
-            Command::Runtime(args) => run_runtime(args).await,
+            Command::Serve(args) => {
+                let args = *args;
+                serve(args.collab, Some(args.kernels)).await
+            }
+            Command::Collab(config) => serve(*config, None).await,
+            Command::Runtime(args) => run_runtime(*args).await,
             Command::Kernel(_) => Ok(()),
             Command::Token {
                 command: TokenCommand::Create { email, name, store },
@@ -199,7 +202,11 @@ async fn serve(mut config: Config, kernels: Option<KernelConfig>) -> anyhow::Res
             if local.ip().is_unspecified() {
                 local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
             }
+            let isolation = kernels.isolation()?;
+            server
+                .set_readiness_detail("kernel_sandbox", serde_json::to_value(isolation.status())?);
             let config = NodeConfig {
+                isolation,
                 collab_url: format!("http://{local}"),
                 service_token,
                 kernels,
@@ -224,8 +231,11 @@ async fn serve(mut config: Config, kernels: Option<KernelConfig>) -> anyhow::Res
 
 async fn run_runtime(args: RuntimeArgs) -> anyhow::Result<()> {
     warn_if_no_venv(&args.kernels);
+    let isolation = args.kernels.isolation()?;
     let ready = Readiness::default();
+    ready.set_sandbox(isolation.status());
     let config = NodeConfig {
+        isolation,
         collab_url: args.collab_url,
         service_token: args.service_token,
         kernels: args.kernels,

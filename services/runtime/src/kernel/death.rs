@@ -110,6 +110,20 @@ impl Death {
     }
 }
 
+/// `8 GiB`, `1.5 GiB`, `512 MiB`: a limit as people read it.
+pub(crate) fn describe_bytes(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    const GIB: u64 = 1024 * MIB;
+    if bytes >= GIB && bytes.is_multiple_of(GIB) {
+        format!("{} GiB", bytes / GIB)
+    } else if bytes >= GIB && (bytes * 10).is_multiple_of(GIB) {
+        let tenths = bytes * 10 / GIB;
+        format!("{}.{} GiB", tenths / 10, tenths % 10)
+    } else {
+        format!("{} MiB", bytes / MIB)
+    }
+}
+
 impl fmt::Display for Death {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.reason, f)
@@ -128,11 +142,11 @@ impl fmt::Display for DeathReason {
                 limit_bytes: Some(limit),
             } => write!(
                 f,
-                "the kernel process ran out of memory (limit {} MiB)",
-                limit / (1024 * 1024)
+                "the kernel ran out of memory ({} limit)",
+                describe_bytes(*limit)
             ),
             DeathReason::OutOfMemory { limit_bytes: None } => {
-                write!(f, "the kernel process ran out of memory")
+                write!(f, "the kernel ran out of memory")
             }
             DeathReason::Killed => write!(f, "the kernel process was stopped by the runtime"),
             DeathReason::Shutdown => write!(f, "the kernel process was shut down"),
@@ -210,7 +224,12 @@ mod tests {
                 limit_bytes: Some(512 << 20)
             }
         );
-        assert!(oom.to_string().contains("512 MiB"));
+        assert_eq!(
+            oom.to_string(),
+            "the kernel ran out of memory (512 MiB limit)"
+        );
+        assert_eq!(describe_bytes(8 << 30), "8 GiB");
+        assert_eq!(describe_bytes(3 << 29), "1.5 GiB");
         let shutdown = Death::from_exit(status(0), false, true, None, String::new());
         assert_eq!(shutdown.reason, DeathReason::Shutdown);
     }

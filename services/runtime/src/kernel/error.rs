@@ -45,6 +45,9 @@ pub enum KernelError {
         /// The end of what it wrote to its stdout/stderr.
         log_tail: String,
     },
+    /// The kernel's sandbox could not be built (or is unavailable on this host).
+    #[error("the kernel sandbox could not be set up: {0}")]
+    Sandbox(String),
     /// The worker did not report ready in time.
     #[error("the kernel did not start within {0:?}")]
     StartupTimeout(Duration),

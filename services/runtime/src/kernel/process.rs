@@ -25,6 +25,7 @@ use super::death::{Death, LogTail};
 use super::event::{KernelEvent, Output};
 use super::{Cells, Kernel, KernelError, KernelOptions, Shared, scratch};
 use crate::protocol::{Event, ExecStatus, Request};
+use crate::sandbox::Isolation;
 
 /// How long a worker may take from spawn to `ready`. A cold start is well under a second;
 /// this only bounds a wedged one (or a machine swapping hard).
@@ -34,6 +35,9 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// pipes. Bounded because a forked child (multiprocessing) may hold the pipes open.
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// The per-kernel layer venv inside an unsandboxed kernel's scratch folder.
+const LAYER_DIR: &str = ".kernel-venv";
+
 /// Figures render inline by default, as in Jupyter and Colab.
 const INLINE_BACKEND: &str = "module://matplotlib_inline.backend_inline";
 
@@ -41,6 +45,15 @@ type EventLines = Lines<BufReader<ChildStdout>>;
 
 pub(super) async fn start(options: KernelOptions) -> Result<Kernel, KernelError> {
     let venv = check_venv(&options.venv)?;
+    match &options.isolation {
+        Isolation::Unconfined => {}
+        Isolation::Sandboxed(_) => return start_in(options, venv, None).await,
+        Isolation::Unavailable(reason) => {
+            return Err(KernelError::Sandbox(format!(
+                "{reason}; the operator can fix that or pass --kernel-sandbox off"
+            )));
+        }
+    }
     let scratch = match &options.scratch {
         Some(scratch) => Some(
             scratch::create(&options.workdir, scratch).map_err(|source| KernelError::Workdir {
@@ -57,39 +70,73 @@ pub(super) async fn start(options: KernelOptions) -> Result<Kernel, KernelError>
     started
 }
 
-/// Starts the worker in `scratch` (its own fresh folder), or else in `options.workdir`.
+/// Starts the worker: in its sandbox, or else in `scratch` (its own fresh folder), or else
+/// in `options.workdir`.
 async fn start_in(
     options: KernelOptions,
     venv: PathBuf,
     scratch: Option<PathBuf>,
 ) -> Result<Kernel, KernelError> {
-    let target = scratch.clone().unwrap_or_else(|| options.workdir.clone());
-    let workdir_error = |source| KernelError::Workdir {
-        path: target.clone(),
-        source,
-    };
-    tokio::fs::create_dir_all(&target)
-        .await
-        .map_err(workdir_error)?;
-    let workdir = tokio::fs::canonicalize(&target)
-        .await
-        .map_err(workdir_error)?;
-    // The child runs in `workdir`: a relative program path must not be resolved there.
+    // The child runs elsewhere: a relative program path must not be resolved there.
     let program = if options.program.components().count() > 1 {
         std::path::absolute(&options.program).unwrap_or_else(|_| options.program.clone())
     } else {
         options.program.clone()
     };
-
-    let mut command = Command::new(&program);
-    command.args(&options.args).arg("--venv").arg(&venv);
-    if let Some(limit) = options.memory_limit_bytes {
-        command.arg("--memory-limit").arg(limit.to_string());
-    }
+    let spawn_error = |source| KernelError::Spawn {
+        program: program.clone(),
+        source,
+    };
+    let sandbox = match &options.isolation {
+        Isolation::Sandboxed(sandbox) => Some(sandbox),
+        Isolation::Unconfined | Isolation::Unavailable(_) => None,
+    };
+    let (mut command, workdir, layer, pending) = match sandbox {
+        Some(sandbox) => {
+            let spec = crate::sandbox::KernelSpec {
+                program: program.clone(),
+                args: worker_args(&options, &venv, Path::new(crate::sandbox::LAYER_VENV)),
+                venv: venv.clone(),
+                drive: options
+                    .scratch
+                    .as_ref()
+                    .and_then(|scratch| scratch.drive.get()),
+                gpu: options.gpu,
+            };
+            let sandbox = Arc::clone(sandbox);
+            let built = tokio::task::spawn_blocking(move || sandbox.command(&spec))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|built| built)
+                .map_err(|source| KernelError::Sandbox(source.to_string()))?;
+            let (command, pending) = built;
+            let workdir = PathBuf::from(crate::sandbox::CONTENT);
+            let layer = PathBuf::from(crate::sandbox::LAYER_VENV);
+            (command, workdir, layer, Some(pending))
+        }
+        None => {
+            let target = scratch.clone().unwrap_or_else(|| options.workdir.clone());
+            let workdir_error = |source| KernelError::Workdir {
+                path: target.clone(),
+                source,
+            };
+            tokio::fs::create_dir_all(&target)
+                .await
+                .map_err(workdir_error)?;
+            let workdir = tokio::fs::canonicalize(&target)
+                .await
+                .map_err(workdir_error)?;
+            let layer = workdir.join(LAYER_DIR);
+            let mut command = Command::new(&program);
+            command
+                .args(worker_args(&options, &venv, &layer))
+                .current_dir(&workdir);
+            (command, workdir, layer, None)
+        }
+    };
     command
         .env_clear()
-        .envs(kernel_env(&venv, &workdir, &options.env))
-        .current_dir(&workdir)
+        .envs(kernel_env(&venv, &layer, &workdir, &options.env))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -97,11 +144,25 @@ async fn start_in(
         // every kernel, and killing the group also ends what the kernel started.
         .process_group(0)
         .kill_on_drop(true);
-    let spawn_error = |source| KernelError::Spawn {
-        program: program.clone(),
-        source,
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(source) => {
+            if let Some(pending) = pending {
+                tokio::task::spawn_blocking(move || pending.abandon());
+            }
+            return Err(spawn_error(source));
+        }
     };
-    let mut child = command.spawn().map_err(spawn_error)?;
+    let jail = match pending {
+        Some(pending) => match pending.start().await {
+            Ok(jail) => Some(Arc::new(jail)),
+            Err(error) => {
+                let _ = child.start_kill();
+                return Err(KernelError::Sandbox(error.to_string()));
+            }
+        },
+        None => None,
+    };
     let pipes = (
         child.id(),
         child.stdin.take(),
@@ -114,7 +175,8 @@ async fn start_in(
         )));
     };
     let pid = Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX));
-    let span = tracing::info_span!("kernel", pid = pid.as_raw());
+    let uid = jail.as_ref().map(|jail| jail.uid());
+    let span = tracing::info_span!("kernel", pid = pid.as_raw(), uid);
 
     let log = Arc::new(Mutex::new(LogTail::default()));
     let log_task = tokio::spawn(read_log(stderr, Arc::clone(&log)).instrument(span.clone()));
@@ -129,19 +191,26 @@ async fn start_in(
             let log_tail = log_text(&log);
             let status = status.ok().and_then(Result::ok);
             let message = fatal.unwrap_or_else(|| {
-                let death = Death::from_exit(
+                let death = classify(
                     status,
                     false,
                     false,
                     options.memory_limit_bytes,
                     log_tail.clone(),
+                    jail.as_deref(),
                 );
                 format!("{death} before it was ready")
             });
+            if let Some(jail) = jail {
+                end_jail(jail).await;
+            }
             return Err(KernelError::StartupFailed { message, log_tail });
         }
         Err(_) => {
             let _ = killpg(pid, Signal::SIGKILL);
+            if let Some(jail) = jail {
+                end_jail(jail).await;
+            }
             return Err(KernelError::StartupTimeout(STARTUP_TIMEOUT));
         }
     };
@@ -154,6 +223,8 @@ async fn start_in(
         shutting_down: AtomicBool::new(false),
         next_id: AtomicU64::new(1),
         memory_limit_bytes: options.memory_limit_bytes,
+        jail,
+        reported: Mutex::new((0, 0)),
     });
     let (requests, request_receiver) = mpsc::unbounded_channel();
     tokio::spawn(write_requests(stdin, request_receiver).instrument(span.clone()));
@@ -176,14 +247,64 @@ async fn start_in(
     })
 }
 
+/// The worker's own flags.
+fn worker_args(options: &KernelOptions, venv: &Path, layer: &Path) -> Vec<OsString> {
+    let mut args: Vec<OsString> = options.args.iter().map(OsString::from).collect();
+    args.extend(["--venv".into(), venv.into(), "--layer".into(), layer.into()]);
+    // A sandbox's cgroup limits the memory of the kernel and everything it starts; an
+    // address-space limit on top would refuse mere reservations (thread stacks, malloc
+    // arenas, CUDA) long before memory runs out.
+    let sandboxed = matches!(options.isolation, Isolation::Sandboxed(_));
+    if let Some(limit) = options.memory_limit_bytes.filter(|_| !sandboxed) {
+        args.extend(["--memory-limit".into(), limit.to_string().into()]);
+    }
+    args
+}
+
+/// Why a kernel ended, with what its sandbox knows: bwrap reports a signal death of the
+/// kernel as exit code 128 + signal, and the cgroup counts OOM kills.
+fn classify(
+    status: Option<std::process::ExitStatus>,
+    killed: bool,
+    shutting_down: bool,
+    limit: Option<u64>,
+    log_tail: String,
+    jail: Option<&crate::sandbox::Jail>,
+) -> Death {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(jail) = jail else {
+        return Death::from_exit(status, killed, shutting_down, limit, log_tail);
+    };
+    let status = status.map(|status| match status.code() {
+        Some(code) if code > 128 => std::process::ExitStatus::from_raw(code - 128),
+        _ => status,
+    });
+    let mut death = Death::from_exit(status, killed, shutting_down, limit, log_tail);
+    if !killed && !shutting_down && jail.oom_kills() > 0 {
+        death.reason = super::DeathReason::OutOfMemory {
+            limit_bytes: jail.memory_limit(),
+        };
+    }
+    death
+}
+
+/// Tears a kernel's sandbox down off the async threads (it waits for the OS).
+async fn end_jail(jail: Arc<crate::sandbox::Jail>) {
+    let _ = tokio::task::spawn_blocking(move || jail.teardown()).await;
+}
+
 /// The kernel's whole environment: nothing of the server's (no tokens, database paths or
 /// `TANDEM_*` settings), only what Python and notebook code expect.
 fn kernel_env(
     venv: &Path,
+    layer: &Path,
     workdir: &Path,
     extra: &[(String, String)],
 ) -> Vec<(OsString, OsString)> {
-    let mut path = venv.join("bin").into_os_string();
+    // The kernel's own layer first: what `pip install` adds there shadows the shared venv.
+    let mut path = layer.join("bin").into_os_string();
+    path.push(":");
+    path.push(venv.join("bin"));
     path.push(":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     let lang = std::env::var("LANG").ok().filter(|lang| !lang.is_empty());
     let mut env: Vec<(OsString, OsString)> = vec![
@@ -197,7 +318,7 @@ fn kernel_env(
         ("TERM".into(), "xterm-256color".into()),
         ("MPLBACKEND".into(), INLINE_BACKEND.into()),
         ("PYTHONUNBUFFERED".into(), "1".into()),
-        ("VIRTUAL_ENV".into(), venv.into()),
+        ("VIRTUAL_ENV".into(), layer.into()),
     ];
     env.extend(extra.iter().map(|(key, value)| (key.into(), value.into())));
     env
@@ -310,13 +431,18 @@ async fn route_events(
         scratch::remove(dir).await;
     }
 
-    let death = Death::from_exit(
+    let death = classify(
         status,
         shared.killed.load(Ordering::SeqCst),
         shared.shutting_down.load(Ordering::SeqCst),
         shared.memory_limit_bytes,
         log_text(&log),
+        shared.jail.as_deref(),
     );
+    // Its uid is returned only once nothing of it is left.
+    if let Some(jail) = shared.jail.clone() {
+        end_jail(jail).await;
+    }
     tracing::info!(reason = %death, "kernel ended");
     let unfinished = {
         let mut cells = shared.cells();
@@ -359,6 +485,9 @@ async fn route(shared: &Shared, line: &str) {
                 if expected != id {
                     tracing::warn!(expected, id, "kernel finished cells out of order");
                 }
+                for note in sandbox_notes(shared) {
+                    let _ = sender.send(note).await;
+                }
                 let _ = sender
                     .send(KernelEvent::Done {
                         status,
@@ -387,6 +516,47 @@ async fn route(shared: &Shared, line: &str) {
         // useful either.
         None => tracing::debug!(?event, "kernel output outside any cell"),
     }
+}
+
+/// What the sandbox stopped during the cell that just ended, as stderr under it: processes
+/// the OOM killer ended, forks or threads refused at the process limit.
+fn sandbox_notes(shared: &Shared) -> Vec<KernelEvent> {
+    let Some(jail) = &shared.jail else {
+        return Vec::new();
+    };
+    let (oom, forks) = (jail.oom_kills(), jail.process_limit_hits());
+    let mut reported = shared
+        .reported
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let mut notes = Vec::new();
+    if oom > reported.0 {
+        let limit = jail
+            .memory_limit()
+            .map(super::death::describe_bytes)
+            .unwrap_or_default();
+        notes.push(format!(
+            "The kernel ran out of memory ({limit} limit): the system ended a process of \
+             this kernel to stay within it.\n"
+        ));
+    }
+    if forks > reported.1 {
+        notes.push(format!(
+            "This kernel reached its limit of {} processes and threads: starting another \
+             one failed.\n",
+            jail.max_processes()
+        ));
+    }
+    *reported = (oom, forks);
+    notes
+        .into_iter()
+        .map(|text| {
+            KernelEvent::Output(Output::Stream {
+                name: crate::protocol::StreamName::Stderr,
+                text,
+            })
+        })
+        .collect()
 }
 
 fn kernel_event(event: Event) -> Option<KernelEvent> {

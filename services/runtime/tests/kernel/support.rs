@@ -34,6 +34,8 @@ pub fn options(workdir: &TempDir) -> KernelOptions {
         memory_limit_bytes: None,
         env: Vec::new(),
         scratch: None,
+        isolation: Default::default(),
+        gpu: false,
     }
 }
 
