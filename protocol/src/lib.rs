@@ -178,6 +178,11 @@ pub struct Sharing {
     /// The owner's email address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// "Editors may run code in my runtime": whether editors may run, interrupt and restart
+    /// code in a kernel someone else started (its holder). GET always answers it (`true`
+    /// unless the owner turned it off); a PUT without it keeps the current setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub editors_may_run: Option<bool>,
 }
 
 /// `POST /api/notebooks/{id}/owner`: hands the notebook to another signed-up user; the
@@ -520,6 +525,21 @@ mod tests {
         ));
         let request: ExecuteRequest = serde_json::from_str(r#"{"cell_ids":["c"]}"#).unwrap();
         assert_eq!(request.state_vector, None);
+    }
+
+    #[test]
+    fn sharing_without_editors_may_run_parses_and_keeps_it_out() {
+        let put: Sharing = serde_json::from_str(
+            r#"{"general_access":"restricted","link_role":"viewer","grants":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(put.editors_may_run, None);
+        let answer = Sharing {
+            editors_may_run: Some(false),
+            ..put
+        };
+        let json = serde_json::to_value(&answer).unwrap();
+        assert_eq!(json["editors_may_run"], false);
     }
 
     #[test]

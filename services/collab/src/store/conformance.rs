@@ -56,6 +56,7 @@ fn record(id: &str, owner: &str) -> NotebookRecord {
         updated_at_ms: 1,
         general_access: GeneralAccess::Restricted,
         link_role: Role::Viewer,
+        editors_may_run: true,
     }
 }
 
@@ -181,7 +182,13 @@ pub(crate) async fn missing_notebooks_fail_cleanly(store: &dyn Store) {
     ));
     assert!(matches!(
         store
-            .set_sharing("missing", GeneralAccess::Restricted, Role::Viewer, &[])
+            .set_sharing(
+                "missing",
+                GeneralAccess::Restricted,
+                Role::Viewer,
+                true,
+                &[]
+            )
             .await,
         Err(StoreError::NotFound(_))
     ));
@@ -283,12 +290,19 @@ pub(crate) async fn sharing_grants_and_ownership(store: &dyn Store) {
         },
     ];
     store
-        .set_sharing("nb", GeneralAccess::AnyoneWithLink, Role::Editor, &grants)
+        .set_sharing(
+            "nb",
+            GeneralAccess::AnyoneWithLink,
+            Role::Editor,
+            false,
+            &grants,
+        )
         .await
         .unwrap();
     let nb = store.notebook("nb").await.unwrap().unwrap();
     assert_eq!(nb.general_access, GeneralAccess::AnyoneWithLink);
     assert_eq!(nb.link_role, Role::Editor);
+    assert!(!nb.editors_may_run);
     let stored = store.grants("nb").await.unwrap();
     let emails: Vec<(&str, Role)> = stored.iter().map(|g| (g.email.as_str(), g.role)).collect();
     assert_eq!(
@@ -306,6 +320,10 @@ pub(crate) async fn sharing_grants_and_ownership(store: &dyn Store) {
     let shared = store.notebooks_shared_with("bob@x.org").await.unwrap();
     assert_eq!(shared.len(), 1);
     assert_eq!((shared[0].0.id.as_str(), shared[0].1), ("nb", Role::Viewer));
+    assert!(
+        !shared[0].0.editors_may_run,
+        "read back with the grant's role"
+    );
 
     // Grants are replaced whole.
     store
@@ -313,6 +331,7 @@ pub(crate) async fn sharing_grants_and_ownership(store: &dyn Store) {
             "nb",
             GeneralAccess::Restricted,
             Role::Viewer,
+            true,
             &[Grant {
                 email: "carol@x.org".into(),
                 role: Role::Editor,
@@ -328,6 +347,7 @@ pub(crate) async fn sharing_grants_and_ownership(store: &dyn Store) {
             .is_empty()
     );
     assert_eq!(store.grant_for("nb", "bob@x.org").await.unwrap(), None);
+    assert!(store.notebook("nb").await.unwrap().unwrap().editors_may_run);
 
     // Bob becomes the owner; Alice an editor; Carol keeps her grant.
     store
@@ -335,6 +355,7 @@ pub(crate) async fn sharing_grants_and_ownership(store: &dyn Store) {
             "nb",
             GeneralAccess::Restricted,
             Role::Viewer,
+            true,
             &[
                 Grant {
                     email: "bob@x.org".into(),
@@ -365,6 +386,7 @@ pub(crate) async fn sharing_grants_and_ownership(store: &dyn Store) {
             .is_empty()
     );
     assert_eq!(store.grant_for("nb", "bob@x.org").await.unwrap(), None);
+    assert!(store.notebook("nb").await.unwrap().unwrap().editors_may_run);
     assert!(
         store
             .notebooks_shared_with("bob@x.org")
