@@ -178,6 +178,12 @@ pub struct Sharing {
     /// The owner's email address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// "Editors may run code in my runtime": whether editors may run, interrupt and restart
+    /// code in a kernel someone else started (its holder, see
+    /// [`runtime::RuntimeAccess`]). GET always answers it (`true` unless the owner turned it
+    /// off); a PUT without it keeps the current setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub editors_may_run: Option<bool>,
 }
 
 /// `POST /api/notebooks/{id}/owner`: hands the notebook to another signed-up user; the
@@ -278,6 +284,9 @@ pub mod runtime {
             /// replica includes it too (or after a short wait, with a warning).
             #[serde(default, skip_serializing_if = "Option::is_none")]
             state_vector: Option<String>,
+            /// What the caller may do in a kernel someone else holds.
+            #[serde(default)]
+            access: RuntimeAccess,
         },
         /// Interrupt the running cell and clear the queue.
         Interrupt {
@@ -285,6 +294,12 @@ pub mod runtime {
             request: u64,
             /// The notebook.
             notebook_id: String,
+            /// Who asked (empty from older collab services: then only `access` applies).
+            #[serde(default)]
+            user_id: String,
+            /// What the caller may do in a kernel someone else holds.
+            #[serde(default)]
+            access: RuntimeAccess,
         },
         /// Restart the notebook's kernel.
         Restart {
@@ -292,6 +307,16 @@ pub mod runtime {
             request: u64,
             /// The notebook.
             notebook_id: String,
+            /// Who asked: the holder of the kernel the restart starts, when it is a takeover
+            /// or no kernel ran (see [`RuntimeAccess`]).
+            #[serde(default)]
+            user_id: String,
+            /// The display name of who asked.
+            #[serde(default)]
+            user_name: String,
+            /// What the caller may do in a kernel someone else holds.
+            #[serde(default)]
+            access: RuntimeAccess,
         },
         /// Switch the notebook's runtime type (restarts its kernel on that device).
         SetRuntime {
@@ -301,6 +326,15 @@ pub mod runtime {
             notebook_id: String,
             /// `"cpu"` or `"gpu"`.
             runtime: String,
+            /// Who asked, as for [`Command::Restart`].
+            #[serde(default)]
+            user_id: String,
+            /// The display name of who asked.
+            #[serde(default)]
+            user_name: String,
+            /// What the caller may do in a kernel someone else holds.
+            #[serde(default)]
+            access: RuntimeAccess,
         },
         /// Read the full text of a truncated output (the file named in its notice).
         ReadOutput {
@@ -311,6 +345,45 @@ pub mod runtime {
             /// The file name from the notice's `metadata.tandem.truncated.full_output`.
             file: String,
         },
+    }
+
+    /// Whose runtime it is. A notebook's kernel runs for its **holder**, the signed-in person
+    /// whose execute (or restart, or runtime switch) started it: its `drive/` is theirs, and
+    /// the runtime writes them to `state.kernel.holder` while it runs. Anyone else who runs a
+    /// cell acts inside the holder's runtime. The collab service fills this in from the
+    /// notebook's sharing; the runtime node applies it, since only it knows the holder:
+    ///
+    /// - No kernel runs (status `not_started` or `dead`): an execute, restart or switch
+    ///   starts one, and the caller holds it.
+    /// - The holder may always execute, interrupt and restart.
+    /// - The owner may always interrupt, and a restart (or switch) by the owner of a kernel
+    ///   someone else holds **takes it over**: the fresh kernel is the owner's.
+    /// - Anyone else, and the owner's execute in someone else's kernel, go ahead (the holder
+    ///   stays) only when [`editors_may_run`](Self::editors_may_run) is on; otherwise the
+    ///   runtime answers `runtime_not_shared` (403 at the API) naming the holder.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RuntimeAccess {
+        /// The notebook's owner's user id.
+        #[serde(default)]
+        pub owner_id: String,
+        /// The notebook's `editors_may_run` sharing setting.
+        #[serde(default = "editors_may_run_default")]
+        pub editors_may_run: bool,
+    }
+
+    /// Commands from collab services that predate [`RuntimeAccess`] keep today's rule:
+    /// every editor may run in anyone's kernel.
+    fn editors_may_run_default() -> bool {
+        true
+    }
+
+    impl Default for RuntimeAccess {
+        fn default() -> Self {
+            RuntimeAccess {
+                owner_id: String::new(),
+                editors_may_run: editors_may_run_default(),
+            }
+        }
     }
 
     impl Command {
@@ -520,6 +593,29 @@ mod tests {
         ));
         let request: ExecuteRequest = serde_json::from_str(r#"{"cell_ids":["c"]}"#).unwrap();
         assert_eq!(request.state_vector, None);
+        // Without an access rule, every editor may run in anyone's kernel, as before.
+        let old = r#"{"type":"restart","request":2,"notebook_id":"n"}"#;
+        let command: runtime::Command = serde_json::from_str(old).unwrap();
+        assert!(matches!(
+            command,
+            runtime::Command::Restart { user_id, access, .. }
+                if user_id.is_empty() && access.editors_may_run && access.owner_id.is_empty()
+        ));
+    }
+
+    #[test]
+    fn sharing_without_editors_may_run_parses_and_keeps_it_out() {
+        let put: Sharing = serde_json::from_str(
+            r#"{"general_access":"restricted","link_role":"viewer","grants":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(put.editors_may_run, None);
+        let answer = Sharing {
+            editors_may_run: Some(false),
+            ..put
+        };
+        let json = serde_json::to_value(&answer).unwrap();
+        assert_eq!(json["editors_may_run"], false);
     }
 
     #[test]

@@ -4,10 +4,12 @@
 //! the sign-in link the server printed, the sign-in page offers no form; with it, two people
 //! sign in (two browser contexts), open one notebook, see a rename live, type into the same
 //! cell at once and converge; one types a line and runs the cell at once, and both see the
-//! output of every line, `[1]` and "run by"; a markdown cell renders with math; an
-//! idle-shutdown warning shows; a running cell is interrupted; a viewer sees changes live but
-//! cannot type; a commenter comments on a range, the owner sees it marked, replies and
-//! resolves; a named version is previewed, compared and restored while another person stays
+//! output of every line, `[1]` and "run by"; both see whose runtime it is ("Runtime: you",
+//! "Runtime: Ada Lovelace"), the other is asked once before his first run in it, and is refused
+//! with the server's reason while the owner's share dialog keeps editors out of her runtime; a
+//! markdown cell renders with math; an idle-shutdown warning shows; a running cell is
+//! interrupted; a viewer sees changes live but cannot type; a commenter comments on a range,
+//! the owner sees it marked, replies and resolves; a named version is previewed, compared and restored while another person stays
 //! connected; an `.ipynb` uploads and downloads unchanged and its owner hands it over; a
 //! 500-cell notebook opens in under 2 s. Screenshots of each state land in
 //! `target/web-screenshots/`.

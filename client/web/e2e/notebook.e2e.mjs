@@ -14,7 +14,10 @@
 // into the same cell at once and converge; Ada types one more line and runs the cell at once
 // (no pause), and both see the output of every line, [1] and "run by Ada"; a `# @param` slider
 // Ada moves edits Bob's code and slider too, the cell goes stale and "Run stale" reruns it; a markdown cell
-// renders with math; Carol, a viewer, sees it live but cannot type; Dan, a commenter, cannot
+// renders with math; the runtime is Ada's ("Runtime: you" for her, "Runtime: Ada Lovelace" for
+// Bob), and Bob's first run in it asks him first (never again after Continue); Ada turns
+// "Editors may run code in my runtime" off in the share dialog and Bob's run is refused with
+// the server's message, then on again; Carol, a viewer, sees it live but cannot type; Dan, a commenter, cannot
 // type either but comments on a range of a cell, and Ada sees the highlighted range, replies
 // and resolves; Ada names a version, changes the cell, previews and compares the version and
 // restores it while Bob stays connected; an .ipynb uploads and downloads unchanged, and Ada hands it to Bob; a 500-cell
@@ -189,6 +192,9 @@ try {
   }
   await bob.page.locator('[data-testid="cell"]').nth(0).locator(".cell-ran-by", { hasText: "Ada Lovelace" }).waitFor();
   log("both see 42 and [1]");
+  // Ada started the runtime: it is hers, for everyone.
+  await ada.page.locator('[data-testid="runtime-holder"]', { hasText: "Runtime: you" }).waitFor();
+  await bob.page.locator('[data-testid="runtime-holder"]', { hasText: "Runtime: Ada Lovelace" }).waitFor();
   // The server runs with a short --kernel-idle-timeout: the idle kernel's shutdown is announced.
   await bob.page.locator('[data-testid="idle-warning"]').waitFor();
   await shot(bob.page, "04-output-seen-by-bob");
@@ -211,6 +217,16 @@ try {
   await bob.page.keyboard.press("b");
   await bob.page.keyboard.type("1 / 0");
   await bob.page.keyboard.press("Control+Enter");
+  // Bob's first run in Ada's runtime: the page says what that means before running.
+  const notice = bob.page.locator('[data-testid="runtime-notice"]');
+  await notice.waitFor();
+  const noticeText = await notice.innerText();
+  assert.ok(noticeText.includes("Ada Lovelace's Drive"), noticeText);
+  assert.ok(noticeText.includes("the secrets Ada Lovelace granted to this notebook"), noticeText);
+  await shot(bob.page, "05a-runtime-notice");
+  await bob.page.click('[data-testid="runtime-notice-continue"]');
+  await notice.waitFor({ state: "detached" });
+  log("Bob is told before his first run in Ada's runtime");
   const errorOutput = ada.page.locator(".output-text.error", { hasText: "ZeroDivisionError" });
   await errorOutput.waitFor({ timeout: RUN_TIMEOUT });
   const coloured = await errorOutput.locator("span[style*='color']").count();
@@ -223,6 +239,7 @@ try {
   await bob.page.keyboard.type("import time\ntime.sleep(60)");
   await bob.page.keyboard.press("Control+Enter");
   await ada.page.locator('[data-testid="marker"]', { hasText: "[*]" }).waitFor({ timeout: RUN_TIMEOUT });
+  assert.equal(await bob.page.locator('[data-testid="runtime-notice"]').count(), 0, "the notice shows once");
   await ada.page.locator('[data-testid="kernel-status"][data-status="busy"]').waitFor();
   await shot(ada.page, "06-running");
   await ada.page.click('[data-testid="interrupt"]');
@@ -263,6 +280,40 @@ try {
     await formCell(page).locator('[data-testid="stale"]').waitFor({ state: "hidden", timeout: 10_000 });
   }
   log("a slider edits the code for everyone; the stale cell runs again with Run stale");
+
+  // --- Ada keeps her runtime to herself: Bob's run is refused, with the reason ---------------
+  await ada.page.click('[data-testid="share"]');
+  const mayRun = ada.page.locator('[data-testid="editors-may-run"]');
+  assert.ok(await mayRun.isChecked(), "editors may run by default");
+  await mayRun.uncheck();
+  await shot(ada.page, "06c-share-runtime-setting");
+  await ada.page.click('[data-testid="share-save"]');
+  await ada.page.locator('[data-testid="share-dialog"]').waitFor({ state: "detached" });
+  await bob.page.click('[data-testid="share"]');
+  const bobMayRun = bob.page.locator('[data-testid="editors-may-run"]');
+  await bobMayRun.waitFor();
+  assert.ok(!(await bobMayRun.isChecked()) && (await bobMayRun.isDisabled()), "editors see the setting, only the owner changes it");
+  await bob.page.click('[data-testid="share-close"]');
+  // The `1 / 0` cell: rerunning it changes nothing the checks below look at.
+  const errorCell = bob.page.locator('[data-testid="cell"]', { hasText: "1 / 0" }).locator(".cm-content");
+  await errorCell.click();
+  await bob.page.keyboard.press("Control+Enter");
+  const refused = bob.page.locator('[data-testid="runtime-refused"]');
+  await refused.waitFor({ timeout: 10_000 });
+  const refusedText = await refused.innerText();
+  assert.ok(refusedText.includes("This notebook's runtime belongs to Ada Lovelace, who does not let editors run code in it"), refusedText);
+  await shot(bob.page, "06d-run-refused");
+  // Ada lets editors run again; the setting was kept, and Bob's next run goes through.
+  await ada.page.click('[data-testid="share"]');
+  assert.ok(!(await mayRun.isChecked()), "the setting is kept");
+  await mayRun.check();
+  await ada.page.click('[data-testid="share-save"]');
+  await ada.page.locator('[data-testid="share-dialog"]').waitFor({ state: "detached" });
+  await errorCell.click();
+  await bob.page.keyboard.press("Control+Enter");
+  await refused.waitFor({ state: "detached", timeout: 10_000 });
+  assert.equal(await bob.page.locator('[data-testid="runtime-notice"]').count(), 0);
+  log("the owner's setting refuses and allows an editor's runs in her runtime");
 
   // The runtime select: this build has no GPU, so the switch is refused and the select stays CPU.
   await ada.page.selectOption('[data-testid="runtime"]', "gpu");
@@ -526,6 +577,8 @@ try {
   const secretsPanel = ada.page.locator('[data-testid="secrets-panel"]');
   // Its first listing is in before typing, so nothing re-renders under the form.
   await secretsPanel.getByText("No secrets yet.").waitFor();
+  // Where access is given, the panel says who else can read a granted secret.
+  assert.ok((await secretsPanel.locator('[data-testid="secrets-warning"]').innerText()).includes("readable by code that anyone who runs this notebook's kernel starts"));
   await ada.page.fill('[data-testid="secret-name"]', secretName);
   await ada.page.fill('[data-testid="secret-value"]', secretValue);
   assert.equal(await ada.page.inputValue('[data-testid="secret-name"]'), secretName);

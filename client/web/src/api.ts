@@ -27,6 +27,8 @@ export interface Sharing {
   link_role: Role;
   grants: Grant[];
   owner?: string;
+  /** "Editors may run code in my runtime" (answered by GET; omitted in a PUT: unchanged). */
+  editors_may_run?: boolean;
 }
 
 export interface CommentAuthor {

@@ -181,6 +181,7 @@ pub(crate) async fn import_notebook(
         updated_at_ms: now,
         general_access: GeneralAccess::Restricted,
         link_role: Role::Viewer,
+        editors_may_run: true,
     };
     app.store.create_notebook(&record, &initial_state).await?;
     tracing::info!(doc_id = %record.id, bytes = initial_state.len(), "notebook created");

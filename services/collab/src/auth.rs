@@ -259,6 +259,7 @@ mod tests {
             updated_at_ms: 0,
             general_access: access,
             link_role,
+            editors_may_run: true,
         }
     }
 

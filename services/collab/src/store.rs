@@ -88,6 +88,9 @@ pub struct NotebookRecord {
     pub general_access: GeneralAccess,
     /// The role of someone who opens the link without a grant.
     pub link_role: Role,
+    /// Whether editors may run code in a runtime someone else started ("Editors may run code
+    /// in my runtime"; `true` unless the owner turned it off).
+    pub editors_may_run: bool,
 }
 
 /// What is stored of one document: a snapshot and the updates appended after it.
@@ -146,13 +149,14 @@ pub trait Store:
     /// The role granted to an email address on a notebook, if any.
     async fn grant_for(&self, id: &str, email: &str) -> Result<Option<Role>, StoreError>;
 
-    /// Replaces a notebook's general access, link role and grants in one transaction.
-    /// Emails are stored lowercased.
+    /// Replaces a notebook's general access, link role, `editors_may_run` and grants in one
+    /// transaction. Emails are stored lowercased.
     async fn set_sharing(
         &self,
         id: &str,
         general_access: GeneralAccess,
         link_role: Role,
+        editors_may_run: bool,
         grants: &[Grant],
     ) -> Result<(), StoreError>;
 

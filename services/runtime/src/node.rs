@@ -10,12 +10,14 @@
 //!   shared stream for notebooks nobody owns, so any collab node reaches the node that runs
 //!   a notebook; live nodes mark the kernels of a vanished node dead.
 //!
-//! Kernels start from a [`spare`] when one is ready, and see their holder's drive through
-//! [`drives`].
+//! Kernels start from a [`spare`] when one is ready, run for their holder (who started them:
+//! [`holders`] decides who may do what in someone else's) and see their holder's drive
+//! through [`drives`].
 
 mod commands;
 mod control;
 mod drives;
+mod holders;
 mod redis;
 mod spare;
 
@@ -174,8 +176,8 @@ struct Node {
     ws_base: String,
     kernel: KernelOptions,
     sessions: Mutex<HashMap<String, Session>>,
-    /// Who started each notebook's current kernel, for the per-user limit.
-    holders: Mutex<HashMap<String, String>>,
+    /// Who started each notebook's current kernel: whose runtime it is ([`holders`]).
+    holders: Mutex<holders::Holders>,
     /// Notebooks switched to the GPU runtime.
     gpu: Mutex<std::collections::HashSet<String>>,
     /// A CPU kernel started ahead of need, and its working directory.
@@ -312,6 +314,7 @@ impl Node {
                 .inspect_err(|error| tracing::warn!(%error, "secrets unavailable to this session"))
                 .ok();
         config.full_output_dir = Some(outputs);
+        config.holder = self.holders.lock().await.link(notebook_id);
         let session = Session::start_with_kernel(config, spare).await?;
         sessions.insert(notebook_id.to_owned(), session.clone());
         Ok(session)

@@ -8,7 +8,8 @@
 //!
 //! - `state.kernel`: `status` (`"not_started"`, `"starting"`, `"idle"`, `"busy"`, `"dead"`),
 //!   `runtime`, `execution_count` (the last one), `queue` (queued cell ids, in order),
-//!   `running` (cell id or null) and, after a death, `reason`.
+//!   `running` (cell id or null), after a death `reason`, and while a kernel lives `holder`
+//!   (`{"id", "name"}`: who it runs for, see [`Holder`]).
 //! - Queued cells are `"queued"`. When a cell starts, its code is read from the document at
 //!   that moment, its outputs are cleared, its count set to null, its state set to
 //!   `"running"` and who asked for the run written to its `execution_by` (`{"id", "name"}`);
@@ -50,6 +51,7 @@
 mod actor;
 mod deps;
 mod doc;
+mod holder;
 mod outputs;
 
 use std::path::PathBuf;
@@ -65,6 +67,7 @@ use crate::kernel::KernelOptions;
 
 pub(crate) use doc::mark_orphaned;
 pub use doc::{KERNEL_KEY, KernelStatus};
+pub use holder::{Holder, HolderLink};
 pub use outputs::STREAM_FLUSH_INTERVAL;
 
 /// Default [`SessionConfig::output_cap_bytes`]: 1 MiB per cell, far more than anyone reads
@@ -133,6 +136,8 @@ pub struct SessionConfig {
     /// Where running cells' `tandem.secrets.get` is answered from (the collab service);
     /// `None`: every lookup fails with `unavailable`.
     pub secrets: Option<crate::secrets::SecretsClient>,
+    /// Who each kernel runs for, read when it starts (`state.kernel.holder`).
+    pub holder: HolderLink,
 }
 
 impl SessionConfig {
@@ -152,6 +157,7 @@ impl SessionConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_lifetime: DEFAULT_MAX_LIFETIME,
             secrets: None,
+            holder: HolderLink::default(),
         }
     }
 }

@@ -6,7 +6,7 @@
 //                           code: outputs: Y.Array<Y.Map>, execution_count, execution_state,
 //                           execution_by {id, name} (who ran it; written by the runtime)
 //   meta:  Y.Map            nbformat, nbformat_minor, metadata
-//   state: Y.Map            kernel: Y.Map written by the runtime (status, queue, …);
+//   state: Y.Map            kernel: Y.Map written by the runtime (status, queue, holder, …);
 //                           title and comments_rev, written by the collab service
 
 import * as Y from "yjs";
@@ -26,6 +26,8 @@ export interface KernelState {
   gpu?: string;
   /** Stale cells, in notebook order (written by the runtime, as `tandem_stale` on each). */
   stale?: string[];
+  /** Who the kernel runs for (who started it), while it runs: see runtime.ts. */
+  holder?: { id: string; name: string };
 }
 
 export class NotebookDoc {

@@ -1,7 +1,7 @@
 // The notebook page at /n/{id}: the header (title, who is here, connection, comments, share,
 // download), the runtime toolbar (run all, interrupt, restart, CPU/GPU, kernel status and
-// queue), the cells, kept in step with the shared document over y-websocket, and the comments
-// panel.
+// queue, whose runtime it is), the cells, kept in step with the shared document over
+// y-websocket, and the comments panel.
 //
 // Keyboard (as in Jupyter): in a cell's editor, Shift+Enter runs and moves on, Ctrl+Enter runs,
 // Alt+Enter runs and inserts a cell below, Esc leaves the editor. With a cell selected (not
@@ -19,6 +19,7 @@ import { openHistory } from "./history";
 import { FilesPanel } from "./files";
 import { SecretsPanel } from "./secrets";
 import { CellType, NotebookDoc } from "./doc";
+import { confirmRun, holderLabel, holderOf, holderTitle } from "./runtime";
 import { openShareDialog } from "./share";
 import { TitleView } from "./title";
 
@@ -69,6 +70,10 @@ class NotebookPage implements CellHost {
   private selected: CellView | null = null;
   private readonly cellsEl = h("div.cells", { "data-testid": "cells" });
   private readonly statusEl = h("span.kernel-status", { "data-testid": "kernel-status", role: "status" });
+  private readonly holderEl = h("span.runtime-holder", { "data-testid": "runtime-holder" });
+  /** The server's last refusal to run here (someone else's runtime, not shared), until the
+   * runtime changes hands or the person dismisses it. */
+  private refusal: { message: string; holder: string | null } | null = null;
   private readonly connectionEl = h("span.connection", { "data-testid": "connection", role: "status" });
   private readonly peopleEl = h("div.people-here", { "data-testid": "presence", "aria-label": "Who is here" });
   private readonly bannerEl = h("div.banners");
@@ -159,6 +164,7 @@ class NotebookPage implements CellHost {
       editable ? this.runtimeSelect : null,
       h("div.spacer"),
       this.statusEl,
+      this.holderEl,
     );
     const readOnly = editable
       ? null
@@ -339,6 +345,12 @@ class NotebookPage implements CellHost {
     );
     this.statusEl.title = kernel.reason ? `Kernel ${kernel.status}: ${kernel.reason}` : `Kernel ${labels[kernel.status] ?? kernel.status}${kernel.gpu ? ` on ${kernel.gpu}` : ""}`;
     if (document.activeElement !== this.runtimeSelect) this.runtimeSelect.value = kernel.runtime === "gpu" ? "gpu" : "cpu";
+    const meId = this.me?.id ?? null;
+    this.holderEl.textContent = holderLabel(kernel, meId);
+    this.holderEl.title = holderTitle(kernel, meId);
+    this.holderEl.hidden = !this.holderEl.textContent;
+    // A refusal named the runtime of the time: once it stops or changes hands, it no longer holds.
+    if (this.refusal && this.refusal.holder !== (holderOf(kernel)?.id ?? null)) this.refusal = null;
     for (const view of this.order) view.kernelChanged(kernel);
     this.renderBanners();
   }
@@ -347,6 +359,26 @@ class NotebookPage implements CellHost {
     const kernel = this.nb.kernel();
     const now = Date.now();
     const banners: HTMLElement[] = [];
+    if (this.refusal) {
+      banners.push(
+        h(
+          "div.banner.error",
+          { role: "alert", "data-testid": "runtime-refused" },
+          this.refusal.message,
+          " ",
+          h(
+            "button.link",
+            {
+              onclick: () => {
+                this.refusal = null;
+                this.renderBanners();
+              },
+            },
+            "Dismiss",
+          ),
+        ),
+      );
+    }
     if (kernel.status === "dead" && kernel.reason) {
       banners.push(h("div.banner.error", { role: "alert" }, `The kernel died: ${kernel.reason}. The next run starts a fresh one.`));
     }
@@ -542,25 +574,43 @@ class NotebookPage implements CellHost {
     return btoa(binary);
   }
 
+  /** Before running code: the first time in someone else's runtime, what that means. */
+  private async mayRun(): Promise<boolean> {
+    return confirmRun(this.notebookId, this.nb.kernel(), this.me);
+  }
+
   private async execute(cellIds: string[]) {
+    if (!(await this.mayRun())) return;
     try {
       await api.execute(this.notebookId, cellIds, this.stateVector());
+      this.ran();
     } catch (error) {
       this.actionFailed("run", error);
     }
   }
 
   private async runAll() {
+    if (!(await this.mayRun())) return;
     try {
       await api.executeAll(this.notebookId, this.stateVector());
+      this.ran();
     } catch (error) {
       this.actionFailed("run all", error);
     }
   }
 
+  /** A run went through: an earlier refusal is out of date. */
+  private ran() {
+    if (!this.refusal) return;
+    this.refusal = null;
+    this.renderBanners();
+  }
+
   private async runStale() {
+    if (!(await this.mayRun())) return;
     try {
       const { queued } = await api.executeStale(this.notebookId, this.stateVector());
+      this.ran();
       if (!queued.length) toast("No cell is stale", "info");
     } catch (error) {
       this.actionFailed("run stale cells", error);
@@ -589,6 +639,12 @@ class NotebookPage implements CellHost {
   private actionFailed(what: string, error: unknown) {
     if (error instanceof ApiError && error.status === 401) {
       toast(`Sign in to ${what}`);
+      return;
+    }
+    if (error instanceof ApiError && error.code === "runtime_not_shared") {
+      // Not a passing failure: it holds until the runtime stops, so it stays in view.
+      this.refusal = { message: error.message, holder: holderOf(this.nb.kernel())?.id ?? null };
+      this.renderBanners();
       return;
     }
     toast(`Could not ${what}: ${error instanceof Error ? error.message : String(error)}`);

@@ -4,7 +4,10 @@
 //
 // Code reads a secret with `tandem.secrets.get("NAME")` or Colab's
 // `userdata.get("NAME")`, and gets the value of whoever ran the cell, if they gave this
-// notebook access: sharing the notebook shares no secret.
+// notebook access: sharing the notebook shares no secret by itself. But a kernel is shared
+// by everyone who runs code in it, so a secret granted to a notebook is readable by code
+// that any runner of that notebook's kernel starts (a value read stays in memory; code left
+// running can catch the next read); the panel says so where access is given.
 //
 // Everything goes through /api/secrets with the session cookie; changes carry the CSRF header
 // (api.ts does that for every request but GET).
@@ -153,7 +156,11 @@ export class SecretsPanel {
       { "data-testid": "secret-entry", "data-name": secret.name },
       h(
         "label.secrets-access",
-        { title: this.canRun ? "Let this notebook read it when you run it" : "Only people who can run this notebook can give it access" },
+        {
+          title: this.canRun
+            ? "Let this notebook read it when you run it; code anyone runs in this notebook's kernel can then read it too"
+            : "Only people who can run this notebook can give it access",
+        },
         access,
       ),
       h(
@@ -202,6 +209,11 @@ export class SecretsPanel {
         " or ",
         h("code", {}, 'userdata.get("NAME")'),
         " when you run it; people you share it with use their own secrets.",
+      ),
+      h(
+        "p.secrets-warning",
+        { "data-testid": "secrets-warning" },
+        "A secret granted to this notebook is readable by code that anyone who runs this notebook's kernel starts: whoever runs cells in the same runtime as you can read it.",
       ),
       form,
       this.listBox,

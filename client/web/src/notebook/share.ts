@@ -1,7 +1,9 @@
 // The share dialog, as in Google Docs: general access (restricted / anyone with the link), the
 // link's role, people and their roles, and the link to copy. The owner changes it; editors see
 // it; everyone can copy the link. The owner can also hand the notebook over to someone else
-// (who must have signed in once); the previous owner stays on as an editor.
+// (who must have signed in once); the previous owner stays on as an editor. "Editors may run
+// code in my runtime" (on by default) says whether editors may run code in a runtime someone
+// else started (see runtime.ts).
 
 import { api, ApiError, Grant, Role, Sharing } from "../api";
 import { copyText, h, toast } from "../dom";
@@ -82,6 +84,24 @@ export async function openShareDialog(notebookId: string, title: string, role: R
   general.addEventListener("change", syncLinkRole);
   syncLinkRole();
 
+  const editorsMayRun = h("input", {
+    type: "checkbox",
+    checked: sharing.editors_may_run !== false,
+    disabled: !owner,
+    "data-testid": "editors-may-run",
+  });
+  const runtimeRow = h(
+    "label.share-runtime",
+    {},
+    editorsMayRun,
+    " Editors may run code in my runtime",
+    h(
+      "p.muted",
+      {},
+      "A runtime runs as the person who started it: code others run in it can read their Drive (drive/) and the secrets they granted to this notebook. When this is off, editors can run code only in a runtime of their own, started when none is running.",
+    ),
+  );
+
   const renderPeople = () => {
     people.replaceChildren(
       h("li", {}, h("span.person", {}, sharing.owner ?? "owner"), h("span.muted", {}, "Owner")),
@@ -139,6 +159,7 @@ export async function openShareDialog(notebookId: string, title: string, role: R
             general_access: general.value as Sharing["general_access"],
             link_role: linkRole.value as Role,
             grants,
+            editors_may_run: editorsMayRun.checked,
           });
           toast("Sharing saved", "info");
           close();
@@ -158,6 +179,8 @@ export async function openShareDialog(notebookId: string, title: string, role: R
     people,
     h("h3", {}, "General access"),
     h("div.general", {}, general, linkRoleRow),
+    h("h3", {}, "Runtime"),
+    runtimeRow,
   );
   if (owner) body.append(transferForm(notebookId, close));
   if (owner) {

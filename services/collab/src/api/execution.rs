@@ -4,6 +4,10 @@
 //! then hands the work to the runtime over the control channel and answers 202 once the
 //! runtime has queued it. Outputs arrive in the document, written by the runtime.
 //!
+//! Each command carries the caller and a [`RuntimeAccess`] (the notebook's owner and its
+//! `editors_may_run` setting): the runtime, which knows whose kernel is running, applies the
+//! rule and may answer `runtime_not_shared`, which is 403 here.
+//!
 //! An execute may carry the caller's state vector: its edits travel over its WebSocket while
 //! the request travels over HTTP, so the service first waits (up to [`CATCH_UP`]) until the
 //! room's document includes that state, then passes it on, and the runtime waits likewise for
@@ -16,7 +20,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use base64::Engine;
 use tandem_crdt::{CellType, Notebook};
-use tandem_protocol::runtime::{Command, Reply};
+use tandem_protocol::runtime::{Command, Reply, RuntimeAccess};
 use tandem_protocol::{ExecuteRequest, Queued, RuntimeType};
 
 use super::ApiJson;
@@ -25,7 +29,7 @@ use crate::auth::{Caller, SignedIn, caller_access, notebook_access, require_edit
 use crate::error::ApiError;
 use crate::room::RoomHandle;
 use crate::runtime_hub::HubError;
-use crate::store::User;
+use crate::store::{NotebookRecord, User};
 
 /// How long an execute waits for the caller's edits to reach the room. They are normally
 /// there within a round trip; past this the cells run with what the room has (and a warning
@@ -42,7 +46,7 @@ pub(super) async fn execute(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ExecuteRequest>,
 ) -> Result<(StatusCode, Json<Queued>), ApiError> {
-    let (_, role) = notebook_access(&app, &user, &id).await?;
+    let (record, role) = notebook_access(&app, &user, &id).await?;
     require_editor(role)?;
     // Exactly one of the three forms: a non-empty list, run-all, or run-stale.
     let has_ids = !body.cell_ids.is_empty();
@@ -101,6 +105,7 @@ pub(super) async fn execute(
         user_id: user.id.clone(),
         user_name: user.name.clone(),
         state_vector,
+        access: access(&record),
     })
     .await?;
     Ok((StatusCode::ACCEPTED, Json(Queued { queued: reply })))
@@ -148,9 +153,14 @@ pub(super) async fn interrupt(
     SignedIn(user): SignedIn,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    control(&app, &user, id, |request, notebook_id| Command::Interrupt {
-        request,
-        notebook_id,
+    let user_id = user.id.clone();
+    control(&app, &user, id, |request, notebook_id, access| {
+        Command::Interrupt {
+            request,
+            notebook_id,
+            user_id,
+            access,
+        }
     })
     .await
 }
@@ -160,9 +170,15 @@ pub(super) async fn restart(
     SignedIn(user): SignedIn,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    control(&app, &user, id, |request, notebook_id| Command::Restart {
-        request,
-        notebook_id,
+    let (user_id, user_name) = (user.id.clone(), user.name.clone());
+    control(&app, &user, id, |request, notebook_id, access| {
+        Command::Restart {
+            request,
+            notebook_id,
+            user_id,
+            user_name,
+            access,
+        }
     })
     .await
 }
@@ -176,7 +192,7 @@ pub(super) async fn set_runtime(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RuntimeType>,
 ) -> Result<Json<RuntimeType>, ApiError> {
-    let (_, role) = notebook_access(&app, &user, &id).await?;
+    let (record, role) = notebook_access(&app, &user, &id).await?;
     require_editor(role)?;
     if !matches!(body.kind.as_str(), "cpu" | "gpu") {
         return Err(ApiError::bad_request(
@@ -192,6 +208,9 @@ pub(super) async fn set_runtime(
         request,
         notebook_id: id,
         runtime,
+        user_id: user.id.clone(),
+        user_name: user.name.clone(),
+        access: access(&record),
     })
     .await?;
     Ok(Json(body))
@@ -247,12 +266,20 @@ async fn control(
     app: &App,
     user: &User,
     id: String,
-    make: impl FnOnce(u64, String) -> Command,
+    make: impl FnOnce(u64, String, RuntimeAccess) -> Command,
 ) -> Result<StatusCode, ApiError> {
-    let (_, role) = notebook_access(app, user, &id).await?;
+    let (record, role) = notebook_access(app, user, &id).await?;
     require_editor(role)?;
-    call(app, |request| make(request, id)).await?;
+    call(app, |request| make(request, id, access(&record))).await?;
     Ok(StatusCode::ACCEPTED)
+}
+
+/// What callers may do in a kernel someone else holds, from the notebook's sharing.
+fn access(record: &NotebookRecord) -> RuntimeAccess {
+    RuntimeAccess {
+        owner_id: record.owner_id.clone(),
+        editors_may_run: record.editors_may_run,
+    }
 }
 
 /// Calls the runtime and maps its answer and failures to HTTP.
@@ -262,11 +289,16 @@ async fn call(app: &App, make: impl FnOnce(u64) -> Command) -> Result<Vec<String
         Ok(Reply::Output { .. }) => Err(ApiError::internal(anyhow::anyhow!(
             "unexpected output reply"
         ))),
-        Ok(Reply::Error { code, message, .. }) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            runtime_code(&code),
-            message,
-        )),
+        Ok(Reply::Error { code, message, .. }) => {
+            let code = runtime_code(&code);
+            // Someone else's runtime is theirs to share: a permission, not a conflict.
+            let status = if code == "runtime_not_shared" {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::CONFLICT
+            };
+            Err(ApiError::new(status, code, message))
+        }
         Err(err @ HubError::NoRuntime) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "runtime_unavailable",
@@ -287,6 +319,7 @@ fn runtime_code(code: &str) -> &'static str {
         "kernel_limit" => "kernel_limit",
         "venv_missing" => "venv_missing",
         "gpu_unavailable" => "gpu_unavailable",
+        "runtime_not_shared" => "runtime_not_shared",
         _ => "runtime_error",
     }
 }

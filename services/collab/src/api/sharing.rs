@@ -3,6 +3,10 @@
 //!
 //! Every change is announced on the access bus, so open connections of people who lost
 //! access are cut, and those whose role changed are downgraded or upgraded, within a second.
+//!
+//! The settings include `editors_may_run` ("Editors may run code in my runtime"): whether
+//! editors may run code in a kernel someone else started. The runtime applies it on each
+//! execute, interrupt and restart (`tandem_protocol::runtime::RuntimeAccess` has the rule).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -50,19 +54,29 @@ pub(super) async fn put_sharing(
         return Err(ApiError::forbidden("only the owner can change sharing"));
     }
     let grants = validate(&body, &user.email)?;
+    // Absent: unchanged, so clients that predate the setting never turn it back on.
+    let editors_may_run = body.editors_may_run.unwrap_or(record.editors_may_run);
     app.store
-        .set_sharing(&id, body.general_access, body.link_role, &grants)
+        .set_sharing(
+            &id,
+            body.general_access,
+            body.link_role,
+            editors_may_run,
+            &grants,
+        )
         .await?;
     app.access.publish(AccessEvent::Notebook(id.clone()));
     tracing::info!(
         general_access = body.general_access.as_str(),
         link_role = %body.link_role,
+        editors_may_run,
         grants = grants.len(),
         "sharing changed"
     );
     let record = NotebookRecord {
         general_access: body.general_access,
         link_role: body.link_role,
+        editors_may_run,
         ..record
     };
     Ok(Json(current(&app, &record).await?))
@@ -120,6 +134,7 @@ async fn current(app: &App, record: &NotebookRecord) -> Result<Sharing, ApiError
         link_role: record.link_role,
         grants,
         owner,
+        editors_may_run: Some(record.editors_may_run),
     })
 }
 
@@ -187,6 +202,7 @@ mod tests {
                 })
                 .collect(),
             owner: None,
+            editors_may_run: None,
         }
     }
 

@@ -57,6 +57,7 @@ fn record(id: &str, owner: &str) -> NotebookRecord {
         updated_at_ms: 1,
         general_access: GeneralAccess::Restricted,
         link_role: Role::Viewer,
+        editors_may_run: true,
     }
 }
 
@@ -182,7 +183,13 @@ pub(crate) async fn missing_notebooks_fail_cleanly(store: &dyn Store) {
     ));
     assert!(matches!(
         store
-            .set_sharing("missing", GeneralAccess::Restricted, Role::Viewer, &[])
+            .set_sharing(
+                "missing",
+                GeneralAccess::Restricted,
+                Role::Viewer,
+                true,
+                &[]
+            )
             .await,
         Err(StoreError::NotFound(_))
     ));
@@ -325,12 +332,19 @@ pub(crate) async fn sharing_grants_and_ownership(store: &dyn Store) {
         },
     ];
     store
-        .set_sharing("nb", GeneralAccess::AnyoneWithLink, Role::Editor, &grants)
+        .set_sharing(
+            "nb",
+            GeneralAccess::AnyoneWithLink,
+            Role::Editor,
+            false,
+            &grants,
+        )
         .await
         .unwrap();
     let nb = store.notebook("nb").await.unwrap().unwrap();
     assert_eq!(nb.general_access, GeneralAccess::AnyoneWithLink);
     assert_eq!(nb.link_role, Role::Editor);
+    assert!(!nb.editors_may_run);
     let stored = store.grants("nb").await.unwrap();
     let emails: Vec<(&str, Role)> = stored.iter().map(|g| (g.email.as_str(), g.role)).collect();
     assert_eq!(
@@ -348,6 +362,10 @@ pub(crate) async fn sharing_grants_and_ownership(store: &dyn Store) {
     let shared = store.notebooks_shared_with("bob@x.org").await.unwrap();
     assert_eq!(shared.len(), 1);
     assert_eq!((shared[0].0.id.as_str(), shared[0].1), ("nb", Role::Viewer));
+    assert!(
+        !shared[0].0.editors_may_run,
+        "read back with the grant's role"
+    );
 
     // Grants are replaced whole.
     store
@@ -355,6 +373,7 @@ pub(crate) async fn sharing_grants_and_ownership(store: &dyn Store) {
             "nb",
             GeneralAccess::Restricted,
             Role::Viewer,
+            true,
             &[Grant {
                 email: "carol@x.org".into(),
                 role: Role::Editor,
@@ -370,6 +389,7 @@ pub(crate) async fn sharing_grants_and_ownership(store: &dyn Store) {
             .is_empty()
     );
     assert_eq!(store.grant_for("nb", "bob@x.org").await.unwrap(), None);
+    assert!(store.notebook("nb").await.unwrap().unwrap().editors_may_run);
 
     // Bob becomes the owner; Alice an editor; Carol keeps her grant.
     store
@@ -377,6 +397,7 @@ pub(crate) async fn sharing_grants_and_ownership(store: &dyn Store) {
             "nb",
             GeneralAccess::Restricted,
             Role::Viewer,
+            true,
             &[
                 Grant {
                     email: "bob@x.org".into(),
@@ -407,6 +428,7 @@ pub(crate) async fn sharing_grants_and_ownership(store: &dyn Store) {
             .is_empty()
     );
     assert_eq!(store.grant_for("nb", "bob@x.org").await.unwrap(), None);
+    assert!(store.notebook("nb").await.unwrap().unwrap().editors_may_run);
     assert!(
         store
             .notebooks_shared_with("bob@x.org")

@@ -13,7 +13,7 @@
 //! | `session:{hash}` | hash | `user_id`, `csrf_token`, `created_at`, `expires_at`; expires with it |
 //! | `login:{hash}` | string | a pending sign-in (JSON), expires with it, taken with `GETDEL` |
 //! | `local-sign-in:{hash}` | string | a running node's local sign-in token; expires unless renewed |
-//! | `notebook:{id}` | hash | `title`, `owner_id`, `created_at`, `updated_at`, `general_access`, `link_role` |
+//! | `notebook:{id}` | hash | `title`, `owner_id`, `created_at`, `updated_at`, `general_access`, `link_role`, `editors_may_run` (`1`/`0`; absent: `1`) |
 //! | `notebook:{id}:grants` | hash | email → role |
 //! | `email:{email}:shared` | set | ids of the notebooks granted to this email |
 //! | `notebook:{id}:threads` | list | comment thread ids, oldest first |
@@ -314,7 +314,14 @@ fn notebook_from_hash(
             .get("link_role")
             .and_then(|v| Role::parse(v))
             .unwrap_or(Role::Viewer),
+        // Notebooks written before the setting existed let editors run, as they did then.
+        editors_may_run: row.get("editors_may_run").is_none_or(|v| v != "0"),
     }))
+}
+
+/// A boolean field as stored in a hash.
+fn flag(on: bool) -> &'static str {
+    if on { "1" } else { "0" }
 }
 
 fn normalize(email: &str) -> String {
@@ -369,6 +376,7 @@ impl Store for RedisStore {
                     ("updated_at", record.updated_at_ms.to_string()),
                     ("general_access", record.general_access.as_str().to_owned()),
                     ("link_role", record.link_role.as_str().to_owned()),
+                    ("editors_may_run", flag(record.editors_may_run).to_owned()),
                 ],
             )
             .ignore()
@@ -467,6 +475,7 @@ impl Store for RedisStore {
         id: &str,
         general_access: GeneralAccess,
         link_role: Role,
+        editors_may_run: bool,
         grants: &[Grant],
     ) -> Result<(), StoreError> {
         let mut invocation = scripts::SET_SHARING.prepare_invoke();
@@ -474,7 +483,8 @@ impl Store for RedisStore {
             .arg(self.keys.prefix())
             .arg(id)
             .arg(general_access.as_str())
-            .arg(link_role.as_str());
+            .arg(link_role.as_str())
+            .arg(flag(editors_may_run));
         for grant in grants {
             invocation
                 .arg(normalize(&grant.email))

@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS notebooks (
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
     general_access TEXT NOT NULL DEFAULT 'restricted',
-    link_role TEXT NOT NULL DEFAULT 'viewer'
+    link_role TEXT NOT NULL DEFAULT 'viewer',
+    editors_may_run INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS notebooks_owner ON notebooks(owner_id, updated_at);
 CREATE TABLE IF NOT EXISTS doc_snapshots (
@@ -98,6 +99,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
         "TEXT NOT NULL DEFAULT 'restricted'",
     ),
     ("notebooks", "link_role", "TEXT NOT NULL DEFAULT 'viewer'"),
+    ("notebooks", "editors_may_run", "INTEGER NOT NULL DEFAULT 1"),
 ];
 
 /// The SQLite-backed [`Store`].
@@ -254,12 +256,16 @@ fn notebook_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<NotebookRecord
         general_access: GeneralAccess::parse(&row.get::<_, String>(5)?)
             .unwrap_or(GeneralAccess::Restricted),
         link_role: Role::parse(&row.get::<_, String>(6)?).unwrap_or(Role::Viewer),
+        editors_may_run: row.get(7)?,
     })
 }
 
 /// The columns [`notebook_from_row`] reads, in order.
 const NOTEBOOK_COLUMNS: &str =
-    "id, title, owner_id, created_at, updated_at, general_access, link_role";
+    "id, title, owner_id, created_at, updated_at, general_access, link_role, editors_may_run";
+
+/// How many columns [`notebook_from_row`] reads: a query's next column is at this index.
+const NOTEBOOK_COLUMN_COUNT: usize = 8;
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -333,8 +339,9 @@ impl Store for SqliteStore {
             let tx = conn.transaction()?;
             tx.execute(
                 "INSERT INTO notebooks \
-                 (id, title, owner_id, created_at, updated_at, general_access, link_role) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 (id, title, owner_id, created_at, updated_at, general_access, link_role, \
+                  editors_may_run) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     record.id,
                     record.title,
@@ -343,6 +350,7 @@ impl Store for SqliteStore {
                     record.updated_at_ms,
                     record.general_access.as_str(),
                     record.link_role.as_str(),
+                    record.editors_may_run,
                 ],
             )?;
             tx.execute(
@@ -418,10 +426,16 @@ impl Store for SqliteStore {
         id: &str,
         general_access: GeneralAccess,
         link_role: Role,
+        editors_may_run: bool,
         grants: &[Grant],
     ) -> Result<(), StoreError> {
         let (id, grants) = (id.to_owned(), grants.to_vec());
-        self.write(move |conn| sharing::set_sharing(conn, &id, general_access, link_role, &grants))
+        let settings = sharing::Settings {
+            general_access,
+            link_role,
+            editors_may_run,
+        };
+        self.write(move |conn| sharing::set_sharing(conn, &id, &settings, &grants))
             .await
     }
 

@@ -145,6 +145,25 @@ async fn execute_reaches_the_runtime_and_answers_what_it_queued() {
         matches!(&seen[2], Command::Interrupt { .. })
             && matches!(&seen[3], Command::Restart { .. })
     );
+    // Each carries the caller and the notebook's rule for someone else's runtime, which the
+    // runtime applies (it knows whose kernel runs).
+    for command in &seen {
+        let (user, access) = match command {
+            Command::Execute {
+                user_id, access, ..
+            }
+            | Command::Interrupt {
+                user_id, access, ..
+            }
+            | Command::Restart {
+                user_id, access, ..
+            } => (user_id, access),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(user, &me.id);
+        assert_eq!(access.owner_id, me.id);
+        assert!(access.editors_may_run, "on unless the owner turns it off");
+    }
 
     // Bad requests never reach the runtime.
     let (status, body) = post(&server, owner.token(), &path, json!({"cell_ids": ["m1"]})).await;

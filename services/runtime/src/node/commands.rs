@@ -1,12 +1,14 @@
 //! Command dispatch: each [`Command`] from either link turned into calls on the notebook's
-//! session, with the per-user kernel limit, runtime switches and saved-output downloads.
+//! session, after [`Node::authorize`] (whose runtime it is, and the per-user kernel limit:
+//! `holders.rs`), with runtime switches and saved-output downloads.
 
 use std::sync::atomic::Ordering;
 
-use tandem_protocol::runtime::{Command, Reply};
+use tandem_protocol::runtime::{Command, Reply, RuntimeAccess};
 
 use super::Node;
-use crate::session::SessionError;
+use super::holders::Action;
+use crate::session::{Holder, SessionError};
 
 /// Largest saved output sent back through the control channel.
 const MAX_OUTPUT_DOWNLOAD: u64 = 32 * 1024 * 1024;
@@ -23,17 +25,21 @@ impl Node {
                 user_id,
                 user_name,
                 state_vector,
+                access,
                 ..
             } => {
                 tracing::info!(doc_id = %notebook_id, %user_id, cells = cell_ids.len(), stale, "execute");
                 let group = (stop_on_error || stale)
                     .then(|| self.next_group.fetch_add(1, Ordering::Relaxed));
-                if let Err(message) = self.admit(&notebook_id, &user_id).await {
-                    return Reply::Error {
-                        request,
-                        code: "kernel_limit".to_owned(),
-                        message,
-                    };
+                let caller = Holder {
+                    id: user_id.clone(),
+                    name: user_name.clone(),
+                };
+                if let Err((code, message)) = self
+                    .authorize(&notebook_id, &caller, &access, Action::Execute)
+                    .await
+                {
+                    return refused(request, code, message);
                 }
                 self.point_drive(&notebook_id).await;
                 let requester = crate::session::Requester::from_wire(
@@ -53,16 +59,43 @@ impl Node {
                     Err(err) => Err(err),
                 }
             }
-            Command::Interrupt { notebook_id, .. } => match self.running(&notebook_id).await {
-                Some(session) => session.interrupt().await.map(|()| Vec::new()),
+            Command::Interrupt {
+                notebook_id,
+                user_id,
+                access,
+                ..
+            } => match self.running(&notebook_id).await {
+                Some(session) => {
+                    let caller = Holder {
+                        id: user_id,
+                        name: String::new(),
+                    };
+                    if let Err((code, message)) = self
+                        .authorize(&notebook_id, &caller, &access, Action::Interrupt)
+                        .await
+                    {
+                        return refused(request, code, message);
+                    }
+                    session.interrupt().await.map(|()| Vec::new())
+                }
                 None => Ok(Vec::new()),
             },
             Command::SetRuntime {
                 notebook_id,
                 runtime,
+                user_id,
+                user_name,
+                access,
                 ..
             } => {
-                return match self.set_runtime(&notebook_id, &runtime).await {
+                let caller = Holder {
+                    id: user_id,
+                    name: user_name,
+                };
+                return match self
+                    .set_runtime(&notebook_id, &runtime, &caller, &access)
+                    .await
+                {
                     Ok(()) => Reply::Ok {
                         request,
                         queued: Vec::new(),
@@ -86,8 +119,28 @@ impl Node {
                     },
                 };
             }
-            Command::Restart { notebook_id, .. } => match self.running(&notebook_id).await {
-                Some(session) => session.restart().await.map(|()| Vec::new()),
+            Command::Restart {
+                notebook_id,
+                user_id,
+                user_name,
+                access,
+                ..
+            } => match self.running(&notebook_id).await {
+                Some(session) => {
+                    let caller = Holder {
+                        id: user_id,
+                        name: user_name,
+                    };
+                    if let Err((code, message)) = self
+                        .authorize(&notebook_id, &caller, &access, Action::Restart)
+                        .await
+                    {
+                        return refused(request, code, message);
+                    }
+                    // A takeover: the fresh kernel sees its new holder's drive.
+                    self.point_drive(&notebook_id).await;
+                    session.restart().await.map(|()| Vec::new())
+                }
                 None => Ok(Vec::new()),
             },
         };
@@ -113,6 +166,8 @@ impl Node {
         &self,
         notebook_id: &str,
         runtime: &str,
+        caller: &Holder,
+        access: &RuntimeAccess,
     ) -> Result<(), (&'static str, String)> {
         let gpu = runtime == "gpu";
         if gpu && !crate::tensor::device::cuda_available() {
@@ -123,6 +178,13 @@ impl Node {
                     .to_owned(),
             ));
         }
+        if gpu == self.gpu.lock().await.contains(notebook_id) {
+            return Ok(());
+        }
+        // A switch restarts the kernel: the same rule as a restart.
+        self.authorize(notebook_id, caller, access, Action::Restart)
+            .await?;
+        self.point_drive(notebook_id).await;
         let changed = {
             let mut set = self.gpu.lock().await;
             if gpu {
@@ -176,34 +238,13 @@ impl Node {
             .map_err(|e| format!("cannot read {file:?}: {e}"))?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
+}
 
-    /// Checks the per-user kernel limit before `user` runs code in `notebook_id`, and records
-    /// `user` as the holder of the kernel this starts. Running in a notebook whose kernel is
-    /// already up never counts again.
-    async fn admit(&self, notebook_id: &str, user: &str) -> Result<(), String> {
-        let limit = self.config.kernels.kernels_per_user;
-        let sessions = self.sessions.lock().await;
-        let live = |id: &str| {
-            sessions
-                .get(id)
-                .is_some_and(|s| !s.is_closed() && s.has_kernel())
-        };
-        if live(notebook_id) {
-            return Ok(());
-        }
-        let mut holders = self.holders.lock().await;
-        holders.retain(|id, _| live(id));
-        let held = holders
-            .values()
-            .filter(|holder| holder.as_str() == user)
-            .count();
-        if limit > 0 && held >= limit {
-            return Err(format!(
-                "you already have {held} running kernel(s), the most one person may have; \
-                 restart or leave one idle until it shuts down, then try again"
-            ));
-        }
-        holders.insert(notebook_id.to_owned(), user.to_owned());
-        Ok(())
+/// A refusal from [`Node::authorize`] as the reply to `request`.
+fn refused(request: u64, code: &str, message: String) -> Reply {
+    Reply::Error {
+        request,
+        code: code.to_owned(),
+        message,
     }
 }

@@ -128,6 +128,7 @@ impl Actor {
         let (slot, kernel_started) = match kernel {
             Some(kernel) => {
                 state.status = KernelStatus::Idle;
+                state.holder = config.holder.get();
                 state.lifetime_ends_at = Some(epoch_ms_after(config.max_lifetime));
                 (Slot::Ready(Arc::new(kernel)), Some(Instant::now()))
             }
@@ -309,6 +310,13 @@ impl Actor {
             self.kernel_started = None;
             self.state.lifetime_ends_at = None;
             self.state.variables.clear();
+        }
+        if matches!(
+            self.state.status,
+            KernelStatus::NotStarted | KernelStatus::Dead
+        ) {
+            // Nobody's runtime: the next execute starts one for whoever sends it.
+            self.state.holder = None;
         }
         if self.written.as_ref() == Some(&self.state) {
             return;

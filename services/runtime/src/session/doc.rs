@@ -65,6 +65,8 @@ pub(crate) struct KernelState {
     pub gpu: Option<String>,
     /// The stale cells, in notebook order (`session/deps.rs`).
     pub stale: Vec<String>,
+    /// Who the kernel runs for, while there is one (`session/holder.rs`).
+    pub holder: Option<super::Holder>,
 }
 
 impl KernelState {
@@ -81,10 +83,11 @@ impl KernelState {
             variables: Vec::new(),
             gpu: None,
             stale: Vec::new(),
+            holder: None,
         }
     }
 
-    fn fields(&self) -> [(&'static str, Option<Any>); 11] {
+    fn fields(&self) -> [(&'static str, Option<Any>); 12] {
         let variables = serde_json::to_value(&self.variables).unwrap_or(Value::Null);
         let strings: Vec<Any> = self.queue.iter().map(|id| Any::from(id.as_str())).collect();
         [
@@ -113,6 +116,7 @@ impl KernelState {
                     self.stale.iter().map(|id| Any::from(id.as_str())).collect(),
                 )),
             ),
+            ("holder", self.holder.as_ref().map(super::Holder::to_any)),
         ]
     }
 }
@@ -170,6 +174,7 @@ pub(crate) fn mark_orphaned(notebook: &Notebook, reason: &str) -> bool {
             kernel.insert(&mut txn, "running", Any::Null);
             kernel.remove(&mut txn, "idle_shutdown_at");
             kernel.remove(&mut txn, "lifetime_ends_at");
+            kernel.remove(&mut txn, "holder");
         }
     }
     for cell in notebook.cells() {
@@ -363,6 +368,20 @@ mod tests {
         state.reason = None;
         write_kernel_state(&nb, &state, Some(&before));
         assert!(kernel_json(&nb).get("reason").is_none());
+        let before = state.clone();
+        state.holder = Some(crate::session::Holder {
+            id: "u1".into(),
+            name: "Alice".into(),
+        });
+        write_kernel_state(&nb, &state, Some(&before));
+        assert_eq!(
+            kernel_json(&nb)["holder"],
+            json!({"id": "u1", "name": "Alice"})
+        );
+        let before = state.clone();
+        state.holder = None;
+        write_kernel_state(&nb, &state, Some(&before));
+        assert!(kernel_json(&nb).get("holder").is_none());
     }
 
     #[test]

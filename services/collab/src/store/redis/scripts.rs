@@ -34,21 +34,22 @@ return 1
     )
 });
 
-/// `ARGV`: prefix, notebook id, general access, link role, then email and role pairs.
-/// Returns 0 if the notebook does not exist.
+/// `ARGV`: prefix, notebook id, general access, link role, editors may run (`1`/`0`), then
+/// email and role pairs. Returns 0 if the notebook does not exist.
 pub(super) static SET_SHARING: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local p, id = ARGV[1], ARGV[2]
 local nb = p .. ':notebook:' .. id
 if redis.call('EXISTS', nb) == 0 then return 0 end
-redis.call('HSET', nb, 'general_access', ARGV[3], 'link_role', ARGV[4])
+redis.call('HSET', nb, 'general_access', ARGV[3], 'link_role', ARGV[4],
+  'editors_may_run', ARGV[5])
 local grants = nb .. ':grants'
 for _, email in ipairs(redis.call('HKEYS', grants)) do
   redis.call('SREM', p .. ':email:' .. email .. ':shared', id)
 end
 redis.call('DEL', grants)
-for i = 5, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   redis.call('HSET', grants, ARGV[i], ARGV[i + 1])
   redis.call('SADD', p .. ':email:' .. ARGV[i] .. ':shared', id)
 end

@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use tandem_protocol::{GeneralAccess, Grant, Role};
 
-use super::{NOTEBOOK_COLUMNS, notebook_from_row};
+use super::{NOTEBOOK_COLUMN_COUNT, NOTEBOOK_COLUMNS, notebook_from_row};
 use crate::store::{NotebookRecord, StoreError};
 
 pub(super) fn notebooks_shared_with(
@@ -21,7 +21,7 @@ pub(super) fn notebooks_shared_with(
     ))?;
     let rows = stmt.query_map([email], |row| {
         let record = notebook_from_row(row)?;
-        let role: String = row.get(7)?;
+        let role: String = row.get(NOTEBOOK_COLUMN_COUNT)?;
         Ok((record, role))
     })?;
     let mut out = Vec::new();
@@ -62,17 +62,29 @@ pub(super) fn grant_for(
     Ok(role.as_deref().and_then(Role::parse))
 }
 
+/// The settings on the notebook's row that a sharing change replaces.
+pub(super) struct Settings {
+    pub general_access: GeneralAccess,
+    pub link_role: Role,
+    pub editors_may_run: bool,
+}
+
 pub(super) fn set_sharing(
     conn: &mut Connection,
     id: &str,
-    general_access: GeneralAccess,
-    link_role: Role,
+    settings: &Settings,
     grants: &[Grant],
 ) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
     let touched = tx.execute(
-        "UPDATE notebooks SET general_access = ?2, link_role = ?3 WHERE id = ?1",
-        params![id, general_access.as_str(), link_role.as_str()],
+        "UPDATE notebooks SET general_access = ?2, link_role = ?3, editors_may_run = ?4 \
+         WHERE id = ?1",
+        params![
+            id,
+            settings.general_access.as_str(),
+            settings.link_role.as_str(),
+            settings.editors_may_run
+        ],
     )?;
     if touched == 0 {
         return Err(StoreError::NotFound("notebook"));

@@ -124,6 +124,8 @@ impl Actor {
         let options = self.config.kernel.clone();
         self.slot = Slot::Starting(Box::pin(Kernel::start(options)));
         self.state.status = KernelStatus::Starting;
+        // Read at each start: a restart by the notebook's owner may hand the kernel over.
+        self.state.holder = self.config.holder.get();
         // A fresh kernel counts from 1 again.
         self.state.execution_count = None;
         self.state.reason = None;
