@@ -33,6 +33,7 @@ use tokio::process::Child;
 use crate::target::{self, TandemSource};
 
 mod ipykernel;
+pub mod sandbox;
 
 /// The cell timed for cold start and `1+1` latency.
 const ONE_PLUS_ONE: &str = "one-plus-one";
@@ -134,6 +135,20 @@ fn terminate(pid: u32) {
 }
 
 async fn tandem(source: &TandemSource, config: &ExecConfig) -> Result<ExecResult> {
+    tandem_with(source, config, &[], false)
+        .await
+        .map(|(result, _)| result)
+}
+
+/// [`tandem`] with extra `tandem serve` flags; with `measure_memory`, also the resident memory
+/// of everything the server started (its kernels, their sandboxes and network helpers) once
+/// the runs are done and the kernel idles, in bytes.
+pub async fn tandem_with(
+    source: &TandemSource,
+    config: &ExecConfig,
+    flags: &[&str],
+    measure_memory: bool,
+) -> Result<(ExecResult, Option<u64>)> {
     let (base_url, token, spawned) = match source {
         TandemSource::Attach { url, token, .. } => (url.clone(), token.clone(), None),
         TandemSource::Spawn(bin) => {
@@ -146,12 +161,13 @@ async fn tandem(source: &TandemSource, config: &ExecConfig) -> Result<ExecResult
             }
             let data = tempfile::tempdir().context("creating a data folder")?;
             let kernels = tempfile::tempdir().context("creating a kernel folder")?;
-            let extra = [
+            let mut extra: Vec<&std::ffi::OsStr> = vec![
                 "--kernel-dir".as_ref(),
                 kernels.path().as_os_str(),
                 "--venv".as_ref(),
                 config.kernel_venv.as_os_str(),
             ];
+            extra.extend(flags.iter().map(std::ffi::OsStr::new));
             let (child, addr) =
                 target::spawn_serve(bin, data.path(), &extra, config.verbose).await?;
             let token = target::create_token(bin, data.path()).await?;
@@ -164,10 +180,18 @@ async fn tandem(source: &TandemSource, config: &ExecConfig) -> Result<ExecResult
         }
     };
     let result = measure_tandem(&base_url, &token, config).await;
+    let memory = match (&spawned, measure_memory) {
+        (Some(spawned), true) => {
+            // Idle: let the kernel finish whatever followed the last cell.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            spawned.child.id().map(crate::sys::descendants_rss)
+        }
+        _ => None,
+    };
     if let Some(spawned) = spawned {
         spawned.stop().await;
     }
-    result
+    result.map(|result| (result, memory))
 }
 
 async fn measure_tandem(base_url: &str, token: &str, config: &ExecConfig) -> Result<ExecResult> {

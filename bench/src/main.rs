@@ -160,6 +160,8 @@ enum Scenario {
     Idle,
     /// Code execution, Tandem against ipykernel (not per target).
     Exec,
+    /// The kernel sandbox's cost: sandboxed against `--kernel-sandbox off` (not per target).
+    Sandbox,
 }
 
 #[tokio::main]
@@ -187,7 +189,8 @@ async fn main() -> Result<()> {
         }
     }
     for (kind, nodes) in runs {
-        for scenario in args.scenarios.iter().filter(|s| **s != Scenario::Exec) {
+        let per_target = |s: &&Scenario| !matches!(**s, Scenario::Exec | Scenario::Sandbox);
+        for scenario in args.scenarios.iter().filter(per_target) {
             let on = nodes.map_or(String::new(), |n| format!(" on {n} collab node(s)"));
             eprintln!("running {kind:?}{on} / {scenario:?} ...");
             match run_one(&args, (kind, nodes), *scenario).await {
@@ -229,6 +232,26 @@ async fn main() -> Result<()> {
         }
     }
 
+    let mut sandbox_rows = Vec::new();
+    if args.scenarios.contains(&Scenario::Sandbox) {
+        let config = ExecConfig {
+            runs: args.exec_runs,
+            prints: args.exec_prints,
+            settle: args.exec_settle,
+            kernel_venv: args
+                .kernel_venv
+                .clone()
+                .unwrap_or_else(exec::default_kernel_venv),
+            verbose: args.verbose,
+        };
+        for row in exec::sandbox::run(&tandem_source(&args)?, &config).await {
+            match row {
+                Ok(row) => sandbox_rows.push(row),
+                Err(error) => failures.push(format!("Sandbox: {error:#}")),
+            }
+        }
+    }
+
     let mut machine = sys::machine();
     if !args.collab_nodes.is_empty() {
         match target::cluster::redis_persistence(&args.redis_url) {
@@ -237,11 +260,14 @@ async fn main() -> Result<()> {
         }
     }
     let mut sections = Vec::new();
-    if !rows.is_empty() || exec_results.is_empty() {
+    if !rows.is_empty() || (exec_results.is_empty() && sandbox_rows.is_empty()) {
         sections.push(report::markdown(&rows, &command, &machine));
     }
     if !exec_results.is_empty() {
         sections.push(report::exec_markdown(&exec_results, &command, &machine));
+    }
+    if !sandbox_rows.is_empty() {
+        sections.push(exec::sandbox::markdown(&sandbox_rows, &command, &machine));
     }
     let markdown = sections.join("\n");
     println!("{markdown}");
@@ -264,7 +290,9 @@ async fn run_one(
     let title = match scenario {
         Scenario::Typing => "bench-typing",
         Scenario::Idle => "bench-idle",
-        Scenario::Exec => bail!("exec is not a per-target scenario"),
+        Scenario::Exec | Scenario::Sandbox => {
+            bail!("exec and sandbox are not per-target scenarios")
+        }
     };
     let target = match kind {
         TargetKind::Node => {
@@ -298,7 +326,9 @@ async fn run_one(
             let result = idle::run(&target, args.idle).await?;
             Ok(Row::idle(&target.name, &result))
         }
-        Scenario::Exec => bail!("exec is not a per-target scenario"),
+        Scenario::Exec | Scenario::Sandbox => {
+            bail!("exec and sandbox are not per-target scenarios")
+        }
     }
 }
 

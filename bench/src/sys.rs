@@ -156,3 +156,50 @@ mod tests {
         assert!(raise_nofile_limit(256).unwrap() >= 256);
     }
 }
+
+/// Resident memory (RSS) of every process below `pid`, in bytes, from /proc.
+pub fn descendants_rss(pid: u32) -> u64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut parents = Vec::new();
+    for entry in entries.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat
+            .rsplit_once(") ")
+            .map(|(_, rest)| rest.split(' ').collect())
+            .unwrap_or_default();
+        let parent = fields.get(1).and_then(|p| p.parse::<u32>().ok());
+        // Field 24 of stat (22 after the command) is the resident set in pages.
+        let pages = fields
+            .get(21)
+            .and_then(|p| p.parse::<u64>().ok())
+            .unwrap_or(0);
+        if let Some(parent) = parent {
+            parents.push((child, parent, pages));
+        }
+    }
+    let mut found = vec![pid];
+    let mut rss = 0;
+    let mut next = 0;
+    while next < found.len() {
+        let current = found[next];
+        for (child, parent, pages) in &parents {
+            if *parent == current {
+                found.push(*child);
+                rss += pages * 4096;
+            }
+        }
+        next += 1;
+    }
+    rss
+}

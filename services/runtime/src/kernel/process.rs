@@ -35,6 +35,9 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// pipes. Bounded because a forked child (multiprocessing) may hold the pipes open.
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// How often a sandbox whose bwrap failed to set up is tried before giving up.
+const SANDBOX_ATTEMPTS: u32 = 3;
+
 /// The per-kernel layer venv inside an unsandboxed kernel's scratch folder.
 const LAYER_DIR: &str = ".kernel-venv";
 
@@ -47,7 +50,24 @@ pub(super) async fn start(options: KernelOptions) -> Result<Kernel, KernelError>
     let venv = check_venv(&options.venv)?;
     match &options.isolation {
         Isolation::Unconfined => {}
-        Isolation::Sandboxed(_) => return start_in(options, venv, None).await,
+        Isolation::Sandboxed(_) => {
+            // bwrap's own set-up now and then fails for a moment under load (seen: "loopback:
+            // Failed RTM_NEWADDR" while many namespaces are made at once): try again, so a
+            // passing hiccup does not cost a notebook its kernel. A lasting failure still
+            // fails, with bwrap's words.
+            let mut attempt = 1;
+            loop {
+                match start_in(options.clone(), venv.clone(), None).await {
+                    Err(KernelError::StartupFailed { log_tail, .. })
+                        if attempt < SANDBOX_ATTEMPTS && log_tail.contains("bwrap: ") =>
+                    {
+                        tracing::warn!(attempt, log = %log_tail.trim(), "the sandbox failed to start; trying again");
+                        attempt += 1;
+                    }
+                    started => return started,
+                }
+            }
+        }
         Isolation::Unavailable(reason) => {
             return Err(KernelError::Sandbox(format!(
                 "{reason}; the operator can fix that or pass --kernel-sandbox off"
@@ -199,7 +219,12 @@ async fn start_in(
                     log_tail.clone(),
                     jail.as_deref(),
                 );
-                format!("{death} before it was ready")
+                // Its last words (bwrap's reason for refusing to set up, a Python error)
+                // are the most useful part of the message.
+                match log_tail.lines().rev().find(|line| !line.trim().is_empty()) {
+                    Some(last) => format!("{death} before it was ready: {}", last.trim()),
+                    None => format!("{death} before it was ready"),
+                }
             });
             if let Some(jail) = jail {
                 end_jail(jail).await;
