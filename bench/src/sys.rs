@@ -125,38 +125,6 @@ pub fn machine() -> String {
     format!("{model}, {cores} cores")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_stat_with_awkward_command_names() {
-        let stat = "1234 (node (server) x) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 \
-                    11 0 100 1000000 5000 18446744073709551615";
-        assert_eq!(parse_cpu_ticks(stat), Some(325));
-    }
-
-    #[test]
-    fn parses_status_memory() {
-        let status = "Name:\tnode\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\n";
-        assert_eq!(
-            parse_memory(status),
-            Some(Memory {
-                rss_mib: 100.0,
-                peak_mib: 200.0
-            })
-        );
-    }
-
-    #[test]
-    fn reads_own_process() {
-        let pid = std::process::id();
-        assert!(cpu_seconds(pid).unwrap() >= 0.0);
-        assert!(memory(pid).unwrap().rss_mib > 0.0);
-        assert!(raise_nofile_limit(256).unwrap() >= 256);
-    }
-}
-
 /// Resident memory (RSS) of every process below `pid`, in bytes, from /proc.
 pub fn descendants_rss(pid: u32) -> u64 {
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -202,4 +170,36 @@ pub fn descendants_rss(pid: u32) -> u64 {
         next += 1;
     }
     rss
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_awkward_command_names() {
+        let stat = "1234 (node (server) x) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 \
+                    11 0 100 1000000 5000 18446744073709551615";
+        assert_eq!(parse_cpu_ticks(stat), Some(325));
+    }
+
+    #[test]
+    fn parses_status_memory() {
+        let status = "Name:\tnode\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\n";
+        assert_eq!(
+            parse_memory(status),
+            Some(Memory {
+                rss_mib: 100.0,
+                peak_mib: 200.0
+            })
+        );
+    }
+
+    #[test]
+    fn reads_own_process() {
+        let pid = std::process::id();
+        assert!(cpu_seconds(pid).unwrap() >= 0.0);
+        assert!(memory(pid).unwrap().rss_mib > 0.0);
+        assert!(raise_nofile_limit(256).unwrap() >= 256);
+    }
 }
