@@ -1,11 +1,12 @@
 // Builds the web client into dist/: dist/assets/app-[hash].js and .css (with KaTeX's fonts
-// beside them) and dist/index.html naming them. Hashed names let the server cache assets for
-// a year and send index.html with no-cache.
+// beside them), dist/index.html naming them, and dist/output-frame.html (the page HTML
+// outputs run in). Hashed names let the server cache assets for a year and send the pages
+// with no-cache.
 //
 //   node build.mjs            production build (minified, with source maps)
 //   node build.mjs --watch    rebuild on change (unminified)
 import * as esbuild from "esbuild";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -39,8 +40,11 @@ const options = {
           const template = await readFile(path.join(root, "src/index.html"), "utf8");
           const html = template
             .replace("<!--CSS-->", css ? `<link rel="stylesheet" href="/${css}">` : "")
-            .replace("<!--JS-->", `<script type="module" src="/${js}"></script>`);
+            // The server puts a fresh nonce here on every page load (its CSP lets <style>
+            // elements in by it; CodeMirror reads it from this tag).
+            .replace("<!--JS-->", `<script type="module" nonce="__CSP_NONCE__" src="/${js}"></script>`);
           await writeFile(path.join(dist, "index.html"), html);
+          await copyFile(path.join(root, "src/output-frame.html"), path.join(dist, "output-frame.html"));
         });
       },
     },

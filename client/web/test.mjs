@@ -1,15 +1,18 @@
 // Runs the web client's unit tests: bundles each test/*.test.mjs (which import TypeScript
 // from src/) with esbuild into a temporary folder, then runs them with `node --test`.
+// jsdom (the DOM that DOMPurify and the markdown renderer need outside a browser) stays a
+// package of its own, so the bundles go under node_modules/ where `import "jsdom"` finds it.
 import * as esbuild from "esbuild";
 import { spawnSync } from "node:child_process";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
-import os from "node:os";
+import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = path.dirname(fileURLToPath(import.meta.url));
 const tests = (await readdir(path.join(root, "test"))).filter((f) => f.endsWith(".test.mjs"));
-const out = await mkdtemp(path.join(os.tmpdir(), "tandem-web-test-"));
+const cache = path.join(root, "node_modules", ".cache");
+await mkdir(cache, { recursive: true });
+const out = await mkdtemp(path.join(cache, "tandem-web-test-"));
 try {
   await esbuild.build({
     entryPoints: tests.map((f) => path.join(root, "test", f)),
@@ -18,6 +21,9 @@ try {
     bundle: true,
     platform: "node",
     format: "esm",
+    external: ["jsdom"],
+    // KaTeX's stylesheet comes along with the markdown renderer; its fonts are just files.
+    loader: { ".woff2": "file", ".woff": "file", ".ttf": "file" },
     logLevel: "warning",
   });
   const run = spawnSync(process.execPath, ["--test", ...tests.map((f) => path.join(out, f))], { stdio: "inherit" });

@@ -17,7 +17,9 @@
 //! empty or too long text.
 //!
 //! Reading needs only view access (anonymous callers included, where the notebook is shared
-//! with anyone who has the link); writing needs a signed-in user. Comments are stored beside
+//! with anyone who has the link); writing needs a signed-in user. Authors' emails
+//! ([`CommentAuthor::email`]) are shown to editors and the owner only; everyone else sees
+//! names. Comments are stored beside
 //! the notebook, not in its document: `GET .../ipynb` carries none unless asked with
 //! `?comments=true`, which puts the threads under `metadata.tandem.comments`.
 //!
@@ -70,8 +72,9 @@ pub struct CommentAuthor {
     pub id: String,
     /// The user's display name.
     pub name: String,
-    /// The user's email address; left out for anonymous readers, so a link shared with
-    /// anyone does not hand out every commenter's address.
+    /// The user's email address, shown only to editors and the owner (who see the sharing
+    /// list anyway); left out for viewers and commenters, signed in or not, so a link shared
+    /// with anyone does not hand out every commenter's address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
 }

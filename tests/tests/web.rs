@@ -12,7 +12,13 @@
 //! the owner sees it marked, replies and resolves; a named version is previewed, compared and restored while another person stays
 //! connected; an `.ipynb` uploads and downloads unchanged and its owner hands it over; a
 //! 500-cell notebook opens in under 2 s. Screenshots of each state land in
-//! `target/web-screenshots/`.
+//! `target/web-screenshots/`. All of it under the server's Content-Security-Policy: a
+//! violation any page reports fails the run. It also plays issue 13's browser attacks: DNS
+//! rebinding (a name Chromium maps to 127.0.0.1) gets 421, another page cannot frame
+//! Tandem, `java&#x09;script:` markdown links lose their URL, and an HTML output's popup
+//! stays sandboxed.
+//!
+//! `web_hardening.rs` has the HTTP side of those attacks.
 //!
 //! Needs `node`, Chromium (`/usr/bin/chromium`, or `$CHROMIUM`), `npm ci` and `npm run build`
 //! in `client/web`: `scripts/test` sets all of that up. Missing pieces fail the test with the

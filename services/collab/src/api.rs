@@ -288,7 +288,7 @@ async fn export_ipynb(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<impl IntoResponse, ApiError> {
     let with_comments = comments::export_query(&query)?;
-    caller_access(&app, &caller, &id).await?;
+    let (_, role) = caller_access(&app, &caller, &id).await?;
     let room = app.rooms.get(&id);
     let mut ipynb = room
         .read(|doc| Notebook::from_doc(doc.clone()).to_ipynb())
@@ -296,7 +296,7 @@ async fn export_ipynb(
         .map_err(|_| ApiError::notebook_not_found())?;
     // Comments live outside the document; an export carries them only when asked.
     if with_comments {
-        comments::add_to_export(&app, &id, &caller, &mut ipynb).await?;
+        comments::add_to_export(&app, &id, role, &mut ipynb).await?;
     }
     Ok(Json(ipynb))
 }

@@ -112,7 +112,7 @@ impl FromRequestParts<App> for Authenticated {
             }
             let user = user_for(app, &Credential::Token(hash.clone())).await?;
             let Some(user) = user else {
-                app.limits.token_failure(limits::client_key(parts))?;
+                app.limits.token_failure(app.limits.client(parts))?;
                 return Err(ApiError::unauthorized());
             };
             return Ok(Self {

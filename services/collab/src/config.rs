@@ -57,6 +57,14 @@ pub struct Config {
     #[arg(long, env = "TANDEM_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Host names requests may be addressed to besides `localhost`, IP addresses and the
+    /// `--public-url` host (comma-separated): the names a proxy or a runtime node uses to
+    /// reach this node, such as `collab` or `tandem-collab`. `.example.com` allows the name
+    /// and every name under it; `*` allows any (only behind a proxy that checks `Host`
+    /// itself). Requests naming any other host get 421, which keeps DNS rebinding out.
+    #[arg(long, env = "TANDEM_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+
     /// Largest WebSocket message accepted, in bytes; a larger one closes that connection with
     /// code 1009. Importing a large notebook goes through HTTP, so this can stay modest.
     #[arg(long, env = "TANDEM_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]

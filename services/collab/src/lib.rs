@@ -23,7 +23,9 @@
 //!   (`api/drive.rs` has their routes).
 //! - [`versions`]: version history: automatic and named versions, their authors, retention
 //!   (`api/versions.rs` has their routes, `store/versions.rs` their storage).
-//! - [`web`]: the web client's pages and assets, from `--web-dir`.
+//! - [`web`]: the web client's pages and assets, from `--web-dir`, and the security headers
+//!   every response carries.
+//! - [`hosts`]: the `Host` check that keeps DNS rebinding out.
 //! - [`git`]: clones, reads, commits and pushes through the `git` command, for notebooks
 //!   opened from a repository (`api/git.rs` has their routes).
 //!
@@ -44,6 +46,7 @@ pub mod config;
 pub mod drive;
 pub mod error;
 pub mod git;
+pub mod hosts;
 pub mod ids;
 pub mod metrics;
 pub mod room;
@@ -103,6 +106,8 @@ pub struct App {
     /// Facts `/readyz` adds to its answer, set by whoever runs the service (`tandem serve`
     /// reports its kernels' sandbox here).
     pub readiness_details: Arc<std::sync::RwLock<serde_json::Map<String, serde_json::Value>>>,
+    /// The host names requests may be addressed to.
+    pub hosts: Arc<hosts::AllowedHosts>,
 }
 
 impl App {
@@ -193,6 +198,8 @@ impl Server {
         let providers =
             auth::oauth::Providers::load(&config.auth).context("loading the sign-in providers")?;
         let limits = auth::limits::Limits::new(&config.auth);
+        let hosts =
+            hosts::AllowedHosts::new(config.auth.public_url.as_ref(), &config.allowed_hosts)?;
         let local_sign_in = if auth::local::enabled(&config.auth, config.listen, &providers) {
             let token = auth::local::LocalToken::create(store.as_ref(), &config.store.data)
                 .await
@@ -229,6 +236,7 @@ impl Server {
             rooms_shutdown: shutdown.clone(),
             secrets,
             readiness_details: Arc::default(),
+            hosts: Arc::new(hosts),
         };
         Ok(Self {
             app,
@@ -325,7 +333,7 @@ impl Server {
 /// The service's routes over `app`.
 pub fn router(app: App) -> Router {
     let body_limit = app.config.max_body_bytes;
-    Router::new()
+    let router = Router::new()
         .merge(api::routes())
         .merge(auth::session::routes())
         .merge(auth::local::routes())
@@ -340,5 +348,9 @@ pub fn router(app: App) -> Router {
             axum::routing::get(runtime_hub::route),
         )
         .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(app)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            hosts::check,
+        ));
+    web::headers::apply(router).with_state(app)
 }

@@ -1,5 +1,7 @@
 //! The web client's pages and assets, served from `--web-dir` (`client/web/dist`).
 //!
+//! [`headers`] has the security headers (CSP and the rest) that every response carries.
+//!
 //! The client is a single-page app: every page (`/`, `/home`, `/n/{id}`) answers the same
 //! `index.html`, which reads the path and draws the page. `index.html` is sent with
 //! `Cache-Control: no-cache`, so a new build shows on the next load; the bundles it names live
@@ -8,15 +10,20 @@
 //! rebuilt while the server runs. When it is missing, the pages answer 503 saying how to
 //! build it; the API and WebSocket do not depend on it.
 
+pub mod headers;
+
 use std::path::{Component, Path, PathBuf};
 
 use axum::extract::{Path as UrlPath, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS};
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Router, routing};
 
-use crate::App;
+use crate::{App, ids};
+
+/// The page outputs' HTML runs in, in `--web-dir` (`client/web/src/output-frame.html`).
+const OUTPUT_FRAME: &str = "output-frame.html";
 
 /// Hashed asset names never change content, so browsers may keep them for a year.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -27,6 +34,7 @@ pub fn routes() -> Router<App> {
         .route("/", routing::get(index))
         .route("/home", routing::get(index))
         .route("/n/{id}", routing::get(index))
+        .route("/output-frame", routing::get(output_frame))
         .route("/assets/{*path}", routing::get(asset))
         .route("/favicon.ico", routing::get(favicon))
 }
@@ -52,19 +60,23 @@ async fn favicon() -> Response {
 
 async fn index(State(app): State<App>) -> Response {
     let path = app.config.web_dir.join("index.html");
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => {
-            let mut response = bytes.into_response();
+    match tokio::fs::read_to_string(&path).await {
+        Ok(page) => {
+            // A fresh nonce per page load lets CodeMirror's <style> element in, and nothing
+            // an attacker could inject.
+            let nonce = ids::random_id();
+            let page = page.replace(headers::NONCE_PLACEHOLDER, &nonce);
+            let mut response = page.into_response();
             let headers = response.headers_mut();
             headers.insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("text/html; charset=utf-8"),
             );
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-            // Notebook ids are in page URLs and are their sharing links: never leak them to
-            // the sites a notebook links to.
-            headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+            headers.insert(
+                CONTENT_SECURITY_POLICY,
+                headers::csp_with_style_nonce(&nonce),
+            );
             response
         }
         Err(error) => {
@@ -72,6 +84,29 @@ async fn index(State(app): State<App>) -> Response {
             not_built(&app.config.web_dir)
         }
     }
+}
+
+/// `GET /output-frame`: the empty page an output's HTML is written into (by the notebook
+/// page, through `postMessage`), under a policy of its own: sandboxed on an opaque origin
+/// even when opened directly, and free inside to run and load what the output needs.
+async fn output_frame(State(app): State<App>) -> Response {
+    let path = app.config.web_dir.join(OUTPUT_FRAME);
+    let Ok(bytes) = tokio::fs::read(&path).await else {
+        return not_built(&app.config.web_dir);
+    };
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(headers::OUTPUT_FRAME_CSP),
+    );
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
 }
 
 async fn asset(State(app): State<App>, UrlPath(path): UrlPath<String>) -> Response {
@@ -84,7 +119,6 @@ async fn asset(State(app): State<App>, UrlPath(path): UrlPath<String>) -> Respon
             let headers = response.headers_mut();
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type(&file)));
             headers.insert(CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
-            headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
             response
         }
         Err(_) => StatusCode::NOT_FOUND.into_response(),
@@ -128,14 +162,17 @@ fn content_type(path: &Path) -> &'static str {
     }
 }
 
+/// The rules of the "not built" page, allowed by their hash in its CSP.
+const NOT_BUILT_STYLE: &str = "body{font:16px system-ui,sans-serif;max-width:40rem;margin:4rem auto;\
+    padding:0 1rem}code{background:#f1f3f4;padding:.1rem .3rem}";
+
 /// The 503 page shown while the web client has not been built.
 fn not_built(web_dir: &Path) -> Response {
     let dir = escape(&web_dir.display().to_string());
     let body = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>Web client not built · Tandem</title>\
-         <style>body{{font:16px system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem}}\
-         code{{background:#f1f3f4;padding:.1rem .3rem}}</style></head><body>\
+         <style>{NOT_BUILT_STYLE}</style></head><body>\
          <h1>The web client is not built</h1>\
          <p>Tandem serves the browser client from <code>{dir}</code> (<code>--web-dir</code>, \
          <code>TANDEM_WEB_DIR</code>), and there is no <code>index.html</code> there.</p>\
@@ -150,6 +187,10 @@ fn not_built(web_dir: &Path) -> Response {
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        CONTENT_SECURITY_POLICY,
+        headers::csp_with_inline_style(NOT_BUILT_STYLE),
+    );
     response
 }
 

@@ -83,6 +83,13 @@ const theme = EditorView.theme({
   ".cm-ySelectionInfo": { fontFamily: "system-ui, sans-serif", fontSize: "11px", padding: "1px 4px", opacity: "1", top: "-1.35em" },
 });
 
+/**
+ * The page's Content-Security-Policy lets `<style>` elements in only with the nonce the
+ * server gave this page load (on the app's script tag; browsers show it only through the
+ * `nonce` property). CodeMirror writes its styles into such an element.
+ */
+const styleNonce = document.querySelector<HTMLScriptElement>("script[nonce]")?.nonce ?? "";
+
 export function createEditor(parent: HTMLElement, options: EditorOptions): EditorView {
   const undoManager = new Y.UndoManager(options.ytext);
   const extensions: Extension[] = [
@@ -106,6 +113,7 @@ export function createEditor(parent: HTMLElement, options: EditorOptions): Edito
       if (update.selectionSet) options.onSelection?.();
     }),
     EditorView.contentAttributes.of({ "aria-label": options.language === "python" ? "Code cell" : "Text cell" }),
+    EditorView.cspNonce.of(styleNonce),
   ];
   if (options.language === "python") extensions.push(python());
   // Markdown is edited as plain text: @codemirror/lang-markdown would bring HTML, CSS and

@@ -1,8 +1,8 @@
 // A code cell's outputs, rendered live from its `outputs` Y.Array. Each output Y.Map keeps its
 // element until that output changes (a stream's Y.Text grows, a display is updated), so a
 // streaming cell re-renders only its last output. HTML goes into a sandboxed iframe (scripts
-// run, on an opaque origin: no cookies, no access to this page); images and SVG as <img>;
-// errors and streams with their ANSI colours.
+// run, on an opaque origin: no cookies, no access to this page; popups they open stay
+// sandboxed); images and SVG as <img>; errors and streams with their ANSI colours.
 
 import * as Y from "yjs";
 import { fullOutputUrl } from "../api";
@@ -12,27 +12,43 @@ import { renderMarkdown } from "./markdown";
 
 type Json = Record<string, unknown>;
 
-let frameCounter = 0;
-const frames = new Map<string, HTMLIFrameElement>();
+/**
+ * The page HTML outputs are written into (client/web/src/output-frame.html). The server
+ * sends it with a policy of its own (sandboxed, free inside), where a `srcdoc` frame would
+ * inherit this page's Content-Security-Policy and could run none of the output's scripts.
+ */
+const FRAME_URL = "/output-frame";
 
-// Sandboxed frames report their content height so they never need a scrollbar.
+let frameCounter = 0;
+const frames = new Map<string, { frame: HTMLIFrameElement; html: string }>();
+
+// A frame asks for its document once it has loaded (again, if it was moved and reloaded),
+// and then reports its content height so it never needs a scrollbar.
 window.addEventListener("message", (event) => {
-  const data = event.data as { tandemFrame?: string; height?: number } | null;
-  if (!data || typeof data.tandemFrame !== "string" || typeof data.height !== "number") return;
-  const frame = frames.get(data.tandemFrame);
-  if (!frame || event.source !== frame.contentWindow) return;
-  frame.style.height = `${Math.min(Math.max(data.height, 20), 4000)}px`;
+  const data = event.data as { tandemFrame?: unknown; ready?: unknown; height?: unknown } | null;
+  if (!data || typeof data.tandemFrame !== "string") return;
+  const entry = frames.get(data.tandemFrame);
+  if (!entry || event.source !== entry.frame.contentWindow) return;
+  if (data.ready === true) {
+    // The frame's origin is opaque, so "*" is the only target that reaches it.
+    entry.frame.contentWindow?.postMessage({ tandemHtml: entry.html }, "*");
+  } else if (typeof data.height === "number") {
+    entry.frame.style.height = `${Math.min(Math.max(data.height, 20), 4000)}px`;
+  }
 });
 
 function htmlFrame(html: string): HTMLElement {
   const id = `f${++frameCounter}`;
   const frame = h("iframe.html-output", {
-    sandbox: "allow-scripts allow-popups allow-popups-to-escape-sandbox",
+    // No allow-popups-to-escape-sandbox: a window an output opens is as sandboxed as the
+    // output itself, so it cannot act on Tandem's origin with the user's session.
+    sandbox: "allow-scripts allow-popups",
     loading: "lazy",
     title: "HTML output",
     referrerpolicy: "no-referrer",
+    src: `${FRAME_URL}#${id}`,
   });
-  frame.srcdoc =
+  const document =
     `<!doctype html><html><head><meta charset="utf-8"><base target="_blank">` +
     `<style>body{margin:0;padding:2px;font:13px/1.4 system-ui,sans-serif;color:#202124}` +
     `table{border-collapse:collapse;font-size:12px}th,td{padding:4px 8px;text-align:right;border:none}` +
@@ -42,14 +58,14 @@ function htmlFrame(html: string): HTMLElement {
     `height:document.documentElement.scrollHeight},"*")};` +
     `if(window.ResizeObserver)new ResizeObserver(post).observe(document.documentElement);` +
     `addEventListener("load",post);post();})()</script></body></html>`;
-  frames.set(id, frame);
+  frames.set(id, { frame, html: document });
   return frame;
 }
 
 // Frames that leave the page are forgotten (checked lazily, when the map grows).
 function sweepFrames() {
   if (frames.size < 64) return;
-  for (const [id, frame] of frames) if (!frame.isConnected) frames.delete(id);
+  for (const [id, { frame }] of frames) if (!frame.isConnected) frames.delete(id);
 }
 
 function joinText(value: unknown): string {

@@ -4,7 +4,8 @@
 //! Threads live in the store beside the notebook, never in its document, so nothing a client
 //! syncs or an `.ipynb` export holds carries them, unless the export is asked for them with
 //! `?comments=true` ([`export_query`], [`add_to_export`]). Reading them takes view access;
-//! writing takes a signed-in commenter, editor or owner. A commenter still cannot change the
+//! writing takes a signed-in commenter, editor or owner. Authors' emails go only to editors
+//! and the owner, who may read the sharing list anyway; viewers and commenters see names. A commenter still cannot change the
 //! document: the room refuses their updates.
 //!
 //! A thread's range is anchored and found again inside the notebook's room, on the live
@@ -40,11 +41,9 @@ pub(super) async fn list(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Thread>>, ApiError> {
-    caller_access(&app, &caller, &id).await?;
+    let (_, role) = caller_access(&app, &caller, &id).await?;
     let records = app.store.threads(&id).await?;
-    Ok(Json(
-        render(&app, &id, records, shows_emails(&caller)).await?,
-    ))
+    Ok(Json(render(&app, &id, records, shows_emails(role)).await?))
 }
 
 /// `GET /api/notebooks/{id}/comments/{thread_id}`: one thread.
@@ -53,14 +52,14 @@ pub(super) async fn get(
     caller: Caller,
     Path((id, thread_id)): Path<(String, String)>,
 ) -> Result<Json<Thread>, ApiError> {
-    caller_access(&app, &caller, &id).await?;
+    let (_, role) = caller_access(&app, &caller, &id).await?;
     let record = app
         .store
         .thread(&id, &thread_id)
         .await?
         .ok_or_else(unknown_comment)?;
     Ok(Json(
-        render_one(&app, &id, record, shows_emails(&caller)).await?,
+        render_one(&app, &id, record, shows_emails(role)).await?,
     ))
 }
 
@@ -72,7 +71,7 @@ pub(super) async fn create(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<NewThread>,
 ) -> Result<(StatusCode, Json<Thread>), ApiError> {
-    commenter_access(&app, &user, &id).await?;
+    let role = commenter_access(&app, &user, &id).await?;
     check_text(&body.text)?;
     let range = match (body.from, body.to) {
         (Some(from), Some(to)) => Some((from, to)),
@@ -126,7 +125,7 @@ pub(super) async fn create(
     };
     Ok((
         StatusCode::CREATED,
-        Json(thread_json(record, located, true)),
+        Json(thread_json(record, located, shows_emails(role))),
     ))
 }
 
@@ -138,7 +137,7 @@ pub(super) async fn update(
     Path((id, thread_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<ThreadUpdate>,
 ) -> Result<Json<Thread>, ApiError> {
-    commenter_access(&app, &user, &id).await?;
+    let role = commenter_access(&app, &user, &id).await?;
     let mut record = app
         .store
         .thread(&id, &thread_id)
@@ -155,7 +154,9 @@ pub(super) async fn update(
         tracing::info!(%thread_id, resolved = body.resolved, "comment thread updated");
         changed(&app, &id).await;
     }
-    Ok(Json(render_one(&app, &id, record, true).await?))
+    Ok(Json(
+        render_one(&app, &id, record, shows_emails(role)).await?,
+    ))
 }
 
 /// `DELETE /api/notebooks/{id}/comments/{thread_id}`: the thread's author, editors and the
@@ -193,7 +194,7 @@ pub(super) async fn reply(
     Path((id, thread_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<NewReply>,
 ) -> Result<(StatusCode, Json<Comment>), ApiError> {
-    commenter_access(&app, &user, &id).await?;
+    let role = commenter_access(&app, &user, &id).await?;
     check_text(&body.text)?;
     let comment = CommentRecord {
         id: ids::random_id(),
@@ -206,7 +207,10 @@ pub(super) async fn reply(
     }
     tracing::info!(%thread_id, comment_id = %comment.id, "comment added");
     changed(&app, &id).await;
-    Ok((StatusCode::CREATED, Json(comment_json(comment, true))))
+    Ok((
+        StatusCode::CREATED,
+        Json(comment_json(comment, shows_emails(role))),
+    ))
 }
 
 /// `DELETE /api/notebooks/{id}/comments/{thread_id}/replies/{comment_id}`: its author,
@@ -285,11 +289,11 @@ pub(super) fn strip_from_import(ipynb: &mut serde_json::Value) {
 pub(super) async fn add_to_export(
     app: &App,
     id: &str,
-    caller: &Caller,
+    role: Role,
     ipynb: &mut serde_json::Value,
 ) -> Result<(), ApiError> {
     let records = app.store.threads(id).await?;
-    let threads = render(app, id, records, shows_emails(caller)).await?;
+    let threads = render(app, id, records, shows_emails(role)).await?;
     let threads = serde_json::to_value(threads).map_err(ApiError::internal)?;
     let Some(metadata) = ipynb
         .get_mut("metadata")
@@ -336,9 +340,11 @@ async fn commenter_access(app: &App, user: &User, id: &str) -> Result<Role, ApiE
     Ok(role)
 }
 
-/// Anonymous readers (by an anyone-with-the-link link) see authors' names, not their emails.
-fn shows_emails(caller: &Caller) -> bool {
-    !matches!(caller, Caller::Anonymous)
+/// Whether a caller with `role` sees authors' email addresses: editors and the owner do, as
+/// they see the sharing list; viewers and commenters (anyone with a link among them, signed in
+/// or not) see names only.
+fn shows_emails(role: Role) -> bool {
+    role.can_edit()
 }
 
 fn check_text(text: &str) -> Result<(), ApiError> {

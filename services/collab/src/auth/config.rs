@@ -72,12 +72,39 @@ pub struct AuthConfig {
     pub session_ttl: Duration,
 
     /// Sign-in attempts (local or OAuth, started or finished) allowed per client address per
-    /// minute; more get 429.
+    /// minute (see `--trusted-proxies` behind a proxy); more get 429.
     #[arg(long, env = "TANDEM_SIGN_IN_PER_MINUTE", default_value_t = 30)]
     pub sign_in_per_minute: u32,
+
+    /// Sign-in attempts allowed per account (email address) per minute, from all addresses
+    /// together; more get 429.
+    #[arg(
+        long,
+        env = "TANDEM_SIGN_IN_PER_ACCOUNT_PER_MINUTE",
+        default_value_t = 10
+    )]
+    pub sign_in_per_account_per_minute: u32,
 
     /// Requests with an unknown access token allowed per client address per minute; more get
     /// 429, so tokens cannot be guessed at speed (they carry 256 random bits regardless).
     #[arg(long, env = "TANDEM_BAD_TOKENS_PER_MINUTE", default_value_t = 30)]
     pub bad_tokens_per_minute: u32,
+
+    /// Proxies in front of Tandem whose forwarded client address is believed
+    /// (comma-separated CIDR blocks or addresses, such as `10.0.0.0/8,127.0.0.1`). A request
+    /// from one of them is counted against the client address named in `--proxy-header`;
+    /// from anyone else, against its own address, whatever headers it sends.
+    #[arg(long, env = "TANDEM_TRUSTED_PROXIES", value_delimiter = ',', value_parser = super::limits::parse_proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// The header the `--trusted-proxies` put the client's address in: `x-forwarded-for`
+    /// or `forwarded` (RFC 7239). Only that one is read; proxies pass the other one on from
+    /// the client untouched.
+    #[arg(
+        long,
+        env = "TANDEM_PROXY_HEADER",
+        value_enum,
+        default_value = "x-forwarded-for"
+    )]
+    pub proxy_header: super::limits::ProxyHeader,
 }

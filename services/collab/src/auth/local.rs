@@ -30,7 +30,7 @@ use axum::extract::State;
 use axum::http::header::{CONTENT_TYPE, LOCATION, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::{Json, Router, routing};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::LocalSignIn;
 use super::oauth::Providers;
-use super::{AuthConfig, limits, pages, session};
+use super::{AuthConfig, pages, session};
 use crate::App;
 use crate::error::ApiError;
 use crate::ids;
@@ -284,7 +284,7 @@ async fn local_sign_in(
     parts: Parts,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    app.limits.sign_in_attempt(limits::client_key(&parts))?;
+    app.limits.sign_in_attempt(app.limits.client(&parts))?;
     if app.local_sign_in.is_none() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -309,6 +309,11 @@ async fn local_sign_in(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?
     };
+    // Counted per account too, before the token is checked: many addresses together get no
+    // more tries at one account than one address does.
+    if session::valid_email(request.email.trim()) {
+        app.limits.sign_in_account(&request.email)?;
+    }
     let presented = (request.token.clone())
         .filter(|token| !token.is_empty())
         .or_else(|| cookie_token(&parts));
@@ -316,9 +321,12 @@ async fn local_sign_in(
     if check != TokenCheck::Valid {
         tracing::info!(?check, "local sign-in refused: no valid sign-in token");
         if is_form {
-            let return_to = session::safe_return_to(request.return_to.as_deref());
+            let return_to = session::safe_return_to(
+                app.config.auth.public_url.as_ref(),
+                request.return_to.as_deref(),
+            );
             let page = pages::render(&app, &return_to, pages::Local::NeedsToken(check));
-            return Ok((StatusCode::FORBIDDEN, Html(page)).into_response());
+            return Ok(pages::respond(StatusCode::FORBIDDEN, page));
         }
         return Err(check.refusal());
     }
@@ -338,7 +346,10 @@ async fn local_sign_in(
     let user = app.store.upsert_user(email, name).await?;
     let cookies = session::start(&app, &user).await?;
     let mut response = if is_form {
-        let to = session::safe_return_to(request.return_to.as_deref());
+        let to = session::safe_return_to(
+            app.config.auth.public_url.as_ref(),
+            request.return_to.as_deref(),
+        );
         let location = HeaderValue::from_str(&to).map_err(ApiError::internal)?;
         (StatusCode::SEE_OTHER, [(LOCATION, location)]).into_response()
     } else {

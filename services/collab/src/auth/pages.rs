@@ -4,14 +4,13 @@
 //! server-rendered HTML, so signing in works before (and without) the web client's scripts.
 
 use axum::extract::{Query, State};
-use axum::http::header::{LOCATION, SET_COOKIE};
+use axum::http::header::{CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Router, routing};
 use serde::Deserialize;
 
-use super::limits;
 use super::local::{self, TOKEN_FILE, TokenCheck};
 use super::session::safe_return_to;
 use crate::App;
@@ -47,16 +46,22 @@ async fn sign_in_page(
     Query(query): Query<PageQuery>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
-    let return_to = safe_return_to(query.return_to.as_deref());
+    let return_to = safe_return_to(
+        app.config.auth.public_url.as_ref(),
+        query.return_to.as_deref(),
+    );
     if app.local_sign_in.is_none() {
-        return Ok(Html(render(&app, &return_to, Local::Off)).into_response());
+        return Ok(respond(
+            StatusCode::OK,
+            render(&app, &return_to, Local::Off),
+        ));
     }
     if let Some(token) = query.token.as_deref() {
         let check = TokenCheck::of(&app, Some(token)).await?;
         if check != TokenCheck::Valid {
-            app.limits.token_failure(limits::client_key(&parts))?;
+            app.limits.token_failure(app.limits.client(&parts))?;
             let page = render(&app, &return_to, Local::NeedsToken(check));
-            return Ok((StatusCode::FORBIDDEN, Html(page)).into_response());
+            return Ok(respond(StatusCode::FORBIDDEN, page));
         }
         // The token moves into a cookie and out of the address bar and the history.
         let encoded: String = url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
@@ -72,7 +77,24 @@ async fn sign_in_page(
         TokenCheck::Valid => Local::Form,
         check => Local::NeedsToken(check),
     };
-    Ok(Html(render(&app, &return_to, local)).into_response())
+    Ok(respond(StatusCode::OK, render(&app, &return_to, local)))
+}
+
+/// The page's rules, inline so the page needs nothing else, and let through by their hash in
+/// its Content-Security-Policy.
+const STYLE: &str = "body{font:16px system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}\
+    label{display:block;margin:.75rem 0}input{display:block;width:100%;padding:.4rem;font:inherit}\
+    button,.provider{display:inline-block;padding:.5rem 1rem;font:inherit}\
+    pre{white-space:pre-wrap;background:#f4f4f4;padding:.5rem}.error{color:#b00020}";
+
+/// A rendered sign-in page as a response, with a policy that lets its inline style through.
+pub fn respond(status: StatusCode, page: String) -> Response {
+    let mut response = (status, Html(page)).into_response();
+    response.headers_mut().insert(
+        CONTENT_SECURITY_POLICY,
+        crate::web::headers::csp_with_inline_style(STYLE),
+    );
+    response
 }
 
 /// The sign-in page's HTML.
@@ -123,11 +145,7 @@ pub fn render(app: &App, return_to: &str, local: Local) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Sign in · Tandem</title>\
-         <style>body{{font:16px system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}}\
-         label{{display:block;margin:.75rem 0}}input{{display:block;width:100%;padding:.4rem;font:inherit}}\
-         button,.provider{{display:inline-block;padding:.5rem 1rem;font:inherit}}\
-         pre{{white-space:pre-wrap;background:#f4f4f4;padding:.5rem}}.error{{color:#b00020}}</style></head>\
+         <title>Sign in · Tandem</title><style>{STYLE}</style></head>\
          <body><h1>Sign in to Tandem</h1>\n{body}</body></html>\n"
     )
 }

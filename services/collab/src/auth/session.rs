@@ -171,14 +171,46 @@ pub fn valid_email(email: &str) -> bool {
         && email.matches('@').count() == 1
 }
 
-/// A local path to go to after signing in; anything else (another site, `//host`) becomes `/`.
-pub fn safe_return_to(to: Option<&str>) -> String {
-    match to {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
-            path.to_owned()
-        }
-        _ => "/".to_owned(),
+/// Where a sign-in goes when `return_to` is missing or refused.
+pub const DEFAULT_RETURN_TO: &str = "/";
+
+/// Stands in for Tandem's origin when no `--public-url` is set: only its being one origin
+/// matters, and `.invalid` can never be anyone's host.
+const PLACEHOLDER_ORIGIN: &str = "http://tandem.invalid/";
+
+/// The path (with query and fragment) to go to after signing in: `to` resolved against
+/// Tandem's public URL the way a browser would resolve it, kept only when it stays on that
+/// origin. Anything else (another site, `//host`, `/\host`, `/\t/host`, a scheme) becomes
+/// [`DEFAULT_RETURN_TO`]. The answer is the `url` crate's serialization, so it is
+/// percent-encoded and fit for a `Location` header, and never starts with `//`.
+pub fn safe_return_to(public_url: Option<&url::Url>, to: Option<&str>) -> String {
+    let placeholder;
+    let base = match public_url {
+        Some(url) => url,
+        None => match url::Url::parse(PLACEHOLDER_ORIGIN) {
+            Ok(url) => {
+                placeholder = url;
+                &placeholder
+            }
+            Err(_) => return DEFAULT_RETURN_TO.to_owned(),
+        },
+    };
+    let Some(to) = to.filter(|to| !to.is_empty()) else {
+        return DEFAULT_RETURN_TO.to_owned();
+    };
+    let Ok(resolved) = base.join(to) else {
+        return DEFAULT_RETURN_TO.to_owned();
+    };
+    if resolved.origin() != base.origin() {
+        return DEFAULT_RETURN_TO.to_owned();
     }
+    let path = &resolved[url::Position::BeforePath..];
+    // A path that normalizes to `//host` (`/.//host`) would read as another site once it
+    // stands alone in a `Location` header.
+    if !path.starts_with('/') || path.starts_with("//") {
+        return DEFAULT_RETURN_TO.to_owned();
+    }
+    path.to_owned()
 }
 
 #[derive(Debug, Deserialize)]
@@ -246,11 +278,59 @@ mod tests {
 
     #[test]
     fn return_to_stays_on_this_site() {
-        assert_eq!(safe_return_to(Some("/n/abc")), "/n/abc");
-        assert_eq!(safe_return_to(Some("//evil.example")), "/");
-        assert_eq!(safe_return_to(Some("https://evil.example")), "/");
-        assert_eq!(safe_return_to(Some("/\\evil.example")), "/");
-        assert_eq!(safe_return_to(None), "/");
+        let public = url::Url::parse("https://tandem.example.com").unwrap();
+        for base in [None, Some(&public)] {
+            let to = |path| safe_return_to(base, Some(path));
+            assert_eq!(to("/n/abc"), "/n/abc");
+            assert_eq!(to("/n/abc?x=1#c"), "/n/abc?x=1#c");
+            assert_eq!(to("/home/../n/abc"), "/n/abc");
+            assert_eq!(
+                to("/a b"),
+                "/a%20b",
+                "percent-encoded for a Location header"
+            );
+            for evil in [
+                "//evil.example",
+                "https://evil.example",
+                "/\\evil.example",
+                "\\\\evil.example",
+                "/\t/evil.example",
+                "/\n/evil.example",
+                "\t//evil.example",
+                " //evil.example",
+                "/.//evil.example",
+                "/..//evil.example",
+                "javascript:alert(1)",
+                "data:text/html,x",
+                "https://tandem.example.com.evil.example/",
+                "https://user@evil.example",
+            ] {
+                assert_eq!(to(evil), "/", "{evil:?} with base {base:?}");
+            }
+            assert_eq!(safe_return_to(base, None), "/");
+            assert_eq!(safe_return_to(base, Some("")), "/");
+        }
+        // A full URL on the public origin is kept as its path; without a public URL there is
+        // no origin to compare with, so full URLs are refused.
+        assert_eq!(
+            safe_return_to(Some(&public), Some("https://tandem.example.com/n/abc")),
+            "/n/abc"
+        );
+        assert_eq!(
+            safe_return_to(None, Some("http://127.0.0.1:8080/n/abc")),
+            "/"
+        );
+        // Relative paths resolve against the root, as a browser on `/signin` would; so does
+        // `http:x` on an http origin (a path there), while on https it is another site.
+        assert_eq!(safe_return_to(Some(&public), Some("n/abc")), "/n/abc");
+        assert_eq!(
+            safe_return_to(None, Some("http:evil.example")),
+            "/evil.example"
+        );
+        assert_eq!(
+            safe_return_to(Some(&public), Some("http:evil.example")),
+            "/"
+        );
     }
 
     #[test]

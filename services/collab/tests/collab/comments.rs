@@ -206,10 +206,11 @@ async fn a_range_follows_concurrent_edits() {
     assert_eq!(thread["original_quote"], "y = x + 1");
     assert_eq!(thread["orphaned"], false);
     assert_eq!(thread["resolved"], false);
-    assert_eq!(thread["author"]["email"], COMMENTER);
+    // Below editor, authors show by name only.
+    assert!(thread["author"].get("email").is_none(), "{thread}");
     assert_eq!(thread["author"]["name"], "Test");
     assert_eq!(thread["comments"][0]["text"], "why + 1?");
-    assert_eq!(thread["comments"][0]["author"]["email"], COMMENTER);
+    assert!(thread["comments"][0]["author"].get("email").is_none());
     assert_eq!(thread["comments"].as_array().unwrap().len(), 1);
     let id = thread["id"].as_str().unwrap().to_owned();
 
@@ -244,7 +245,17 @@ async fn a_range_follows_concurrent_edits() {
     let grown = f.wait_for_thread(&id, |t| t["to"] == 29).await;
     assert_eq!(grown["quote"], "y = 2 * x + 1");
     assert_eq!(grown["original_quote"], "y = x + 1");
-    assert_eq!(f.list(&f.viewer).await, vec![grown]);
+    assert_eq!(f.list(&f.editor).await, vec![grown.clone()]);
+    // A viewer sees the same thread, its authors without their emails.
+    let mut names_only = grown;
+    names_only["author"]
+        .as_object_mut()
+        .unwrap()
+        .remove("email");
+    for comment in names_only["comments"].as_array_mut().unwrap() {
+        comment["author"].as_object_mut().unwrap().remove("email");
+    }
+    assert_eq!(f.list(&f.viewer).await, vec![names_only]);
 }
 
 #[tokio::test]
@@ -283,7 +294,9 @@ async fn replies_resolution_and_deletion() {
         .await
         .unwrap();
     assert_eq!(resolved["resolved"], true);
-    assert_eq!(resolved["resolved_by"]["email"], COMMENTER);
+    assert_eq!(resolved["resolved_by"]["name"], "Test");
+    assert!(resolved["resolved_by"].get("email").is_none(), "{resolved}");
+    assert!(resolved["comments"][1]["author"].get("email").is_none());
     assert!(resolved["resolved_at"].is_string());
     // Resolving again keeps the first resolver.
     let again = f
@@ -538,6 +551,24 @@ async fn every_role_on_every_route() {
         }
     }
 
+    // Editors and the owner see authors' emails; viewers and commenters see names only.
+    f.open(&f.commenter, None, "who am I?").await;
+    let emails = |threads: Vec<Value>| -> Vec<Value> {
+        threads
+            .iter()
+            .map(|t| t["author"]["email"].clone())
+            .collect()
+    };
+    let seen = emails(f.list(&f.editor).await);
+    assert!(seen.contains(&json!(COMMENTER)), "{seen:?}");
+    assert!(seen.iter().all(Value::is_string), "{seen:?}");
+    for client in [&f.viewer, &f.commenter] {
+        let seen = emails(f.list(client).await);
+        assert!(
+            !seen.is_empty() && seen.iter().all(Value::is_null),
+            "{seen:?}"
+        );
+    }
     // Anonymous readers see names, not email addresses.
     let (_, threads) = anonymous(
         &f.server,
@@ -615,6 +646,9 @@ async fn exports_carry_comments_only_when_asked() {
     assert_eq!(comments.as_array().unwrap().len(), 1);
     assert_eq!(comments[0]["quote"], "x = 1");
     assert_eq!(comments[0]["comments"][1]["text"], "secret answer");
+    // A viewer's export names the authors without their emails.
+    assert!(comments[0]["author"].get("email").is_none(), "{comments}");
+    assert!(comments[0]["author"]["name"].is_string());
     assert_eq!(with["cells"], plain["cells"]);
 
     // Importing that export again does not turn the threads into ordinary metadata that

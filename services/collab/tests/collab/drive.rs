@@ -237,7 +237,7 @@ async fn uploads_past_the_quota_are_refused_and_leave_nothing() {
     // A chunked upload (no length up front) is stopped once it passes the quota.
     let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let head = format!(
-        "PUT /api/drive/file?path=c.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+        "PUT /api/drive/file?path=c.bin HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
          Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
         alice.token
     );

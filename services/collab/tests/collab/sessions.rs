@@ -212,19 +212,25 @@ async fn local_sign_in_sets_a_session_cookie() {
 async fn form_sign_in_redirects_only_within_the_site() {
     let server = TestServer::start().await;
     let token = server.sign_in_token();
-    for (return_to, location) in [
+    for (i, (return_to, location)) in [
         (Some("/n/abc?x=1"), "/n/abc?x=1"),
         (Some("//evil.example/n/abc"), "/"),
         (Some("https://evil.example/"), "/"),
         (Some("/\\evil.example"), "/"),
         (Some("javascript:alert(1)"), "/"),
+        // Browsers drop tabs and newlines from URLs: `/\t/evil.example` is `//evil.example`.
+        (Some("/\t/evil.example"), "/"),
+        (Some("/\n/evil.example"), "/"),
+        (Some("/.//evil.example"), "/"),
+        (Some("/n/a b"), "/n/a%20b"),
         (None, "/"),
-    ] {
-        let mut form = vec![
-            ("name", "Ada"),
-            ("email", "ada@example.com"),
-            ("token", &token),
-        ];
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // One account each: sign-ins per account are limited too.
+        let email = format!("ada{i}@example.com");
+        let mut form = vec![("name", "Ada"), ("email", &email), ("token", &token)];
         if let Some(to) = return_to {
             form.push(("return_to", to));
         }

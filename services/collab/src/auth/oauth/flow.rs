@@ -13,7 +13,7 @@ use oauth2::{
 use super::provider::exchange_error;
 use super::{BINDING_COOKIE, LOGIN_TTL, invalid_state, oauth_failed};
 use crate::App;
-use crate::auth::{limits, session};
+use crate::auth::session;
 use crate::error::ApiError;
 use crate::ids;
 use crate::store::PendingLogin;
@@ -25,7 +25,7 @@ pub(super) async fn start(
     Path(name): Path<String>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
-    app.limits.sign_in_attempt(limits::client_key(&parts))?;
+    app.limits.sign_in_attempt(app.limits.client(&parts))?;
     let providers = &app.providers;
     let provider = providers.get(&name)?;
     let client = provider
@@ -50,6 +50,7 @@ pub(super) async fn start(
         pkce_verifier: verifier.secret().clone(),
         nonce,
         return_to: header_safe(&session::safe_return_to(
+            app.config.auth.public_url.as_ref(),
             query_param(&parts, "return_to").as_deref(),
         )),
         expires_at_ms: ids::now_ms().saturating_add(LOGIN_TTL.as_millis() as i64),
@@ -87,7 +88,7 @@ pub(super) async fn callback(
 
 #[tracing::instrument(skip_all, fields(provider = %name))]
 async fn finish(app: &App, name: &str, parts: &Parts) -> Result<Response, ApiError> {
-    app.limits.sign_in_attempt(limits::client_key(parts))?;
+    app.limits.sign_in_attempt(app.limits.client(parts))?;
     let providers = &app.providers;
     let provider = providers.get(name)?;
     let label = &provider.settings.label;
@@ -143,13 +144,14 @@ async fn finish(app: &App, name: &str, parts: &Parts) -> Result<Response, ApiErr
     let identity = provider
         .identity(&providers.http, &tokens, &login.nonce)
         .await?;
+    app.limits.sign_in_account(&identity.email)?;
     let user = app
         .store
         .upsert_user(&identity.email, &identity.name)
         .await?;
     let cookies = session::start(app, &user).await?;
     tracing::info!(user_id = %user.id, "signed in with an OAuth provider");
-    let to = session::safe_return_to(Some(&login.return_to));
+    let to = session::safe_return_to(app.config.auth.public_url.as_ref(), Some(&login.return_to));
     let location = HeaderValue::from_str(&to).map_err(ApiError::internal)?;
     let mut response = (StatusCode::SEE_OTHER, [(LOCATION, location)]).into_response();
     for cookie in cookies {
