@@ -172,7 +172,7 @@ class Api:
         self.url = url.rstrip("/")
         self.token = token
 
-    def call(self, method, path, body=None, expect=(200,)):
+    def call(self, method, path, body=None, expect=(200, 201, 202, 204)):
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method)
         request.add_header("Authorization", f"Bearer {self.token}")
