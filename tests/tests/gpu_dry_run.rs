@@ -6,7 +6,7 @@
 //! so the GPU run cannot fail on plumbing.
 //!
 //! Needs the `doc_state` binary beside `$TANDEM_BIN` (`cargo build --workspace --bins` builds
-//! both; scripts/test does).
+//! both; scripts/test does), or at `$DOC_STATE_BIN`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -19,7 +19,9 @@ use tandem_tests::{require_kernel_venv, tandem_bin};
 fn gpu_check_dry_run_passes_on_the_cpu() {
     let bin = tandem_bin().unwrap();
     let venv = require_kernel_venv().unwrap();
-    let doc_state = bin.with_file_name("doc_state");
+    let doc_state = std::env::var_os("DOC_STATE_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| bin.with_file_name("doc_state"));
     assert!(
         doc_state.is_file(),
         "{} is missing: cargo build --workspace --bins",

@@ -136,8 +136,8 @@ async fn run(args: &Args) -> Result<(Value, bool)> {
         Some(condition) => {
             let timeout = Duration::from_secs_f64(args.timeout.max(0.0));
             conn.wait_until(|doc| holds(condition, &snapshot(doc)), timeout)
-            .await
-            .is_ok()
+                .await
+                .is_ok()
         }
     };
     let snapshot = snapshot(conn.doc());
