@@ -288,6 +288,10 @@ class Check:
         a = self.args
         self.create()
         self.switch_runtime()
+        if self.failures and not a.cpu:
+            # No GPU runtime: every later step would fail for the same reason.
+            log(kind="summary", device=a.device, failures=self.failures)
+            return 1
         for name in ("setup", "ops", "bench", "torch", "inspect"):
             self.expect_ok(name, self.run(name, a.start_timeout if name == "setup" else None))
         setup = next((r for r in self.results if r["step"] == "setup"), {})
