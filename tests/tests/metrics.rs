@@ -30,7 +30,16 @@ async fn metrics_move_with_edits_and_runs_and_parse_as_prometheus_text() {
             .unwrap();
         parse_metrics(&text).unwrap_or_else(|err| panic!("{err:#}\n{text}"))
     };
-    let before = scrape().await;
+    // The in-process runtime node starts beside the collab service (after checking the
+    // kernel sandbox); its counters appear once it is up.
+    let mut before = scrape().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while metric(&before, "tandem_runtime_executions_total").is_none()
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        before = scrape().await;
+    }
     let updates_before = metric(&before, "tandem_collab_updates_applied_total").unwrap();
     assert_eq!(metric(&before, "tandem_collab_connections"), Some(0.0));
     assert_eq!(

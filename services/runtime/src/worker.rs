@@ -106,10 +106,16 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
     };
 
     let venv = match &args.layer {
-        Some(layer) => {
-            layer::create(layer, &args.venv).context("could not make the kernel's own venv")?;
-            layer.clone()
-        }
+        Some(layer) => match layer::create(layer, &args.venv) {
+            Ok(()) => layer.clone(),
+            Err(error) => {
+                // The kernel still runs, on the shared venv; only `pip install` cannot.
+                eprintln!(
+                    "tandem kernel: no venv layer of its own ({error:#}); pip installs will fail"
+                );
+                args.venv.clone()
+            }
+        },
         None => args.venv.clone(),
     };
     let interpreter = match python::Interpreter::start(sink.clone(), &venv) {

@@ -21,11 +21,17 @@ pub fn create(layer: &Path, shared: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(&site).with_context(|| format!("creating {}", site.display()))?;
     let bin = layer.join("bin");
     std::fs::create_dir_all(&bin)?;
-    let config = std::fs::read_to_string(shared.join("pyvenv.cfg"))
-        .with_context(|| format!("reading {}/pyvenv.cfg", shared.display()))?;
-    std::fs::write(layer.join("pyvenv.cfg"), config)?;
     let interpreter = std::fs::canonicalize(shared.join("bin/python"))
         .with_context(|| format!("resolving {}/bin/python", shared.display()))?;
+    // The shared venv's own settings, or (a hand-made venv without them) the interpreter's home.
+    let config = std::fs::read_to_string(shared.join("pyvenv.cfg")).unwrap_or_else(|_| {
+        let home = interpreter.parent().unwrap_or(Path::new("/usr/bin"));
+        format!(
+            "home = {}\ninclude-system-site-packages = false\n",
+            home.display()
+        )
+    });
+    std::fs::write(layer.join("pyvenv.cfg"), config)?;
     for name in ["python", "python3", &version] {
         let link = bin.join(name);
         let _ = std::fs::remove_file(&link);
