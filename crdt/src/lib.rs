@@ -38,6 +38,7 @@
 //! - `read`: reading cells back, de-duplication and repair.
 //! - `edit`: the typed edits ([`Notebook::insert_cell`] and friends).
 //! - `error`: [`ImportError`], [`EditError`].
+//! - [`kernel`]: `state.kernel`, as others than the runtime write it ([`kernel::mark_kernel_dead`]).
 //! - [`history`]: comparing two states cell by cell, and restoring an earlier state as an edit.
 //!
 //! # The document
@@ -103,6 +104,7 @@ mod error;
 pub mod history;
 mod ids;
 mod ipynb;
+pub mod kernel;
 mod limits;
 mod read;
 pub mod schema;

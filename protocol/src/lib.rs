@@ -448,8 +448,9 @@ pub mod runtime {
 /// - `{p}:runtime:lease:{notebook}`: the id of the runtime node that owns the notebook's
 ///   session (`SET … NX PX` [`LEASE_TTL_MS`]), renewed every [`LEASE_RENEW_MS`] while the
 ///   session lives and deleted when it stops. At most one owner at a time.
-/// - `{p}:runtime:sessions`: hash notebook → owner, so live nodes can find the notebooks of
-///   a node whose leases expired and mark their kernels dead.
+/// - `{p}:runtime:sessions`: hash notebook → owner, so live runtime nodes, and collab nodes
+///   with the notebook open, can find the notebooks of a node whose leases expired and mark
+///   their kernels dead ([`TAKE_ORPHAN`]).
 /// - `{p}:runtime:nodes`: sorted set of runtime node ids scored by when their heartbeat
 ///   expires (ms since the Unix epoch); a collab node with no live entry answers "no runtime".
 /// - `{p}:runtime:queue:{node}`: list of [`Envelope`]s (JSON) for one runtime node, used when
@@ -480,6 +481,27 @@ pub mod redis_link {
     pub const FIELD: &str = "envelope";
     /// Times a command may be forwarded between runtime nodes chasing a moving lease.
     pub const MAX_HOPS: u8 = 3;
+
+    /// A Lua script that takes the cleanup of a notebook whose owner's lease expired: it
+    /// returns 1 for exactly one caller (a live runtime node, or a collab node with the
+    /// notebook open), which then marks the kernel dead, and 0 to everyone else. It deletes
+    /// the sessions entry only while the lease is gone and the entry still names the owner
+    /// the caller saw. KEYS: lease, sessions hash; ARGV: notebook, owner.
+    pub const TAKE_ORPHAN: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+";
+
+    /// The reason written into `state.kernel` when a notebook's runtime went away unseen.
+    pub fn orphan_reason(owner: &str) -> String {
+        format!(
+            "the runtime node running this kernel ({owner}) stopped responding or lost the \
+             notebook; run a cell to start a new kernel"
+        )
+    }
 
     /// A command on its way to a runtime node.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

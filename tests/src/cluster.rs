@@ -183,18 +183,30 @@ impl Cluster {
     /// free port and a kernel directory of its own; returns its index in
     /// [`Cluster::runtimes`].
     pub async fn start_runtime(&mut self, collab: usize, extra: &[&str]) -> Result<usize> {
+        self.start_runtime_via(&[collab], extra).await
+    }
+
+    /// [`Cluster::start_runtime`] given every collab node in `collabs` (`--collab-url A,B`):
+    /// its sessions join through the first that answers and move to another when it dies.
+    pub async fn start_runtime_via(&mut self, collabs: &[usize], extra: &[&str]) -> Result<usize> {
         let name = format!("runtime-{}", self.runtimes.len());
         let kernel_dir = self.kernels.path().join(&name);
         std::fs::create_dir_all(&kernel_dir)?;
-        let collab_url = self
-            .collabs
-            .get(collab)
-            .context("no such collab node")?
-            .http_url();
+        let collab_urls = collabs
+            .iter()
+            .map(|&i| {
+                Ok(self
+                    .collabs
+                    .get(i)
+                    .context("no such collab node")?
+                    .http_url())
+            })
+            .collect::<Result<Vec<_>>>()?
+            .join(",");
         let mut args: Vec<String> = vec![
             "runtime".into(),
             "--collab-url".into(),
-            collab_url,
+            collab_urls,
             "--redis-url".into(),
             self.redis_url.clone(),
             "--redis-prefix".into(),

@@ -218,6 +218,7 @@ impl Server {
                     shutdown.clone(),
                 )
                 .await?;
+                hub.watch_orphans(rooms.clone(), &tracker, shutdown.clone());
                 runtime_hub::RuntimeHub::with_redis(hub)
             }
             None => runtime_hub::RuntimeHub::default(),

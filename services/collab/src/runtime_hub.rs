@@ -6,10 +6,13 @@
 //! - Redis ([`redis`], with `--redis-url`): commands go to the runtime node holding the
 //!   notebook's lease, or to the stream every runtime node reads when nobody holds it, and
 //!   replies come back on this node's reply list; any collab node reaches any runtime node.
+//!   Collab nodes also mark dead the kernels of runtimes that vanished ([`orphans`]), so a
+//!   deployment whose runtime nodes all died shows it.
 //!
 //! HTTP handlers use [`RuntimeHub::call`] either way; with no runtime reachable they get
 //! [`HubError::NoRuntime`] at once instead of a request that hangs.
 
+mod orphans;
 pub mod redis;
 
 use std::collections::HashMap;
@@ -43,6 +46,10 @@ pub enum HubError {
     /// The runtime did not answer in time.
     #[error("the runtime did not answer within {0:?}")]
     Timeout(Duration),
+    /// The runtime node that had the command stopped (its heartbeat lapsed) before
+    /// answering, or no live runtime node is left to take it.
+    #[error("the runtime node handling this request stopped before answering; run it again")]
+    RuntimeLost,
     /// Redis, which carries commands to runtime nodes, failed.
     #[error("redis: {0}")]
     Redis(#[from] ::redis::RedisError),

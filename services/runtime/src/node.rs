@@ -2,10 +2,12 @@
 //!
 //! It takes [`Command`](tandem_protocol::runtime::Command)s from one of two links and turns
 //! each into calls on the notebook's [`Session`] ([`commands`]), starting sessions on demand.
-//! Each session joins its notebook's document through the collab service (`--collab-url`).
+//! Each session joins its notebook's document through the collab service (`--collab-url`:
+//! one or several collab nodes, or a load balancer), and rejoins through any of them when its
+//! connection drops, keeping its kernel (`session/link.rs`, `--collab-reconnect-timeout`).
 //! - The control WebSocket ([`control`], the default): `GET /internal/runtime` with the
 //!   service credential, held open to one collab service and reopened with backoff when it
-//!   drops.
+//!   drops, trying the next `--collab-url` each time.
 //! - Redis ([`redis`], with `--redis-url`): per-notebook leases, a queue per runtime node and a
 //!   shared stream for notebooks nobody owns, so any collab node reaches the node that runs
 //!   a notebook; live nodes mark the kernels of a vanished node dead.
@@ -115,8 +117,12 @@ impl KernelConfig {
 /// Configuration of a runtime node.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
-    /// The collab service's HTTP root, such as `http://127.0.0.1:8080`.
-    pub collab_url: String,
+    /// The collab service's HTTP roots, such as `http://127.0.0.1:8080`: every collab node,
+    /// or one load balancer. Sessions and the control link use whichever answers.
+    pub collab_urls: Vec<String>,
+    /// How long a session that lost its notebook connection looks for a collab node before
+    /// it ends its kernel ([`SessionConfig::reconnect_timeout`]).
+    pub reconnect_timeout: Duration,
     /// The service credential the collab service was given.
     pub service_token: String,
     /// How kernels run.
@@ -154,13 +160,16 @@ pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<
         return redis::run(node, redis, stop).await;
     }
     let mut backoff = Duration::from_millis(100);
+    let mut which = 0usize;
     while !stop.is_cancelled() {
-        let served = node.serve_once(&stop).await;
+        let served = node.serve_once(which, &stop).await;
         node.config.ready.set(false);
         match served {
             Ok(()) => backoff = Duration::from_millis(100),
             Err(err) => tracing::warn!(error = format!("{err:#}"), "control channel unavailable"),
         }
+        // The next attempt goes to the next collab node, so a dead one is not retried alone.
+        which = which.wrapping_add(1);
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
             () = stop.cancelled() => {}
@@ -173,7 +182,8 @@ pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<
 
 struct Node {
     config: NodeConfig,
-    ws_base: String,
+    /// WebSocket roots of `collab_urls`, in the same order.
+    ws_bases: Vec<String>,
     kernel: KernelOptions,
     sessions: Mutex<HashMap<String, Session>>,
     /// Who started each notebook's current kernel: whose runtime it is ([`holders`]).
@@ -191,7 +201,12 @@ struct Node {
 
 impl Node {
     fn new(config: NodeConfig) -> anyhow::Result<Self> {
-        let ws_base = format!("{}/ws", ws_root(&config.collab_url)?);
+        anyhow::ensure!(!config.collab_urls.is_empty(), "no --collab-url given");
+        let ws_bases = config
+            .collab_urls
+            .iter()
+            .map(|url| Ok(format!("{}/ws", ws_root(url)?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let (program, args) = match &config.kernels.kernel_program {
             Some(program) => (program.clone(), Vec::new()),
             None => (
@@ -241,7 +256,7 @@ impl Node {
         };
         Ok(Self {
             config,
-            ws_base,
+            ws_bases,
             kernel,
             sessions: Mutex::default(),
             holders: Mutex::default(),
@@ -296,12 +311,9 @@ impl Node {
             kernel.workdir = kernel.workdir.join(notebook_id);
         }
         let spare = spare.map(|(spare, _)| spare);
-        let mut config = SessionConfig::new(
-            &self.ws_base,
-            notebook_id,
-            &self.config.service_token,
-            kernel,
-        );
+        let mut config = SessionConfig::new("", notebook_id, &self.config.service_token, kernel);
+        config.ws_bases = self.ws_bases.clone();
+        config.reconnect_timeout = self.config.reconnect_timeout;
         config.output_cap_bytes = self.config.kernels.output_cap;
         config.interrupt_grace = self.config.kernels.interrupt_grace;
         config.idle_timeout = self.config.kernels.kernel_idle_timeout;
@@ -309,15 +321,26 @@ impl Node {
         config.gpu = if gpu { gpu_description().await } else { None };
         config.eager_start = eager;
         config.max_lifetime = self.config.kernels.kernel_max_lifetime;
-        config.secrets =
-            crate::secrets::SecretsClient::new(&self.config.collab_url, &self.config.service_token)
-                .inspect_err(|error| tracing::warn!(%error, "secrets unavailable to this session"))
-                .ok();
+        config.secrets = crate::secrets::SecretsClient::new(
+            &self.config.collab_urls[0],
+            &self.config.service_token,
+        )
+        .inspect_err(|error| tracing::warn!(%error, "secrets unavailable to this session"))
+        .ok();
         config.full_output_dir = Some(outputs);
         config.holder = self.holders.lock().await.link(notebook_id);
         let session = Session::start_with_kernel(config, spare).await?;
         sessions.insert(notebook_id.to_owned(), session.clone());
         Ok(session)
+    }
+
+    /// Whether the notebook's session ended because it could not reach the notebook again.
+    async fn lost(&self, notebook_id: &str) -> bool {
+        self.sessions
+            .lock()
+            .await
+            .get(notebook_id)
+            .is_some_and(Session::is_lost)
     }
 
     async fn running(&self, notebook_id: &str) -> Option<Session> {

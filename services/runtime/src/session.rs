@@ -2,7 +2,10 @@
 //! into the shared document as a peer of it.
 //!
 //! [`Session::start`] joins the notebook through the collab service with a
-//! [`DocConnection`] (a y-websocket client like any editor's) and spawns the session's task.
+//! [`DocConnection`](tandem_client::DocConnection) (a y-websocket client like any editor's)
+//! and spawns the session's task. When that connection drops the session keeps its kernel,
+//! queue and document and rejoins through any collab node (`session/link.rs`); only after
+//! [`SessionConfig::reconnect_timeout`] without one does it end the kernel.
 //! The task owns the queue and the kernel and is the only writer of outputs, execution
 //! counts, cells' `execution_state` and `state.kernel`, exactly as DESIGN.md lays them out:
 //!
@@ -52,15 +55,18 @@ mod actor;
 mod deps;
 mod doc;
 mod holder;
+mod link;
 mod outputs;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
-use tandem_client::{ConnectOptions, ConnectionError, DocConnection};
+use tandem_client::ConnectionError;
 use tandem_crdt::Notebook;
 
 use crate::kernel::KernelOptions;
@@ -102,14 +108,24 @@ pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
 /// cells run with what the session has, so a bogus state vector cannot stall the queue.
 pub const CATCH_UP: Duration = Duration::from_secs(2);
 
+/// Default [`SessionConfig::reconnect_timeout`]: long enough for a collab node to restart or
+/// a load balancer to notice a dead one, short enough that a kernel nobody can reach does not
+/// hold its memory (and its variables, which nobody can see) for long.
+pub const DEFAULT_RECONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How long a shutdown lets the kernel run its exit hooks before killing it.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// How to run one notebook session.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
-    /// The collab service's WebSocket root, such as `ws://127.0.0.1:8080/ws`.
-    pub ws_base: String,
+    /// The collab service's WebSocket roots, such as `ws://127.0.0.1:8080/ws`: every collab
+    /// node, or one load balancer. The session joins through the first that answers and,
+    /// when that connection drops, rejoins through any of them (`session/link.rs`).
+    pub ws_bases: Vec<String>,
+    /// How long a session whose notebook connection dropped keeps its kernel while it looks
+    /// for a collab node; past it the kernel is ended and the notebook shows it dead.
+    pub reconnect_timeout: Duration,
     /// The notebook to join.
     pub notebook_id: String,
     /// The credential the session joins with (it must be allowed to edit the notebook).
@@ -144,7 +160,8 @@ impl SessionConfig {
     /// A configuration with the documented defaults.
     pub fn new(ws_base: &str, notebook_id: &str, token: &str, kernel: KernelOptions) -> Self {
         SessionConfig {
-            ws_base: ws_base.to_owned(),
+            ws_bases: vec![ws_base.to_owned()],
+            reconnect_timeout: DEFAULT_RECONNECT_TIMEOUT,
             notebook_id: notebook_id.to_owned(),
             token: token.to_owned(),
             kernel,
@@ -174,7 +191,7 @@ pub enum SessionError {
     /// An execute named a markdown or raw cell.
     #[error("cell {0} is not a code cell")]
     NotACodeCell(String),
-    /// The session has ended (shut down, or its connection to the notebook closed).
+    /// The session has ended (shut down, or it could not reach the notebook again in time).
     #[error("the notebook session has ended")]
     Closed,
 }
@@ -234,6 +251,9 @@ pub struct Session {
     commands: mpsc::Sender<Command>,
     notebook: Notebook,
     notebook_id: String,
+    /// Set when the session ended because it could not reach the notebook again: its last
+    /// state (`"dead"`, why) may never have reached anyone, so someone else must write it.
+    lost: Arc<AtomicBool>,
 }
 
 impl Session {
@@ -254,25 +274,28 @@ impl Session {
             offset_kind: yrs::OffsetKind::Utf16,
             ..yrs::Options::default()
         });
-        let options = ConnectOptions {
-            token: Some(config.token.clone()),
-            doc: Some(doc),
+        let target = link::Target {
+            bases: config.ws_bases.clone(),
+            notebook_id: config.notebook_id.clone(),
+            token: config.token.clone(),
         };
-        let conn = DocConnection::connect_with(&config.ws_base, &config.notebook_id, options)
+        let (conn, base) = link::join_any(&target, &doc, 0)
             .instrument(span.clone())
             .await?;
-        conn.synced().await?;
-        let notebook = Notebook::from_doc(conn.doc().clone());
+        let notebook = Notebook::from_doc(doc);
         // A small buffer is enough: the task answers every command without waiting on the
         // kernel, and senders wait rather than pile up.
         let (commands, receiver) = mpsc::channel(64);
         let notebook_id = config.notebook_id.clone();
-        let task = actor::Actor::new(config, conn, notebook.clone(), receiver, kernel);
-        tokio::spawn(task.run().instrument(span));
+        let lost = Arc::new(AtomicBool::new(false));
+        let link = link::Link::new(target, conn, base);
+        let task = actor::Actor::new(config, link, notebook.clone(), receiver, kernel);
+        tokio::spawn(task.run(lost.clone()).instrument(span));
         Ok(Session {
             commands,
             notebook,
             notebook_id,
+            lost,
         })
     }
 
@@ -357,6 +380,13 @@ impl Session {
     /// Whether the session has ended.
     pub fn is_closed(&self) -> bool {
         self.commands.is_closed()
+    }
+
+    /// Whether the session ended because it could not reach its notebook again within
+    /// [`SessionConfig::reconnect_timeout`]: the notebook may still show its kernel alive,
+    /// so whoever can reach it must mark it dead.
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Acquire)
     }
 
     /// The notebook this session runs.

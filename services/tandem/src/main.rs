@@ -85,13 +85,20 @@ struct ServeArgs {
 
 #[derive(clap::Args)]
 struct RuntimeArgs {
-    /// The collab service to join.
+    /// The collab service to join: one URL (a collab node or a load balancer in front of
+    /// them), or several, comma-separated or with the flag repeated. Sessions and the control
+    /// link use whichever answers, and move to another when one dies.
     #[arg(
         long,
         env = "TANDEM_COLLAB_URL",
+        value_delimiter = ',',
         default_value = "http://127.0.0.1:8080"
     )]
-    collab_url: String,
+    collab_url: Vec<String>,
+    /// How long a notebook session that lost its collab node keeps its kernel while it looks
+    /// for another; past it the kernel is ended and the notebook shows it dead.
+    #[arg(long, env = "TANDEM_COLLAB_RECONNECT_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    collab_reconnect_timeout: std::time::Duration,
     /// The service credential the collab service was given.
     #[arg(long, env = "TANDEM_SERVICE_TOKEN", hide_env_values = true)]
     service_token: String,
@@ -207,7 +214,8 @@ async fn serve(mut config: Config, kernels: Option<KernelConfig>) -> anyhow::Res
                 .set_readiness_detail("kernel_sandbox", serde_json::to_value(isolation.status())?);
             let config = NodeConfig {
                 isolation,
-                collab_url: format!("http://{local}"),
+                collab_urls: vec![format!("http://{local}")],
+                reconnect_timeout: tandem_runtime::session::DEFAULT_RECONNECT_TIMEOUT,
                 service_token,
                 kernels,
                 redis,
@@ -236,7 +244,8 @@ async fn run_runtime(args: RuntimeArgs) -> anyhow::Result<()> {
     ready.set_sandbox(isolation.status());
     let config = NodeConfig {
         isolation,
-        collab_url: args.collab_url,
+        collab_urls: args.collab_url,
+        reconnect_timeout: args.collab_reconnect_timeout,
         service_token: args.service_token,
         kernels: args.kernels,
         redis: args.redis_url.map(|url| RedisConfig {

@@ -6,6 +6,12 @@
 //! live node holds it, adds it to the unassigned stream, from which exactly one runtime node
 //! (a consumer group) takes it and claims the lease. A task on a connection of its own pops
 //! this node's reply list and hands each [`Reply`] to the call waiting for its request number.
+//!
+//! Delivery is at most once (a runtime node acknowledges a stream entry before handling it,
+//! so nothing runs twice). A call therefore does not retry: while it waits it checks each
+//! second that the node holding its command (the owner it was queued for, or with a stream
+//! entry any runtime node) still has a live heartbeat, and answers [`HubError::RuntimeLost`]
+//! as soon as not, rather than waiting for its timeout in silence.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,6 +36,9 @@ const POP_SECONDS: f64 = 1.0;
 /// Entries the unassigned stream keeps at most (approximately): consumed entries are deleted,
 /// so only a backlog nobody reads could grow it.
 const UNASSIGNED_MAXLEN: usize = 10_000;
+
+/// How often a waiting call checks that the runtime node that has its command is alive.
+const LIVENESS_CHECK: Duration = Duration::from_secs(1);
 
 /// Wait after a failed pop before the next, so a Redis outage does not spin.
 const RETRY: Duration = Duration::from_millis(500);
@@ -106,26 +115,72 @@ impl RedisHub {
         let (reply, answer) = oneshot::channel();
         lock(&self.pending).insert(request, reply);
         let sent = self.send(&mut conn, &notebook, &json).await;
-        if let Err(err) = sent {
-            lock(&self.pending).remove(&request);
-            return Err(err.into());
-        }
-        let result = tokio::time::timeout(timeout, answer).await;
+        let owner = match sent {
+            Ok(owner) => owner,
+            Err(err) => {
+                lock(&self.pending).remove(&request);
+                return Err(err.into());
+            }
+        };
+        let result = self
+            .wait(&mut conn, answer, owner.as_deref(), timeout)
+            .await;
         lock(&self.pending).remove(&request);
-        match result {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(_)) => Err(HubError::Disconnected),
-            Err(_) => Err(HubError::Timeout(timeout)),
+        result
+    }
+
+    /// Waits for the reply, checking every [`LIVENESS_CHECK`] that someone can still give it:
+    /// the owner the command was queued for is alive, or (sent to the stream) some runtime
+    /// node is. A caller whose runtime died learns it then, not at its timeout.
+    async fn wait(
+        &self,
+        conn: &mut ConnectionManager,
+        mut answer: oneshot::Receiver<Reply>,
+        owner: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Reply, HubError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let check = tokio::time::Instant::now() + LIVENESS_CHECK;
+            tokio::select! {
+                reply = &mut answer => return reply.map_err(|_| HubError::Disconnected),
+                () = tokio::time::sleep_until(deadline.min(check)) => {}
+            }
+            let alive = self.alive(conn, owner).await.unwrap_or(true);
+            if !alive {
+                return Err(HubError::RuntimeLost);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(HubError::Timeout(timeout));
+            }
         }
     }
 
-    /// Pushes an encoded envelope to the owner's queue, or to the unassigned stream.
+    /// Whether `owner`'s heartbeat is live, or with no owner whether any runtime node's is.
+    async fn alive(
+        &self,
+        conn: &mut ConnectionManager,
+        owner: Option<&str>,
+    ) -> redis::RedisResult<bool> {
+        let key = keys::nodes_key(&self.prefix);
+        let now = keys::now_ms();
+        match owner {
+            Some(owner) => {
+                let expires: Option<f64> = conn.zscore(&key, owner).await?;
+                Ok(expires.is_some_and(|at| at > now as f64))
+            }
+            None => Ok(conn.zcount::<_, _, _, u64>(&key, now, "+inf").await? > 0),
+        }
+    }
+
+    /// Pushes an encoded envelope to the owner's queue, or to the unassigned stream; returns
+    /// the owner it was queued for.
     async fn send(
         &self,
         conn: &mut ConnectionManager,
         notebook: &str,
         json: &str,
-    ) -> redis::RedisResult<()> {
+    ) -> redis::RedisResult<Option<String>> {
         let owner: Option<String> = conn.get(keys::lease_key(&self.prefix, notebook)).await?;
         match owner {
             Some(owner) => {
@@ -136,8 +191,9 @@ impl RedisHub {
                     .ignore()
                     .pexpire(&queue, keys::QUEUE_TTL_MS as i64)
                     .ignore()
-                    .query_async(conn)
-                    .await
+                    .query_async::<()>(conn)
+                    .await?;
+                Ok(Some(owner))
             }
             None => {
                 tracing::debug!(doc_id = %notebook, "command to the unassigned stream");
@@ -149,10 +205,26 @@ impl RedisHub {
                     .arg("*")
                     .arg(keys::FIELD)
                     .arg(json)
-                    .query_async(conn)
-                    .await
+                    .query_async::<()>(conn)
+                    .await?;
+                Ok(None)
             }
         }
+    }
+
+    /// Starts the watch that marks dead the kernels of vanished runtimes in notebooks this
+    /// node has open ([`super::orphans`]), on `tracker` until `stop`.
+    pub fn watch_orphans(
+        &self,
+        rooms: crate::room::Rooms,
+        tracker: &TaskTracker,
+        stop: CancellationToken,
+    ) {
+        let span = tracing::info_span!("runtime_orphans", collab_node = %self.node);
+        tracker.spawn(
+            super::orphans::watch(self.conn.clone(), self.prefix.clone(), rooms, stop)
+                .instrument(span),
+        );
     }
 
     /// Whether Redis answers.

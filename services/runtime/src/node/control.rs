@@ -1,4 +1,5 @@
-//! The control WebSocket link: `GET /internal/runtime` on one collab service, with commands
+//! The control WebSocket link: `GET /internal/runtime` on one collab service (the next
+//! `--collab-url` after each drop), with commands
 //! in and replies out as JSON text frames.
 
 use anyhow::Context;
@@ -11,9 +12,16 @@ use tokio_util::sync::CancellationToken;
 use super::{Node, ws_root};
 
 impl Node {
-    /// Connects to the control channel and serves it until it closes or `stop` fires.
-    pub(super) async fn serve_once(&self, stop: &CancellationToken) -> anyhow::Result<()> {
-        let url = format!("{}{CONTROL_PATH}", ws_root(&self.config.collab_url)?);
+    /// Connects to the control channel of collab URL number `which` (modulo their count) and
+    /// serves it until it closes or `stop` fires.
+    pub(super) async fn serve_once(
+        &self,
+        which: usize,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let urls = &self.config.collab_urls;
+        let collab_url = &urls[which % urls.len()];
+        let url = format!("{}{CONTROL_PATH}", ws_root(collab_url)?);
         let mut request = url.as_str().into_client_request()?;
         let bearer = format!("Bearer {}", self.config.service_token);
         request

@@ -66,6 +66,12 @@ if redis.call('HGET', KEYS[2], ARGV[2]) == ARGV[1] then redis.call('HDEL', KEYS[
 return 1
 ";
 
+/// Releases a lease this node holds, keeping its sessions entry. KEYS: lease; ARGV: node.
+const RELEASE_LEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+";
+
 /// The node's side of Redis.
 struct Link {
     node: Arc<Node>,
@@ -344,6 +350,20 @@ impl Link {
         }
     }
 
+    /// Lets go of the lease alone, leaving the sessions entry for the orphan watch.
+    async fn release_lease(&self, notebook: &str) {
+        self.owned.lock().await.remove(notebook);
+        let mut conn = self.conn.clone();
+        let released: redis::RedisResult<i64> = redis::Script::new(RELEASE_LEASE)
+            .key(keys::lease_key(&self.prefix, notebook))
+            .arg(&self.id)
+            .invoke_async(&mut conn)
+            .await;
+        if let Err(err) = released {
+            tracing::warn!(error = %err, doc_id = %notebook, "cannot release a lease; it expires");
+        }
+    }
+
     async fn release_all(&self) {
         let owned: Vec<String> = self.owned.lock().await.keys().cloned().collect();
         for notebook in owned {
@@ -442,7 +462,14 @@ impl Link {
         for (notebook, started) in owned {
             let running = self.node.running(&notebook).await;
             if running.is_none() && started {
-                self.release(&notebook).await;
+                if self.node.lost(&notebook).await {
+                    // Its kernel ended unseen: keep the sessions entry so the orphan watch
+                    // (of any node, this one included, or of a collab node with the notebook
+                    // open) marks it dead once someone reaches the notebook.
+                    self.release_lease(&notebook).await;
+                } else {
+                    self.release(&notebook).await;
+                }
                 continue;
             }
             match self.claim(&notebook).await {

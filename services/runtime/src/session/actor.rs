@@ -24,11 +24,14 @@ use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use tandem_client::{DocConnection, UpdateEvent};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tandem_client::UpdateEvent;
 use tandem_crdt::{ExecutionState, Notebook};
 
 use super::deps::Deps;
 use super::doc::{self, KernelState, KernelStatus};
+use super::link::Link;
 use super::outputs::{CellOutput, Displays};
 use super::{Command, Requester, SessionConfig, SessionError};
 use crate::kernel::{Death, ExecStatus, Execution, Kernel, KernelError, KernelEvent};
@@ -76,7 +79,10 @@ enum Input {
     IdleTimeout,
     LifetimeOver,
     CaughtUp,
-    Disconnected,
+    /// The notebook connection ended (with the close code and reason, when sent).
+    Disconnected(Option<(u16, String)>),
+    /// The search for a new notebook connection ended.
+    Rejoined(super::link::Joined),
     /// Someone else changed the document (stale marks may need updating).
     DocChanged,
     /// The debounce after document changes is over.
@@ -85,7 +91,7 @@ enum Input {
 
 pub(super) struct Actor {
     config: SessionConfig,
-    conn: DocConnection,
+    link: Link,
     notebook: Notebook,
     commands: mpsc::Receiver<Command>,
     slot: Slot,
@@ -118,7 +124,7 @@ pub(super) struct Actor {
 impl Actor {
     pub(super) fn new(
         config: SessionConfig,
-        conn: DocConnection,
+        link: Link,
         notebook: Notebook,
         commands: mpsc::Receiver<Command>,
         kernel: Option<Kernel>,
@@ -134,10 +140,13 @@ impl Actor {
             }
             None => (Slot::None, None),
         };
-        let updates = conn.subscribe_updates();
+        let updates = match &link.conn {
+            Some(conn) => conn.subscribe_updates(),
+            None => mpsc::unbounded_channel().1,
+        };
         Actor {
             config,
-            conn,
+            link,
             notebook,
             commands,
             slot,
@@ -158,7 +167,9 @@ impl Actor {
         }
     }
 
-    pub(super) async fn run(mut self) {
+    /// Runs the session until it is shut down, its last handle is dropped, or it cannot
+    /// reach the notebook again in time (then `lost` is set).
+    pub(super) async fn run(mut self, lost: Arc<AtomicBool>) {
         // A session that crashed earlier may have left cells queued or running.
         for cell in self.notebook.cells() {
             if matches!(
@@ -175,7 +186,24 @@ impl Actor {
         }
         loop {
             match self.next_input().await {
-                Input::Command(None) | Input::Disconnected => break,
+                Input::Command(None) => break,
+                Input::Disconnected(close) => {
+                    let doc = self.notebook.doc().clone();
+                    self.link.lost(&doc, self.config.reconnect_timeout, close);
+                }
+                Input::Rejoined(Ok((conn, base))) => {
+                    self.updates = conn.subscribe_updates();
+                    self.link.rejoined(conn, base);
+                    // Others may have edited sources meanwhile.
+                    self.doc_changed();
+                }
+                Input::Rejoined(Err(error)) => {
+                    self.link.rejoining = None;
+                    tracing::error!(%error, timeout = ?self.config.reconnect_timeout, "no collab node reachable; ending the kernel");
+                    lost.store(true, Ordering::Release);
+                    self.unreachable().await;
+                    return;
+                }
                 Input::Command(Some(Command::Shutdown(reply))) => {
                     self.shutdown().await;
                     let _ = reply.send(());
@@ -205,7 +233,7 @@ impl Actor {
             }
             self.pump();
         }
-        tracing::info!("notebook connection ended; stopping the session");
+        tracing::info!("every handle dropped; stopping the session");
         self.shutdown().await;
     }
 
@@ -217,11 +245,15 @@ impl Actor {
             commands,
             slot,
             running,
-            conn,
+            link,
             waiting,
             updates,
             ..
         } = self;
+        let Link {
+            conn, rejoining, ..
+        } = link;
+        let conn = conn.as_ref();
         let idle = running.is_none();
         let flush_at = running.as_ref().and_then(|r| r.output.flush_at());
         let interrupt_at = running.as_ref().and_then(|r| r.interrupt_deadline);
@@ -254,10 +286,25 @@ impl Actor {
             let left = first.deadline.saturating_duration_since(Instant::now());
             let includes =
                 |doc: &yrs::Doc| wanted.is_none_or(|sv| tandem_crdt::doc_includes(doc, sv));
-            match conn.wait_until(includes, left).await {
-                Err(tandem_client::ConnectionError::Closed(_)) => Input::Disconnected,
-                // Caught up, or out of time: either way the execute goes ahead.
-                _ => Input::CaughtUp,
+            match conn {
+                // Closed: the connection's own branch reports it.
+                Some(conn) => match conn.wait_until(includes, left).await {
+                    Err(tandem_client::ConnectionError::Closed(_)) => std::future::pending().await,
+                    // Caught up, or out of time: either way the execute goes ahead.
+                    _ => Input::CaughtUp,
+                },
+                // Nothing arrives while the session looks for a collab node.
+                None => {
+                    tokio::time::sleep(left).await;
+                    Input::CaughtUp
+                }
+            }
+        };
+        let connection = async {
+            match (conn, rejoining) {
+                (Some(conn), _) => Input::Disconnected(conn.closed().await),
+                (None, Some(search)) => Input::Rejoined(search.await),
+                (None, None) => std::future::pending().await,
             }
         };
         let at = |deadline: Option<Instant>| async move {
@@ -279,7 +326,7 @@ impl Actor {
             () = at(flush_at) => Input::Flush,
             () = at(lifetime_at) => Input::LifetimeOver,
             () = at(idle_at) => Input::IdleTimeout,
-            _ = conn.closed() => Input::Disconnected,
+            input = connection => input,
             input = caught_up => input,
             Some(_) = updates.recv() => Input::DocChanged,
             () = at(stale_at) => Input::StaleCheck,

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use serde_json::{Map as JsonMap, Value};
 use yrs::{Any, Array, ArrayRef, GetString, Map, MapPrelim, MapRef, Out, ReadTxn, Transact};
 
-use tandem_crdt::ExecutionState;
 use tandem_crdt::Notebook;
 use tandem_crdt::schema::CELLS;
 
@@ -153,39 +152,10 @@ pub(crate) fn write_kernel_state(
     }
 }
 
-/// Marks the kernel of a notebook whose runtime node vanished as dead: `state.kernel.status`
-/// `"dead"` with `reason`, nothing queued or running, and every queued or running cell back to
-/// idle (nobody else would ever finish them). Writes nothing and returns false when the
-/// state shows no live kernel (never started, shut down, or already dead).
+/// Marks the kernel of a notebook whose runtime node vanished as dead (see
+/// [`tandem_crdt::kernel::mark_kernel_dead`]); false when the state shows no live kernel.
 pub(crate) fn mark_orphaned(notebook: &Notebook, reason: &str) -> bool {
-    let status = notebook
-        .state_value(KERNEL_KEY)
-        .and_then(|k| k.get("status").and_then(Value::as_str).map(str::to_owned));
-    if !matches!(status.as_deref(), Some("starting" | "idle" | "busy")) {
-        return false;
-    }
-    {
-        let root = notebook.state();
-        let mut txn = notebook.doc().transact_mut();
-        if let Some(Out::YMap(kernel)) = root.get(&txn, KERNEL_KEY) {
-            kernel.insert(&mut txn, "status", KernelStatus::Dead.as_str());
-            kernel.insert(&mut txn, "reason", reason);
-            kernel.insert(&mut txn, "queue", Any::Array(Vec::<Any>::new().into()));
-            kernel.insert(&mut txn, "running", Any::Null);
-            kernel.remove(&mut txn, "idle_shutdown_at");
-            kernel.remove(&mut txn, "lifetime_ends_at");
-            kernel.remove(&mut txn, "holder");
-        }
-    }
-    for cell in notebook.cells() {
-        if matches!(
-            cell.execution_state,
-            Some(ExecutionState::Queued | ExecutionState::Running)
-        ) {
-            let _ = notebook.set_execution_state(&cell.id, ExecutionState::Idle);
-        }
-    }
-    true
+    notebook.mark_kernel_dead(reason)
 }
 
 /// Why a cell id cannot be run.

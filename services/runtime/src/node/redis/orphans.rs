@@ -16,16 +16,6 @@ use super::Link;
 /// How long marking a vanished node's notebook dead may take before it is retried.
 const ORPHAN_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Takes the cleanup of a notebook whose owner's lease expired; 1 for exactly one caller.
-/// KEYS: lease, sessions hash; ARGV: notebook, the owner the caller saw.
-const ORPHAN: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then
-  redis.call('HDEL', KEYS[2], ARGV[1])
-  return 1
-end
-return 0
-";
-
 impl Link {
     /// Finds notebooks whose owner's lease expired and marks their kernels dead.
     pub(super) async fn scan_orphans(&self) -> redis::RedisResult<()> {
@@ -33,10 +23,12 @@ impl Link {
         let sessions: HashMap<String, String> =
             conn.hgetall(keys::sessions_key(&self.prefix)).await?;
         for (notebook, owner) in sessions {
-            if owner == self.id {
+            // This node's own entries are orphans only once it let their lease go (a session
+            // that lost its notebook, see `renew`).
+            if owner == self.id && self.owned.lock().await.contains_key(&notebook) {
                 continue;
             }
-            let taken: i64 = redis::Script::new(ORPHAN)
+            let taken: i64 = redis::Script::new(keys::TAKE_ORPHAN)
                 .key(keys::lease_key(&self.prefix, &notebook))
                 .key(keys::sessions_key(&self.prefix))
                 .arg(&notebook)
@@ -74,19 +66,26 @@ impl Link {
 
     /// Joins the notebook and writes `state.kernel.status = "dead"` with the reason.
     async fn mark_dead(&self, notebook_id: &str, owner: &str) -> anyhow::Result<()> {
-        let options = ConnectOptions {
-            token: Some(self.node.config.service_token.clone()),
-            doc: None,
-        };
-        let conn = DocConnection::connect_with(&self.node.ws_base, notebook_id, options)
+        let mut joined = Err(anyhow::anyhow!("no collab URL"));
+        for base in &self.node.ws_bases {
+            let options = ConnectOptions {
+                token: Some(self.node.config.service_token.clone()),
+                doc: None,
+            };
+            joined = async {
+                let conn = DocConnection::connect_with(base, notebook_id, options).await?;
+                conn.synced().await?;
+                Ok::<_, tandem_client::ConnectionError>(conn)
+            }
             .await
-            .context("joining the notebook")?;
-        conn.synced().await.context("syncing the notebook")?;
+            .with_context(|| format!("joining the notebook through {base}"));
+            if joined.is_ok() {
+                break;
+            }
+        }
+        let conn = joined?;
         let notebook = Notebook::from_doc(conn.doc().clone());
-        let reason = format!(
-            "the runtime node running this kernel ({owner}) stopped responding; \
-             run a cell to start a new kernel"
-        );
+        let reason = keys::orphan_reason(owner);
         if crate::session::mark_orphaned(&notebook, &reason) {
             crate::metrics::orphan_marked();
         }

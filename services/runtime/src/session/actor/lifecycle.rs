@@ -117,7 +117,32 @@ impl Actor {
         self.state.running = None;
         self.state.reason = None;
         self.write_state();
-        self.conn.close().await;
+        self.link.close().await;
+    }
+
+    /// No collab node answered within the reconnect timeout: end the kernel, whose outputs
+    /// nobody could see. The notebook shows it dead once someone who can reach it marks it
+    /// (the node keeps the notebook's entry for that, see [`Session::is_lost`]).
+    ///
+    /// [`Session::is_lost`]: crate::session::Session::is_lost
+    pub(super) async fn unreachable(&mut self) {
+        if let Some(mut running) = self.running.take() {
+            running.output.finish(&self.notebook, &mut self.displays);
+            self.set_cell_state(&running.entry.cell_id, ExecutionState::Idle);
+        }
+        self.clear_queue();
+        if let Slot::Ready(kernel) = std::mem::replace(&mut self.slot, Slot::None) {
+            kernel.shutdown(SHUTDOWN_GRACE).await;
+        }
+        self.kernel_gone();
+        self.state.status = KernelStatus::Dead;
+        self.state.running = None;
+        self.state.reason = Some(format!(
+            "the runtime could not reach the notebook for {}; run a cell to start a new kernel",
+            humantime::format_duration(self.config.reconnect_timeout)
+        ));
+        self.write_state();
+        self.link.close().await;
     }
 
     pub(super) fn begin_start(&mut self) {
