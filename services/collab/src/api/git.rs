@@ -11,8 +11,9 @@ use axum::response::IntoResponse;
 use axum::{Json, routing};
 use serde_json::Value;
 use tandem_crdt::Notebook;
+use tandem_crdt::schema::STATE_GIT;
 use tandem_protocol::Role;
-use tandem_protocol::git::{GitCommit, GitCommitted, GitImport, GitOrigin, STATE_GIT};
+use tandem_protocol::git::{GitCommit, GitCommitted, GitImport, GitOrigin};
 use yrs::{Any, In, Map, MapPrelim, Out, WriteTxn};
 
 use super::{ApiJson, clean_title, info};
@@ -143,8 +144,9 @@ async fn commit(
             "this notebook was not opened from git, so it has nowhere to be committed",
         )
     })?;
-    // The origin is document data that any editor can change: a token goes only to the
-    // repository its owner named in this request, never to whatever the document now says.
+    // The origin is document data (only the server writes it, yet a token's owner still says
+    // where it may go): a token goes only to the repository its owner named in this request,
+    // never to whatever the document now says.
     if body.token.is_some() && body.url.as_deref() != Some(origin.url.as_str()) {
         return Err(ApiError::bad_request(
             "git_origin_mismatch",

@@ -95,6 +95,8 @@ pub(super) struct Actor {
     running: Option<Running>,
     displays: Displays,
     state: KernelState,
+    /// Where the task publishes its status for the node.
+    status: Arc<super::Status>,
     /// What `state.kernel` holds in the document, as last written.
     written: Option<KernelState>,
     /// Numbers runs, so each cell run beyond the cap gets its own full-output file.
@@ -119,7 +121,7 @@ impl Actor {
     pub(super) fn new(
         config: SessionConfig,
         conn: DocConnection,
-        notebook: Notebook,
+        (notebook, status): (Notebook, Arc<super::Status>),
         commands: mpsc::Receiver<Command>,
         kernel: Option<Kernel>,
     ) -> Self {
@@ -145,6 +147,7 @@ impl Actor {
             running: None,
             displays: Displays::default(),
             state,
+            status,
             written: None,
             runs: 0,
             killed_after_interrupt: false,
@@ -310,6 +313,8 @@ impl Actor {
             self.state.lifetime_ends_at = None;
             self.state.variables.clear();
         }
+        self.status
+            .publish(&self.state.status, self.state.queue.len());
         if self.written.as_ref() == Some(&self.state) {
             return;
         }

@@ -16,7 +16,7 @@ use tandem_crdt::Notebook;
 use tandem_crdt::schema::CELLS;
 
 /// The key of the runtime's map under the root `state` map.
-pub const KERNEL_KEY: &str = "kernel";
+pub const KERNEL_KEY: &str = tandem_crdt::schema::STATE_KERNEL;
 
 /// `state.kernel.status`, as DESIGN.md names the values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +153,10 @@ pub(crate) fn write_kernel_state(
 /// `"dead"` with `reason`, nothing queued or running, and every queued or running cell back to
 /// idle (nobody else would ever finish them). Writes nothing and returns false when the
 /// state shows no live kernel (never started, shut down, or already dead).
+///
+/// The dead node's own bookkeeping died with it, so this reads what it last wrote to
+/// `state.kernel`: only runtimes and the collab service can write there (the collab service
+/// refuses editors' updates to it, `tandem_crdt::guard`).
 pub(crate) fn mark_orphaned(notebook: &Notebook, reason: &str) -> bool {
     let status = notebook
         .state_value(KERNEL_KEY)
