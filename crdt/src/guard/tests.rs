@@ -124,12 +124,14 @@ fn assert_refused(edit: impl FnOnce(&Notebook)) -> String {
     reason
 }
 
+type Edit = Box<dyn Fn(&Notebook)>;
+
 #[test]
 fn editors_edits_pass() {
     let (server, code, md) = setup();
     let mut guard = Guard::new(server.doc());
     let client = replica(&server);
-    let edits: Vec<Box<dyn Fn(&Notebook)>> = vec![
+    let edits: Vec<Edit> = vec![
         Box::new(|nb| nb.edit_source("code", 0, 0, "x = 1\n").unwrap()),
         Box::new(|nb| {
             nb.insert_cell(2, NewCell::code("new")).unwrap();

@@ -53,6 +53,10 @@ pub struct Config {
     #[command(flatten)]
     pub drive: crate::drive::DriveConfig,
 
+    /// Per-connection, per-person and per-notebook quotas.
+    #[command(flatten)]
+    pub quotas: crate::quotas::QuotaConfig,
+
     /// Address to listen on; port 0 picks a free one (the bound address is printed).
     #[arg(long, env = "TANDEM_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,

@@ -1,0 +1,188 @@
+//! Attacks on the document, presence and resources of a real `tandem serve`, each answered
+//! safely (issue 13, points 8–11): forged runtime output, spoofed cursors, oversized frames,
+//! too many connections, git URLs pointing at the server's own network.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tandem_client::{ConnectionError, DocConnection};
+use tandem_crdt::Notebook;
+use tandem_tests::TestServer;
+use yrs::sync::Message;
+use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A notebook whose code cell ran (imported with its output and count).
+fn ran() -> Value {
+    json!({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"id": "c1", "cell_type": "code", "source": "6 * 7", "metadata": {},
+         "execution_count": 3,
+         "outputs": [{"output_type": "execute_result", "execution_count": 3,
+                      "data": {"text/plain": "42"}, "metadata": {}}]}]})
+}
+
+async fn connect(server: &TestServer, id: &str, token: Option<&str>) -> DocConnection {
+    let conn = DocConnection::connect(&server.ws_url(), id, token)
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, conn.synced())
+        .await
+        .unwrap()
+        .unwrap();
+    conn
+}
+
+#[tokio::test]
+async fn an_editor_cannot_forge_outputs_or_who_ran_a_cell() {
+    let server = TestServer::start().await.unwrap();
+    let owner = server.client_for("owner@example.com").await.unwrap();
+    let id = owner.create_notebook("ran", Some(ran())).await.unwrap().id;
+    let editor = connect(&server, &id, Some(owner.token())).await;
+    let nb = Notebook::from_doc(editor.doc().clone());
+    nb.set_execution_count("c1", Some(1337)).unwrap();
+    nb.set_execution_by("c1", "someone", "Alice").unwrap();
+    {
+        let mut txn = yrs::Transact::transact_mut(nb.doc());
+        yrs::Map::insert(nb.state(), &mut txn, "kernel", "forged");
+    }
+    let reason = editor.wait_permission_denied(WAIT).await.unwrap();
+    assert!(reason.contains("written only by"), "{reason}");
+    editor
+        .wait_until(
+            |doc| {
+                let nb = Notebook::from_doc(doc.clone());
+                nb.cells()[0].execution_count == Some(3) && nb.execution_by("c1").is_none()
+            },
+            WAIT,
+        )
+        .await
+        .expect("the forger's copy re-synced");
+    assert!(!editor.is_closed());
+    let exported = owner.export_ipynb(&id).await.unwrap();
+    assert_eq!(exported["cells"][0]["execution_count"], 3);
+    assert_eq!(
+        exported["cells"][0]["outputs"][0]["data"]["text/plain"],
+        "42"
+    );
+}
+
+fn awareness(client: u64, clock: u32, json: &str) -> Message {
+    Message::Awareness(AwarenessUpdate {
+        clients: [(
+            yrs::ClientID::new(client),
+            AwarenessUpdateEntry {
+                clock,
+                json: Arc::from(json),
+            },
+        )]
+        .into(),
+    })
+}
+
+fn name_of(conn: &DocConnection, client: u64) -> Option<String> {
+    conn.with_awareness(|a| a.state::<Value>(yrs::ClientID::new(client)))
+        .and_then(|s| s["user"]["name"].as_str().map(str::to_owned))
+}
+
+#[tokio::test]
+async fn a_link_viewer_cannot_rename_someone_elses_cursor_or_flood_presence() {
+    let server = TestServer::start_with(&["--max-awareness-bytes", "4096"])
+        .await
+        .unwrap();
+    let owner = server.client_for("owner@example.com").await.unwrap();
+    let id = owner.create_notebook("shared", None).await.unwrap().id;
+    owner
+        .send_json(
+            reqwest::Method::PUT,
+            &format!("api/notebooks/{id}/sharing"),
+            Some(
+                json!({"general_access": "anyone_with_link", "link_role": "viewer",
+                        "grants": []}),
+            ),
+        )
+        .await
+        .unwrap();
+    let alice = connect(&server, &id, Some(owner.token())).await;
+    alice
+        .set_awareness(json!({"user": {"name": "Alice"}}))
+        .unwrap();
+    let watcher = connect(&server, &id, Some(owner.token())).await;
+    let alice_id = alice.client_id();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while name_of(&watcher, alice_id).is_none() {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let viewer = connect(&server, &id, None).await;
+    viewer
+        .send_message(&awareness(alice_id, 999, r#"{"user":{"name":"Mallory"}}"#))
+        .unwrap();
+    viewer
+        .send_message(&awareness(55_555, 1, r#"{"user":{"name":"Viewer"}}"#))
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while name_of(&watcher, 55_555).is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the viewer's own state never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(name_of(&watcher, alice_id).as_deref(), Some("Alice"));
+
+    // One large state: refused with 1009, relayed to nobody.
+    let big = format!(r#"{{"user":{{"name":"{}"}}}}"#, "x".repeat(64 * 1024));
+    viewer.send_message(&awareness(55_555, 2, &big)).unwrap();
+    let (code, reason) = tokio::time::timeout(WAIT, viewer.closed())
+        .await
+        .unwrap()
+        .expect("a close frame");
+    assert_eq!(code, 1009, "{reason}");
+    // The viewer left, so its state went with it; the large one never arrived.
+    assert_ne!(
+        name_of(&watcher, 55_555).map(|name| name.len()),
+        Some(64 * 1024)
+    );
+    assert_eq!(name_of(&watcher, alice_id).as_deref(), Some("Alice"));
+}
+
+#[tokio::test]
+async fn an_oversized_frame_closes_with_1009_not_a_reset() {
+    let server = TestServer::start().await.unwrap();
+    let owner = server.client_for("owner@example.com").await.unwrap();
+    let id = owner.create_notebook("limits", None).await.unwrap().id;
+    // A 17 MiB frame against the default 16 MiB limit.
+    let big = connect(&server, &id, Some(owner.token())).await;
+    big.send_raw(vec![0; 17 * 1024 * 1024]).unwrap();
+    let (code, reason) = tokio::time::timeout(WAIT, big.closed())
+        .await
+        .unwrap()
+        .expect("a close frame, not a reset");
+    assert_eq!(code, 1009, "{reason}");
+}
+
+#[tokio::test]
+async fn too_many_connections_are_refused_before_the_upgrade() {
+    let server = TestServer::start_with(&["--max-connections-per-user", "3"])
+        .await
+        .unwrap();
+    let owner = server.client_for("owner@example.com").await.unwrap();
+    let id = owner.create_notebook("tabs", None).await.unwrap().id;
+    let _one = connect(&server, &id, Some(owner.token())).await;
+    let _two = connect(&server, &id, Some(owner.token())).await;
+    // Another token of the same person counts too.
+    let second_token = server.token_for("owner@example.com").await.unwrap();
+    let _three = connect(&server, &id, Some(&second_token)).await;
+    match DocConnection::connect(&server.ws_url(), &id, Some(owner.token())).await {
+        Err(ConnectionError::Rejected { status, body }) => {
+            assert_eq!(status, 429);
+            assert!(body.unwrap_or_default().contains("too_many_connections"));
+        }
+        other => panic!("a fourth connection was not refused: {other:?}"),
+    }
+}
