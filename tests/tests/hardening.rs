@@ -186,3 +186,44 @@ async fn too_many_connections_are_refused_before_the_upgrade() {
         other => panic!("a fourth connection was not refused: {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn git_imports_never_reach_the_servers_own_network() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start().await.unwrap();
+    let owner = server.client_for("owner@example.com").await.unwrap();
+    // An "internal service" on loopback that would answer anyone.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = socket.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
+        }
+    });
+    for url in [
+        format!("http://127.0.0.1:{port}/r.git"),
+        format!("http://127.1:{port}/r.git"),
+        format!("http://0x7f000001:{port}/r.git"),
+        format!("http://[::1]:{port}/r.git"),
+        format!("http://localhost:{port}/r.git"),
+        "https://169.254.169.254/latest.git".to_owned(),
+    ] {
+        let err = owner
+            .send_json(
+                reqwest::Method::POST,
+                "api/notebooks/import/git",
+                Some(json!({"url": url, "path": "nb.ipynb"})),
+            )
+            .await
+            .expect_err("refused");
+        let code = err.code().unwrap_or_default().to_owned();
+        assert!(
+            code == "invalid_url" || code == "git_unavailable",
+            "{url}: {err}"
+        );
+    }
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+}

@@ -115,6 +115,13 @@ pub struct Config {
     #[arg(long, env = "TANDEM_GIT_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub git_timeout: Duration,
 
+    /// Let git imports and commits reach hosts that are not on the public internet
+    /// (loopback, private, link-local, carrier-grade NAT, cloud metadata addresses): for git
+    /// servers on the same private network as Tandem. Off, such a repository URL is refused,
+    /// so nobody can make the server call services only it can reach.
+    #[arg(long, env = "TANDEM_GIT_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub git_allow_private: bool,
+
     /// The key users' secrets are sealed with: base64 of 32 random bytes
     /// (`head -c32 /dev/urandom | base64`). Unset, the embedded store keeps one in
     /// `secrets.key` in `--data` (made on first start, mode 0600); with `--redis-url` every

@@ -49,7 +49,9 @@ async fn import(
         path,
         token,
     } = body;
-    let remote = Remote::new(&url, token)?;
+    let remote = Remote::new(&url, token)?
+        .resolve(app.config.git_allow_private)
+        .await?;
     if let Some(branch) = &branch {
         check_branch(branch)?;
     }
@@ -158,7 +160,9 @@ async fn commit(
         ));
     }
     // Check the origin as strictly as at import.
-    let remote = Remote::new(&origin.url, body.token)?;
+    let remote = Remote::new(&origin.url, body.token)?
+        .resolve(app.config.git_allow_private)
+        .await?;
     check_branch(&origin.branch)?;
     check_path(&origin.path)?;
     let content = ipynb_bytes(&ipynb).map_err(ApiError::internal)?;
@@ -308,7 +312,7 @@ impl From<GitError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "git_conflict", message)
             }
             GitError::Rejected(_) => Self::new(StatusCode::CONFLICT, "git_rejected", message),
-            GitError::Unavailable(_) | GitError::Timeout(_) => {
+            GitError::Fetch(_) | GitError::Unavailable(_) | GitError::Timeout(_) => {
                 Self::new(StatusCode::BAD_GATEWAY, "git_unavailable", message)
             }
             GitError::TooLarge { .. } => {

@@ -13,6 +13,7 @@ mod comments;
 mod drive;
 mod execution;
 mod git;
+mod git_ssrf;
 mod integrity;
 mod local_sign_in;
 mod oauth;
