@@ -227,3 +227,51 @@ async fn git_imports_never_reach_the_servers_own_network() {
     }
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+/// The server's resident memory, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+#[tokio::test]
+async fn updates_with_missing_dependencies_are_not_held_in_memory() {
+    use yrs::updates::encoder::Encode;
+    use yrs::{ReadTxn, Text, Transact};
+    let server = TestServer::start().await.unwrap();
+    let owner = server.client_for("owner@example.com").await.unwrap();
+    let id = owner.create_notebook("gaps", None).await.unwrap().id;
+    let conn = connect(&server, &id, Some(owner.token())).await;
+    let pid = server.pid().unwrap();
+    let before = rss(pid);
+    // 32 MiB of updates, each depending on a change the server never gets.
+    let chunk = "z".repeat(1024 * 1024);
+    for _ in 0..32 {
+        let doc = yrs::Doc::new();
+        let text = doc.get_or_insert_text("t");
+        text.insert(&mut doc.transact_mut(), 0, "never sent");
+        let sent_from = doc.transact().state_vector();
+        text.insert(&mut doc.transact_mut(), 0, &chunk);
+        let gapped = doc.transact().encode_state_as_update_v1(&sent_from);
+        conn.send_raw(Message::Sync(yrs::sync::SyncMessage::Update(gapped)).encode_v1())
+            .unwrap();
+    }
+    // Everything was read and dropped: the connection is still fine and the server small.
+    conn.send_message(&Message::AwarenessQuery).unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!conn.is_closed(), "{:?}", conn.closed().await);
+    let grown = rss(pid).saturating_sub(before);
+    assert!(
+        grown < 24 * 1024 * 1024,
+        "the server grew by {} MiB after 32 MiB of incomplete updates",
+        grown / (1024 * 1024)
+    );
+    let exported = owner.export_ipynb(&id).await.unwrap();
+    assert!(!exported.to_string().contains("zzzz"));
+}
