@@ -129,9 +129,14 @@ pub async fn spawn_serve(
     verbose: bool,
 ) -> Result<(Child, SocketAddr)> {
     let mut args: Vec<&OsStr> = vec!["serve".as_ref(), "--data".as_ref(), data.as_os_str()];
+    args.extend(UNLIMITED_CONNECTIONS.map(OsStr::new));
     args.extend(extra_args);
     spawn_tandem(bin, &args, verbose).await
 }
+
+/// Every bench client uses one token, and the idle scenario opens thousands of connections:
+/// lift the per-person connection cap (`--max-connections-per-user`) for measured servers.
+pub const UNLIMITED_CONNECTIONS: [&str; 2] = ["--max-connections-per-user", "0"];
 
 /// Runs `tandem ARGS --listen 127.0.0.1:0` and waits for the address it prints, draining its
 /// output for as long as it runs.

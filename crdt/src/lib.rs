@@ -40,6 +40,9 @@
 //! - `error`: [`ImportError`], [`EditError`].
 //! - [`kernel`]: `state.kernel`, as others than the runtime write it ([`kernel::mark_kernel_dead`]).
 //! - [`history`]: comparing two states cell by cell, and restoring an earlier state as an edit.
+//! - [`guard`]: [`Guard`], which applies clients' updates and refuses those that write the
+//!   values only the runtime or the server may write ([`schema::RUNTIME_CELL_KEYS`],
+//!   [`schema::SERVER_STATE_KEYS`]).
 //!
 //! # The document
 //!
@@ -53,6 +56,10 @@
 //! - `meta`: `Y.Map` with `nbformat`, `nbformat_minor` (numbers) and `metadata` (`Y.Map` of plain
 //!   JSON). Imports store 4 and 5: both libraries strip cell ids when reading a 4.0–4.4 document.
 //! - `state`: `Y.Map` of shared runtime state; not part of the `.ipynb`.
+//!
+//! Who writes what: the runtime alone writes cells' [`schema::RUNTIME_CELL_KEYS`] and the
+//! runtime or the collab service alone the [`schema::SERVER_STATE_KEYS`] of `state`; the
+//! collab service applies editors' updates through a [`Guard`], which refuses the others.
 //!
 //! Where the two Jupyter libraries differ, this crate writes what both read and reads what
 //! either writes:
@@ -101,6 +108,7 @@
 
 mod edit;
 mod error;
+pub mod guard;
 pub mod history;
 mod ids;
 mod ipynb;
@@ -110,6 +118,7 @@ mod read;
 pub mod schema;
 
 pub use error::{EditError, ImportError};
+pub use guard::{Guard, Outcome};
 pub use limits::ImportLimits;
 pub use schema::{Cell, CellType, ExecutionState, NewCell, is_valid_cell_id};
 

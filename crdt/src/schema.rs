@@ -31,6 +31,28 @@ pub const EXECUTION_BY: &str = "execution_by";
 /// `.ipynb` export leaves it out.
 pub const STALE: &str = "tandem_stale";
 
+/// Key of `state`: the runtime's shared state (`status`, `queue`, `execution_count`, …).
+pub const STATE_KERNEL: &str = "kernel";
+/// Key of `state`: where a notebook opened from git came from (`url`, `branch`, `path`,
+/// `base_commit`), written by the collab service at import and after each push.
+pub const STATE_GIT: &str = "git";
+
+/// Keys of a cell's `Y.Map` that only the runtime writes: what a run produced and who asked
+/// for it. Clients may create a cell with them at their initial values (see
+/// [`crate::guard`]) or carry them along when moving a cell, and never write them afterwards.
+pub const RUNTIME_CELL_KEYS: [&str; 5] = [
+    OUTPUTS,
+    EXECUTION_COUNT,
+    EXECUTION_STATE,
+    EXECUTION_BY,
+    STALE,
+];
+
+/// Keys of the `state` map that only the runtime ([`STATE_KERNEL`]) or the collab service
+/// ([`STATE_GIT`], [`STATE_TITLE`], [`STATE_COMMENTS_REV`]) writes; each has its own API.
+/// Other keys of `state` (Jupyter's `dirty`, `path`) stay open to editors.
+pub const SERVER_STATE_KEYS: [&str; 4] = [STATE_KERNEL, STATE_GIT, STATE_TITLE, STATE_COMMENTS_REV];
+
 pub(crate) const ID: &str = "id";
 pub(crate) const CELL_TYPE: &str = "cell_type";
 pub(crate) const SOURCE: &str = "source";

@@ -3,7 +3,8 @@
 //! - `POST /api/notebooks/import/git` ([`IMPORT_PATH`], signed in) with a [`GitImport`]:
 //!   clones the branch shallowly, reads the one `.ipynb` file and answers 201 with a
 //!   [`NotebookInfo`](crate::NotebookInfo) whose role is `owner`. Where the notebook came from
-//!   (a [`GitOrigin`]) is kept in the document at `state.git` ([`STATE_GIT`]).
+//!   (a [`GitOrigin`]) is kept in the document at `state.git` (`tandem_crdt::schema::STATE_GIT`,
+//!   a `Y.Map`, so `base_commit` can change alone; only the server writes it).
 //! - `POST /api/notebooks/{id}/git/commit` (signed-in editor or owner) with a [`GitCommit`]:
 //!   exports the notebook as the `.ipynb` file, commits it on top of the origin's
 //!   `base_commit` and pushes; answers a [`GitCommitted`] and moves `state.git.base_commit`
@@ -35,10 +36,6 @@ use serde::{Deserialize, Serialize};
 
 /// The route that opens a notebook from git.
 pub const IMPORT_PATH: &str = "/api/notebooks/import/git";
-
-/// Key of the document's `state` map holding the notebook's [`GitOrigin`] as a `Y.Map` (so
-/// `base_commit` can change alone). Part of the document, not of the `.ipynb` export.
-pub const STATE_GIT: &str = "git";
 
 /// `POST /api/notebooks/import/git`: where to read the notebook from.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -576,9 +576,10 @@ pub mod close {
     /// A frame was not a well-formed y-websocket message, or carried an update that does not
     /// decode or apply. Only the offending connection is closed; the document is unharmed.
     pub const MALFORMED: u16 = 1007;
-    /// The notebook was deleted, or the caller's access to it ended.
+    /// The notebook was deleted, the caller's access to it ended, or a quota was passed (the
+    /// connection's message or byte rate, the notebook's size); the reason says which.
     pub const POLICY: u16 = 1008;
-    /// A message exceeded the configured size cap.
+    /// A message, or a presence (awareness) state, exceeded its configured size cap.
     pub const TOO_BIG: u16 = 1009;
     /// The server failed to store an update; the client should reconnect and resync.
     pub const INTERNAL: u16 = 1011;

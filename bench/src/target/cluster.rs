@@ -102,6 +102,7 @@ pub async fn tandem_cluster(
     for _ in 0..nodes {
         let mut args: Vec<&OsStr> = vec!["collab".as_ref()];
         args.extend(&store_args);
+        args.extend(super::UNLIMITED_CONNECTIONS.map(OsStr::new));
         let (child, addr) = spawn_tandem(bin, &args, verbose).await?;
         pids.push(
             child

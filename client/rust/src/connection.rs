@@ -164,11 +164,24 @@ impl DocConnection {
         Self::connect_with(ws_base, notebook_id, options).await
     }
 
-    /// [`connect`](Self::connect) with a caller-chosen document.
+    /// [`connect`](Self::connect) with a caller-chosen document. A `wss://` base trusts the
+    /// webpki roots (Mozilla's CA list, built in).
     pub async fn connect_with(
         ws_base: &str,
         notebook_id: &str,
         options: ConnectOptions,
+    ) -> Result<DocConnection, ConnectionError> {
+        Self::connect_with_tls(ws_base, notebook_id, options, None).await
+    }
+
+    /// [`connect_with`](Self::connect_with) over `wss://` with the TLS settings of `tls`
+    /// (the roots to trust, a client certificate), for servers whose certificate is not
+    /// signed by a public CA. `None` trusts the webpki roots.
+    pub async fn connect_with_tls(
+        ws_base: &str,
+        notebook_id: &str,
+        options: ConnectOptions,
+        tls: Option<Arc<rustls::ClientConfig>>,
     ) -> Result<DocConnection, ConnectionError> {
         let mut url = Url::parse(&format!(
             "{}/{}",
@@ -181,19 +194,26 @@ impl DocConnection {
         }
         // Nagle's algorithm would hold small updates back for up to 40 ms; edits are latency
         // sensitive and tiny, so send each at once.
-        let (socket, _) =
-            match tokio_tungstenite::connect_async_with_config(url.as_str(), None, true).await {
-                Ok(ok) => ok,
-                Err(tungstenite::Error::Http(response)) => {
-                    let status = response.status().as_u16();
-                    let body = response
-                        .body()
-                        .as_ref()
-                        .map(|b| String::from_utf8_lossy(b).into_owned());
-                    return Err(ConnectionError::Rejected { status, body });
-                }
-                Err(e) => return Err(e.into()),
-            };
+        let connector = tls.map(tokio_tungstenite::Connector::Rustls);
+        let (socket, _) = match tokio_tungstenite::connect_async_tls_with_config(
+            url.as_str(),
+            None,
+            true,
+            connector,
+        )
+        .await
+        {
+            Ok(ok) => ok,
+            Err(tungstenite::Error::Http(response)) => {
+                let status = response.status().as_u16();
+                let body = response
+                    .body()
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned());
+                return Err(ConnectionError::Rejected { status, body });
+            }
+            Err(e) => return Err(e.into()),
+        };
         let doc = options.doc.unwrap_or_default();
         let shared = Arc::new(Shared {
             awareness: Mutex::new(Awareness::new(doc.clone())),

@@ -8,6 +8,9 @@
 //!   transactions are sent as updates automatically; the server's close code and reason, and
 //!   any permission-denied auth message, are kept for tests to assert on.
 //!
+//! Both halves speak TLS (`https://`, `wss://`) with rustls, trusting the webpki roots;
+//! [`DocConnection::connect_with_tls`] takes other roots.
+//!
 //! It speaks the stock y-websocket protocol, so it works against any y-websocket server;
 //! [`reference::ReferenceServer`] starts the Node reference server for interop tests and
 //! benchmarks.
@@ -53,6 +56,8 @@ pub use api::{ApiError, Client};
 pub use connection::{
     ConnectOptions, ConnectionError, DocConnection, REMOTE_ORIGIN, UpdateEvent, UpdateKind,
 };
+/// Re-exported so callers build TLS settings with the same `rustls` as the client.
+pub use rustls;
 pub use tandem_protocol::{Me, NotebookInfo, Role, close};
 /// Re-exported so callers use the same `yrs` as the client.
 pub use yrs;

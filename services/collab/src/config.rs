@@ -53,6 +53,10 @@ pub struct Config {
     #[command(flatten)]
     pub drive: crate::drive::DriveConfig,
 
+    /// Per-connection, per-person and per-notebook quotas.
+    #[command(flatten)]
+    pub quotas: crate::quotas::QuotaConfig,
+
     /// Address to listen on; port 0 picks a free one (the bound address is printed).
     #[arg(long, env = "TANDEM_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -118,6 +122,13 @@ pub struct Config {
     /// for a commit) may take before it is stopped and answered 502 `git_unavailable`.
     #[arg(long, env = "TANDEM_GIT_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub git_timeout: Duration,
+
+    /// Let git imports and commits reach hosts that are not on the public internet
+    /// (loopback, private, link-local, carrier-grade NAT, cloud metadata addresses): for git
+    /// servers on the same private network as Tandem. Off, such a repository URL is refused,
+    /// so nobody can make the server call services only it can reach.
+    #[arg(long, env = "TANDEM_GIT_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub git_allow_private: bool,
 
     /// The key users' secrets are sealed with: base64 of 32 random bytes
     /// (`head -c32 /dev/urandom | base64`). Unset, the embedded store keeps one in

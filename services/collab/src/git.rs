@@ -14,11 +14,20 @@
 //! so no other file of the repository is ever fetched or written to disk.
 
 //!
+//! A repository's host must be on the public internet (see `address`), unless the server runs
+//! with `--git-allow-private`; git connects only to the address checked, and follows no
+//! redirect. Whatever stops a clone (no such host, a refused connection, TLS, not a git
+//! repository, no such branch, an empty one, a timeout, a refused address) is answered the
+//! same way ([`GitError::Fetch`]), so the route tells a prober nothing about what listens
+//! where; the detail goes to the log.
+//!
 //! # Layout
 //! - this file: what is accepted ([`Remote`], [`check_branch`], [`check_path`]) and
 //!   [`GitError`];
+//! - `address`: which addresses are public, and pinning git to one;
 //! - `checkout`: [`Checkout`], the clone and the commands run in it.
 
+mod address;
 mod checkout;
 
 use std::time::Duration;
@@ -47,6 +56,10 @@ pub enum GitError {
     /// The server refused the credentials, or wants some.
     #[error("the git server refused the credentials: {0}")]
     Auth(String),
+    /// The repository could not be fetched, for whatever reason (the detail, for the log,
+    /// is never answered: see the module documentation).
+    #[error("could not fetch the repository: check the URL, the branch and the token")]
+    Fetch(String),
     /// No such repository, branch or file.
     #[error("{0}")]
     NotFound(String),
@@ -96,6 +109,8 @@ pub enum GitError {
 pub struct Remote {
     url: String,
     token: Option<String>,
+    /// The address git must connect to, as a `http.curloptResolve` entry, once resolved.
+    pin: Option<String>,
 }
 
 impl std::fmt::Debug for Remote {
@@ -103,6 +118,7 @@ impl std::fmt::Debug for Remote {
         f.debug_struct("Remote")
             .field("url", &self.url)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("pin", &self.pin)
             .finish()
     }
 }
@@ -149,12 +165,52 @@ impl Remote {
         Ok(Self {
             url: parsed.into(),
             token,
+            pin: None,
         })
     }
 
-    /// The URL as it is used and kept (normalized).
+    /// The URL as it is used and kept (normalized: `http://0x7f000001/` is
+    /// `http://127.0.0.1/`, which is what git is given).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Resolves the host and pins git to its address. Unless `allow_private`, every address
+    /// the host has must be public: an IP address in the URL that is not is refused as an
+    /// invalid URL; a name that resolves to one is refused like any failed fetch.
+    pub async fn resolve(mut self, allow_private: bool) -> Result<Self, GitError> {
+        let parsed = url::Url::parse(&self.url)
+            .map_err(|_| GitError::InvalidUrl(format!("not a URL: {:?}", self.url)))?;
+        let port = parsed.port_or_known_default().unwrap_or(443);
+        let (host, addresses): (String, Vec<std::net::IpAddr>) = match parsed.host() {
+            Some(url::Host::Ipv4(ip)) => (ip.to_string(), vec![ip.into()]),
+            Some(url::Host::Ipv6(ip)) => (format!("[{ip}]"), vec![ip.into()]),
+            Some(url::Host::Domain(name)) => {
+                let found = tokio::net::lookup_host((name, port))
+                    .await
+                    .map_err(|err| GitError::Fetch(format!("resolving {name}: {err}")))?;
+                (name.to_owned(), found.map(|addr| addr.ip()).collect())
+            }
+            None => return Err(GitError::InvalidUrl("the URL has no host".into())),
+        };
+        if !allow_private && let Some(ip) = addresses.iter().find(|ip| !address::is_public(**ip)) {
+            return Err(match parsed.host() {
+                Some(url::Host::Domain(_)) => {
+                    GitError::Fetch(format!("{host} resolves to {ip}, which is not public"))
+                }
+                _ => GitError::InvalidUrl(format!(
+                    "{ip} is a loopback, private, link-local or otherwise non-public \
+                     address; the server fetches only from the public internet"
+                )),
+            });
+        }
+        if addresses.is_empty() {
+            return Err(GitError::Fetch(format!("{host} has no address")));
+        }
+        if matches!(parsed.host(), Some(url::Host::Domain(_))) {
+            self.pin = Some(address::resolve_entry(&host, port, &addresses));
+        }
+        Ok(self)
     }
 }
 

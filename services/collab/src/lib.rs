@@ -13,6 +13,8 @@
 //! - [`room`]: the registry of rooms and the per-notebook actor (sync, awareness,
 //!   persistence, broadcast, compaction, idle unload).
 //! - [`ws`]: one WebSocket connection: frame decoding, limits, keepalive, close reasons.
+//! - [`quotas`]: what one connection, person and notebook may take (connections, message
+//!   rates, awareness and notebook sizes).
 //! - [`api`]: the REST routes; [`auth`]: tokens and notebook access; [`error`]: the HTTP error.
 //! - [`runtime_hub`]: the link to runtime nodes (execute, interrupt, restart): the control
 //!   WebSocket, or Redis with `--redis-url`.
@@ -49,6 +51,7 @@ pub mod git;
 pub mod hosts;
 pub mod ids;
 pub mod metrics;
+pub mod quotas;
 pub mod room;
 pub mod runtime_hub;
 pub mod secrets;
@@ -96,6 +99,8 @@ pub struct App {
     pub providers: Arc<auth::oauth::Providers>,
     /// Rate limits on sign-in and token attempts.
     pub limits: Arc<auth::limits::Limits>,
+    /// Open WebSockets per person.
+    pub connections: Arc<quotas::Connections>,
     /// This node's local sign-in token; `None` when local sign-in is off.
     pub local_sign_in: Option<Arc<auth::local::LocalToken>>,
     /// Access changes that open connections re-check.
@@ -176,6 +181,8 @@ impl Server {
             compact_after: config.compact_after,
             awareness_timeout: config.awareness_timeout,
             versions: config.versions.clone(),
+            max_awareness_bytes: config.quotas.max_awareness_bytes,
+            max_notebook_bytes: config.quotas.max_notebook_bytes,
         };
         let (access, cluster) = match &shared {
             Some(redis) => {
@@ -226,6 +233,7 @@ impl Server {
         let app = App {
             providers: Arc::new(providers),
             limits: Arc::new(limits),
+            connections: Arc::default(),
             local_sign_in,
             access,
             store,

@@ -41,6 +41,10 @@ pub struct RoomSettings {
     pub awareness_timeout: Duration,
     /// When to take automatic versions and which to keep.
     pub versions: crate::versions::VersionConfig,
+    /// Largest awareness state a client may publish, in bytes.
+    pub max_awareness_bytes: usize,
+    /// Largest a notebook may grow through editors' updates, in stored bytes (0: no limit).
+    pub max_notebook_bytes: u64,
 }
 
 /// Asks a connection to close with a code and reason; the first request wins.
@@ -94,6 +98,10 @@ pub enum Command {
         conn: ConnId,
         /// Whether the sender may change the document.
         can_edit: bool,
+        /// Whether the sender is a runtime (the service credential): the runtime writes
+        /// outputs, counts and `state.kernel`, which every other editor's updates are checked
+        /// against ([`tandem_crdt::guard`]).
+        runtime: bool,
         /// The signed-in user behind the connection, credited in the version history.
         author: Option<Arc<str>>,
         /// The messages of one frame.

@@ -105,6 +105,17 @@ pub struct StoredDocument {
     pub last_seq: u64,
 }
 
+impl StoredDocument {
+    /// Its size as stored: the snapshot and every update, in bytes.
+    pub fn size(&self) -> u64 {
+        self.snapshot
+            .iter()
+            .chain(self.updates.iter())
+            .map(|bytes| bytes.len() as u64)
+            .sum()
+    }
+}
+
 /// The storage engine behind the collab service. Accounts (sessions, sign-in attempts) and
 /// comments are in the supertraits; bring them into scope to call their methods.
 #[async_trait]

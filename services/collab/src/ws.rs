@@ -1,21 +1,30 @@
 //! `GET /ws/{notebook_id}`: one y-websocket connection.
 //!
-//! Access is checked before the upgrade (401/404 answered as HTTP). After it, a reader loop
-//! decodes frames and hands the messages to the notebook's room, and a writer loop sends what
-//! the room queues, pings, and the close frame with its reason. The loops are generic over
-//! `Stream`/`Sink` so tests can drive them without a socket.
+//! Access is checked before the upgrade (401/404 answered as HTTP), and so is the caller's
+//! number of open connections (429). After it, a reader loop decodes frames, charges them to
+//! the connection's message and byte budgets and hands the messages to the notebook's room,
+//! and a writer loop sends what the room queues, pings, and the close frame with its reason.
+//! The loops are generic over `Stream`/`Sink` so tests can drive them without a socket.
+//!
+//! - `upgrade`: the handshake, and draining a client whose oversized message was refused;
+//! - `access`: re-checking access on open connections.
+
+mod access;
+mod upgrade;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use tandem_protocol::{Role, close};
+use tandem_protocol::close;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use tracing::Instrument;
 use yrs::sync::{Message, MessageReader};
 use yrs::updates::decoder::DecoderV1;
@@ -23,8 +32,9 @@ use yrs::updates::encoder::Encode;
 
 use crate::App;
 use crate::auth::events::AccessEvent;
-use crate::auth::{Authenticated, Caller, Credential, caller_access, user_for};
+use crate::auth::{Authenticated, Caller, caller_access};
 use crate::error::ApiError;
+use crate::quotas::{Counted, Rate};
 use crate::room::{Closer, Command, ConnId, Peer, RoomHandle};
 
 /// Normal closure, sent when the client closed first.
@@ -36,56 +46,105 @@ const SOCKET_BUFFER: usize = 8 * 1024;
 /// How long to wait for a client's close frame after sending ours.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
+/// When draining a client whose oversized message was refused: how long a pause in what it
+/// sends means it is done and reading our close frame.
+const DRAIN_QUIET: Duration = Duration::from_millis(200);
+
 /// Frames written per flush when a client's queue has several waiting.
 const WRITE_BATCH: usize = 64;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
-/// The WebSocket route: checks access, then upgrades.
+/// The WebSocket route: checks access and the caller's connection count, then upgrades.
 #[tracing::instrument(skip_all, fields(doc_id = %notebook_id, user_id = %auth.caller.log_id()))]
 pub async fn route(
     State(app): State<App>,
     Path(notebook_id): Path<String>,
     auth: Authenticated,
-    upgrade: WebSocketUpgrade,
+    upgrade: upgrade::Upgrade,
 ) -> Result<Response, ApiError> {
     let caller = &auth.caller;
     // Subscribed before access is checked: a change that lands between the check and the
     // connection's start is then seen by `watch_access`, not missed.
     let events = app.access.subscribe();
     let (_, role) = caller_access(&app, caller, &notebook_id).await?;
-    let limit = app.config.max_message_bytes;
+    let quotas = &app.config.quotas;
+    let (counted, rate) = match caller {
+        // The runtime writes what kernels produced, which `--output-cap` already bounds.
+        Caller::Service => (None, None),
+        Caller::User(user) => (Some(format!("user:{}", user.id)), Some(Rate::new(quotas))),
+        Caller::Anonymous => (
+            Some(format!("address:{}", upgrade.client())),
+            Some(Rate::new(quotas)),
+        ),
+    };
+    let counted = match counted {
+        Some(key) => Some(
+            app.connections
+                .open(key, quotas.max_connections_per_user)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "too_many_connections",
+                        format!(
+                            "more than {} open connections; close some tabs",
+                            quotas.max_connections_per_user
+                        ),
+                    )
+                })?,
+        ),
+        None => None,
+    };
     let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let span =
         tracing::info_span!("conn", conn, doc_id = %notebook_id, user_id = %caller.log_id(), %role);
-    let tracker = app.tracker.clone();
+    let connection = Connection {
+        can_edit: Arc::new(AtomicBool::new(role.can_edit())),
+        app: app.clone(),
+        notebook_id,
+        conn,
+        auth,
+        events,
+        rate,
+        _counted: counted,
+    };
     // Small socket buffers keep ten thousand idle connections far under a gigabyte; edits are
     // small, and larger messages still assemble across reads.
-    let upgrade = upgrade
-        .max_message_size(limit)
-        .max_frame_size(limit)
-        .read_buffer_size(SOCKET_BUFFER)
-        .write_buffer_size(SOCKET_BUFFER);
-    let can_edit = Arc::new(AtomicBool::new(role.can_edit()));
-    Ok(upgrade.on_upgrade(move |socket| {
-        tracker.track_future(
-            serve(app, notebook_id, conn, (auth, can_edit, events), socket).instrument(span),
-        )
-    }))
+    Ok(upgrade.on_upgrade(
+        &app.tracker,
+        app.config.max_message_bytes,
+        SOCKET_BUFFER,
+        move |socket| serve(connection, socket).instrument(span),
+    ))
 }
 
-async fn serve(
+/// One accepted connection, before its socket opens.
+struct Connection {
     app: App,
     notebook_id: String,
     conn: ConnId,
-    (auth, can_edit, events): (
-        Authenticated,
-        Arc<AtomicBool>,
-        tokio::sync::broadcast::Receiver<AccessEvent>,
-    ),
-    socket: WebSocket,
-) {
-    let _counted = crate::metrics::connection_opened();
+    auth: Authenticated,
+    /// Whether it may change the document now (flips when its role changes).
+    can_edit: Arc<AtomicBool>,
+    events: tokio::sync::broadcast::Receiver<AccessEvent>,
+    /// Its message and byte budgets; none for the runtime.
+    rate: Option<Rate>,
+    /// Its place in the caller's connection count, given back when it ends.
+    _counted: Option<Counted>,
+}
+
+async fn serve(connection: Connection, socket: upgrade::Socket) {
+    let Connection {
+        app,
+        notebook_id,
+        conn,
+        auth,
+        can_edit,
+        events,
+        rate,
+        _counted,
+    } = connection;
+    let _open = crate::metrics::connection_opened();
     let (out_tx, out_rx) = mpsc::channel(app.config.outbound_queue);
     let closer = Arc::new(Closer::default());
     let room = app.rooms.get(&notebook_id);
@@ -108,17 +167,25 @@ async fn serve(
         Caller::User(user) => Some(user.id.as_str().into()),
         Caller::Service | Caller::Anonymous => None,
     };
-    tokio::join!(
+    let (sink, (stream, end), ()) = tokio::join!(
         write_loop(sink, out_rx, &closer, keepalive, &last_seen),
         read_loop(
             stream,
-            &room,
-            (conn, &can_edit, &author),
-            &closer,
-            &last_seen,
-            limit
+            Reader {
+                room: &room,
+                sender: Sender {
+                    conn,
+                    can_edit: &can_edit,
+                    runtime: matches!(auth.caller, Caller::Service),
+                    author: &author,
+                },
+                closer: &closer,
+                last_seen: &last_seen,
+                limit,
+                rate: rate.as_ref(),
+            },
         ),
-        watch_access(
+        access::watch_access(
             &app,
             (&notebook_id, &room, conn),
             &auth,
@@ -127,84 +194,14 @@ async fn serve(
         ),
     );
     let _ = room.send(Command::Leave { conn }).await;
+    if end == ReadEnd::Broken
+        && let Ok(mut socket) = sink.reunite(stream)
+    {
+        // The client may still be sending the message that broke the stream; reading it to
+        // the end lets our close frame reach it (see `upgrade`).
+        upgrade::drain(socket.get_mut(), DRAIN_QUIET, CLOSE_GRACE).await;
+    }
     tracing::debug!(reason = ?closer.reason(), "disconnected");
-}
-
-/// Re-checks the connection's credential and role whenever an access event concerns it:
-/// cuts the connection when access ended (code 1008), and downgrades or upgrades its right to
-/// edit when the role changed. On an upgrade the room asks the client again for what it
-/// holds, as a reconnect would, so edits it made before (refused then) are not stranded
-/// beneath its later ones.
-async fn watch_access(
-    app: &App,
-    (notebook_id, room, conn): (&str, &RoomHandle, ConnId),
-    auth: &Authenticated,
-    (mut events, can_edit): (tokio::sync::broadcast::Receiver<AccessEvent>, &AtomicBool),
-    closer: &Closer,
-) {
-    use tokio::sync::broadcast::error::RecvError;
-    if auth.credential == Credential::Service {
-        return;
-    }
-    loop {
-        let event = tokio::select! {
-            event = events.recv() => event,
-            () = closer.requested() => return,
-        };
-        let concerns_us = match &event {
-            Ok(AccessEvent::Notebook(id)) => id == notebook_id,
-            Ok(AccessEvent::SessionEnded(hash)) => {
-                auth.credential == Credential::Session(hash.clone())
-            }
-            Ok(AccessEvent::UserSignedOut(user_id)) => {
-                matches!(&auth.caller, Caller::User(user) if &user.id == user_id)
-            }
-            // Fell behind: some event may have concerned us.
-            Err(RecvError::Lagged(_)) => true,
-            Err(RecvError::Closed) => return,
-        };
-        if !concerns_us {
-            continue;
-        }
-        match current_role(app, notebook_id, auth).await {
-            Ok(Some(role)) => {
-                let before = can_edit.swap(role.can_edit(), Ordering::Relaxed);
-                if before != role.can_edit() {
-                    tracing::info!(%role, "role changed on an open connection");
-                }
-                if !before && role.can_edit() {
-                    let _ = room.send(Command::Resync { conn }).await;
-                }
-            }
-            Ok(None) => {
-                tracing::info!("access ended; closing the connection");
-                closer.close(close::POLICY, "your access to this notebook ended");
-                return;
-            }
-            // A store hiccup is no reason to cut anyone off; the next event checks again.
-            Err(err) => tracing::warn!(error = err.message, "cannot re-check access"),
-        }
-    }
-}
-
-/// The role the connection's credential has now, or `None` when it has none left.
-async fn current_role(
-    app: &App,
-    notebook_id: &str,
-    auth: &Authenticated,
-) -> Result<Option<Role>, ApiError> {
-    let caller = match &auth.credential {
-        Credential::None => Caller::Anonymous,
-        credential => match user_for(app, credential).await? {
-            Some(user) => Caller::User(user),
-            None => return Ok(None),
-        },
-    };
-    match caller_access(app, &caller, notebook_id).await {
-        Ok((_, role)) => Ok(Some(role)),
-        Err(err) if err.status.is_client_error() => Ok(None),
-        Err(err) => Err(err),
-    }
 }
 
 /// Milliseconds since a fixed start, shared between the two loops.
@@ -232,19 +229,25 @@ impl Clock {
     }
 }
 
-async fn read_loop<S>(
-    mut stream: S,
-    room: &RoomHandle,
-    sender: (ConnId, &AtomicBool, &Option<Arc<str>>),
-    closer: &Closer,
-    last_seen: &Clock,
+/// What the reader needs besides its stream.
+struct Reader<'a> {
+    room: &'a RoomHandle,
+    sender: Sender<'a>,
+    closer: &'a Closer,
+    last_seen: &'a Clock,
+    /// `--max-message-bytes`, for the close reason.
     limit: usize,
-) where
-    S: Stream<Item = Result<WsMessage, axum::Error>> + Unpin,
+    /// The connection's message and byte budgets; none for the runtime.
+    rate: Option<&'a Rate>,
+}
+
+/// Reads until the connection ends; gives the stream back, with how it ended.
+async fn read_loop<S>(mut stream: S, reader: Reader<'_>) -> (S, ReadEnd)
+where
+    S: Stream<Item = Result<WsMessage, WsError>> + Unpin,
 {
-    if read_frames(&mut stream, room, sender, closer, last_seen, limit).await
-        == ReadEnd::ServerClosing
-    {
+    let end = read_frames(&mut stream, &reader).await;
+    if end == ReadEnd::ServerClosing {
         // The closing handshake: wait (briefly) for the client's close frame, so the client
         // reads ours and its reply does not hit a reset socket.
         let drain = async {
@@ -256,27 +259,50 @@ async fn read_loop<S>(
         };
         let _ = tokio::time::timeout(CLOSE_GRACE, drain).await;
     }
+    (stream, end)
 }
 
-#[derive(PartialEq)]
+/// Who the reader's messages come from, as the room needs to know.
+#[derive(Clone, Copy)]
+struct Sender<'a> {
+    conn: ConnId,
+    /// Whether the connection may change the document now (flips when its role changes).
+    can_edit: &'a AtomicBool,
+    /// Whether it is a runtime, whose updates are not checked for runtime-owned values.
+    runtime: bool,
+    /// The signed-in user, credited in the version history.
+    author: &'a Option<Arc<str>>,
+}
+
+#[derive(Debug, PartialEq)]
 enum ReadEnd {
     /// The client closed or vanished.
     PeerGone,
     /// This side asked to close; the client has yet to answer.
     ServerClosing,
+    /// The stream stopped in the middle of what the client sends (a message over the limit):
+    /// this side is closing, and what the client still sends must be drained raw.
+    Broken,
 }
 
-async fn read_frames<S>(
-    stream: &mut S,
-    room: &RoomHandle,
-    (conn, can_edit, author): (ConnId, &AtomicBool, &Option<Arc<str>>),
-    closer: &Closer,
-    last_seen: &Clock,
-    limit: usize,
-) -> ReadEnd
+async fn read_frames<S>(stream: &mut S, reader: &Reader<'_>) -> ReadEnd
 where
-    S: Stream<Item = Result<WsMessage, axum::Error>> + Unpin,
+    S: Stream<Item = Result<WsMessage, WsError>> + Unpin,
 {
+    let Reader {
+        room,
+        sender:
+            Sender {
+                conn,
+                can_edit,
+                runtime,
+                author,
+            },
+        closer,
+        last_seen,
+        limit,
+        rate,
+    } = reader;
     loop {
         let next = tokio::select! {
             next = stream.next() => next,
@@ -287,15 +313,23 @@ where
             return ReadEnd::PeerGone;
         };
         last_seen.touch();
+        if let (Ok(message), Some(rate)) = (&frame, rate)
+            && let Err(reason) = rate.take(message.len())
+        {
+            tracing::info!(conn, reason = %reason, "closing a connection over its rate");
+            closer.close(close::POLICY, reason);
+            return ReadEnd::ServerClosing;
+        }
         match frame {
             Ok(WsMessage::Binary(data)) => match decode_frame(&data) {
                 Ok(messages) if messages.is_empty() => {}
                 Ok(messages) => {
                     if room
                         .send(Command::Messages {
-                            conn,
+                            conn: *conn,
                             can_edit: can_edit.load(Ordering::Relaxed),
-                            author: author.clone(),
+                            runtime: *runtime,
+                            author: (*author).clone(),
                             messages,
                         })
                         .await
@@ -317,16 +351,16 @@ where
                 );
                 return ReadEnd::ServerClosing;
             }
-            Ok(WsMessage::Ping(_) | WsMessage::Pong(_)) => {}
+            Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_)) => {}
             Ok(WsMessage::Close(_)) => {
                 closer.close(NORMAL, "");
                 return ReadEnd::PeerGone;
             }
-            Err(err) => {
-                if is_too_big(err) {
-                    closer.close(close::TOO_BIG, format!("message larger than {limit} bytes"));
-                    return ReadEnd::ServerClosing;
-                }
+            Err(WsError::Capacity(_)) => {
+                closer.close(close::TOO_BIG, format!("message larger than {limit} bytes"));
+                return ReadEnd::Broken;
+            }
+            Err(_) => {
                 closer.close(NORMAL, "");
                 return ReadEnd::PeerGone;
             }
@@ -334,13 +368,15 @@ where
     }
 }
 
+/// Writes until the connection is closing, then the close frame; gives the sink back.
 async fn write_loop<S>(
     mut sink: S,
     mut out: mpsc::Receiver<Bytes>,
     closer: &Closer,
     keepalive: Duration,
     last_seen: &Clock,
-) where
+) -> S
+where
     S: Sink<WsMessage> + Unpin,
 {
     let mut ping = tokio::time::interval(keepalive);
@@ -375,12 +411,13 @@ async fn write_loop<S>(
     }
     if let Some((code, reason)) = closer.reason() {
         let frame = CloseFrame {
-            code: *code,
+            code: (*code).into(),
             reason: close_reason(reason).into(),
         };
         let _ = sink.send(WsMessage::Close(Some(frame))).await;
     }
     let _ = sink.close().await;
+    sink
 }
 
 /// Writes `first` and whatever else is already queued (up to [`WRITE_BATCH`]), then flushes
@@ -436,12 +473,6 @@ fn decode_frame(data: &[u8]) -> Result<Vec<Message>, String> {
         ));
     }
     Ok(messages)
-}
-
-fn is_too_big(err: axum::Error) -> bool {
-    use tokio_tungstenite::tungstenite::Error;
-    let inner = err.into_inner();
-    matches!(inner.downcast_ref::<Error>(), Some(Error::Capacity(_)))
 }
 
 #[cfg(test)]

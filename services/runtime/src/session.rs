@@ -60,7 +60,7 @@ mod outputs;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -254,6 +254,30 @@ pub struct Session {
     /// Set when the session ended because it could not reach the notebook again: its last
     /// state (`"dead"`, why) may never have reached anyone, so someone else must write it.
     lost: Arc<AtomicBool>,
+    status: Arc<Status>,
+}
+
+/// What the session's task publishes about itself for the node (kernel limits, metrics).
+/// It is the task's own bookkeeping, never read back from the shared document: that is
+/// written by other peers too, and the collab service's checks are no reason for the
+/// runtime to take it on trust.
+#[derive(Debug, Default)]
+pub(crate) struct Status {
+    /// A kernel process is starting, idle or busy.
+    has_kernel: AtomicBool,
+    /// Cells waiting in the queue.
+    queued: AtomicUsize,
+}
+
+impl Status {
+    pub(crate) fn publish(&self, state: &KernelStatus, queued: usize) {
+        let has_kernel = matches!(
+            state,
+            KernelStatus::Starting | KernelStatus::Idle | KernelStatus::Busy
+        );
+        self.has_kernel.store(has_kernel, Ordering::Relaxed);
+        self.queued.store(queued, Ordering::Relaxed);
+    }
 }
 
 impl Session {
@@ -288,14 +312,22 @@ impl Session {
         let (commands, receiver) = mpsc::channel(64);
         let notebook_id = config.notebook_id.clone();
         let lost = Arc::new(AtomicBool::new(false));
+        let status = Arc::new(Status::default());
         let link = link::Link::new(target, conn, base);
-        let task = actor::Actor::new(config, link, notebook.clone(), receiver, kernel);
+        let task = actor::Actor::new(
+            config,
+            link,
+            (notebook.clone(), status.clone()),
+            receiver,
+            kernel,
+        );
         tokio::spawn(task.run(lost.clone()).instrument(span));
         Ok(Session {
             commands,
             notebook,
             notebook_id,
             lost,
+            status,
         })
     }
 
@@ -394,25 +426,14 @@ impl Session {
         &self.notebook_id
     }
 
-    /// Whether the session has a kernel process (starting, idle or busy), as its own writes
-    /// to `state.kernel` say.
+    /// Whether the session has a kernel process (starting, idle or busy).
     pub fn has_kernel(&self) -> bool {
-        let status = self.notebook.state_value(KERNEL_KEY);
-        let status = status
-            .as_ref()
-            .and_then(|k| k.get("status"))
-            .and_then(|s| s.as_str());
-        matches!(status, Some("starting" | "idle" | "busy"))
+        self.status.has_kernel.load(Ordering::Relaxed)
     }
 
-    /// How many cells wait in the queue, as the session's own writes to `state.kernel` say.
+    /// How many cells wait in the queue.
     pub fn queued(&self) -> usize {
-        self.notebook
-            .state_value(KERNEL_KEY)
-            .as_ref()
-            .and_then(|k| k.get("queue"))
-            .and_then(|q| q.as_array())
-            .map_or(0, Vec::len)
+        self.status.queued.load(Ordering::Relaxed)
     }
 
     /// The ids of the notebook's code cells in order, as the session sees the document now

@@ -19,6 +19,9 @@ use tokio_util::sync::CancellationToken;
 use yrs::types::ToJson;
 use yrs::{DeepObservable, Map, Out, Transact};
 
+/// The runtime's credential on the test's collab service.
+const SERVICE_TOKEN: &str = "session-test-service-token";
+
 /// Generous: a debug-build kernel starts in about a second, but CI machines are slow.
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -80,7 +83,10 @@ impl Harness {
         spare: bool,
     ) -> Result<Self> {
         let dir = tempfile::tempdir()?;
-        let config = tandem_collab::Config::with_data(dir.path().join("data"))?;
+        let mut config = tandem_collab::Config::with_data(dir.path().join("data"))?;
+        // The session joins as a runtime does: only the service credential may write outputs,
+        // counts and `state.kernel`.
+        config.service_token = Some(SERVICE_TOKEN.to_owned());
         let server = tandem_collab::Server::bind(config).await?;
         let addr = server.local_addr();
         let app = server.app().clone();
@@ -105,7 +111,7 @@ impl Harness {
         let mut config = SessionConfig::new(
             &ws,
             &notebook.id,
-            &token,
+            SERVICE_TOKEN,
             kernel_options(dir.path().join("kernel")),
         );
         configure(&mut config);

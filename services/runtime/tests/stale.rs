@@ -19,6 +19,9 @@ use tandem_runtime::session::{Requester, Session, SessionConfig};
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
+/// The runtime's credential on the test's collab service.
+const SERVICE_TOKEN: &str = "session-test-service-token";
+
 /// Generous: a debug-build kernel starts in about a second, but CI machines are slow.
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -38,7 +41,10 @@ impl Drop for Harness {
 impl Harness {
     async fn start(cells: &[(&str, &str)]) -> Result<Self> {
         let dir = tempfile::tempdir()?;
-        let config = tandem_collab::Config::with_data(dir.path().join("data"))?;
+        let mut config = tandem_collab::Config::with_data(dir.path().join("data"))?;
+        // The session joins as a runtime does: only the service credential may write outputs,
+        // counts and `state.kernel`.
+        config.service_token = Some(SERVICE_TOKEN.to_owned());
         let server = tandem_collab::Server::bind(config).await?;
         let addr = server.local_addr();
         let app = server.app().clone();
@@ -71,7 +77,7 @@ impl Harness {
             isolation: Default::default(),
             gpu: false,
         };
-        let config = SessionConfig::new(&ws, &notebook.id, &token, kernel);
+        let config = SessionConfig::new(&ws, &notebook.id, SERVICE_TOKEN, kernel);
         let session = Session::start(config).await?;
         Ok(Harness {
             _dir: dir,

@@ -11,8 +11,9 @@ use axum::response::IntoResponse;
 use axum::{Json, routing};
 use serde_json::Value;
 use tandem_crdt::Notebook;
+use tandem_crdt::schema::STATE_GIT;
 use tandem_protocol::Role;
-use tandem_protocol::git::{GitCommit, GitCommitted, GitImport, GitOrigin, STATE_GIT};
+use tandem_protocol::git::{GitCommit, GitCommitted, GitImport, GitOrigin};
 use yrs::{Any, In, Map, MapPrelim, Out, WriteTxn};
 
 use super::{ApiJson, clean_title, info};
@@ -48,7 +49,9 @@ async fn import(
         path,
         token,
     } = body;
-    let remote = Remote::new(&url, token)?;
+    let remote = Remote::new(&url, token)?
+        .resolve(app.config.git_allow_private)
+        .await?;
     if let Some(branch) = &branch {
         check_branch(branch)?;
     }
@@ -143,8 +146,9 @@ async fn commit(
             "this notebook was not opened from git, so it has nowhere to be committed",
         )
     })?;
-    // The origin is document data that any editor can change: a token goes only to the
-    // repository its owner named in this request, never to whatever the document now says.
+    // The origin is document data (only the server writes it, yet a token's owner still says
+    // where it may go): a token goes only to the repository its owner named in this request,
+    // never to whatever the document now says.
     if body.token.is_some() && body.url.as_deref() != Some(origin.url.as_str()) {
         return Err(ApiError::bad_request(
             "git_origin_mismatch",
@@ -156,7 +160,9 @@ async fn commit(
         ));
     }
     // Check the origin as strictly as at import.
-    let remote = Remote::new(&origin.url, body.token)?;
+    let remote = Remote::new(&origin.url, body.token)?
+        .resolve(app.config.git_allow_private)
+        .await?;
     check_branch(&origin.branch)?;
     check_path(&origin.path)?;
     let content = ipynb_bytes(&ipynb).map_err(ApiError::internal)?;
@@ -306,7 +312,7 @@ impl From<GitError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "git_conflict", message)
             }
             GitError::Rejected(_) => Self::new(StatusCode::CONFLICT, "git_rejected", message),
-            GitError::Unavailable(_) | GitError::Timeout(_) => {
+            GitError::Fetch(_) | GitError::Unavailable(_) | GitError::Timeout(_) => {
                 Self::new(StatusCode::BAD_GATEWAY, "git_unavailable", message)
             }
             GitError::TooLarge { .. } => {

@@ -56,6 +56,13 @@ impl Checkout {
             // Plain http only ever for the loopback URL `Remote::new` let through.
             config.push(("protocol.http.allow".to_owned(), "always".to_owned()));
         }
+        // A redirect could lead anywhere, past the address check (and it must not carry a
+        // token's header to another host either).
+        config.push(("http.followRedirects".to_owned(), "false".to_owned()));
+        if let Some(pin) = &remote.pin {
+            // Connect only to the address `Remote::resolve` checked: no second DNS lookup.
+            config.push(("http.curloptResolve".to_owned(), pin.clone()));
+        }
         let mut secrets = Vec::new();
         if let Some(token) = &remote.token {
             let basic =
@@ -64,8 +71,6 @@ impl Checkout {
                 "http.extraHeader".to_owned(),
                 format!("Authorization: Basic {basic}"),
             ));
-            // A redirect must not carry the header to another host.
-            config.push(("http.followRedirects".to_owned(), "false".to_owned()));
             secrets.push(token.clone());
             secrets.push(basic);
         }
@@ -95,9 +100,19 @@ impl Checkout {
         }
         let repo_arg = repo.to_string_lossy().into_owned();
         args.extend(["--", remote.url.as_str(), repo_arg.as_str()]);
-        let out = checkout.run(&args, None, &[], false).await?;
+        let out = match checkout.run(&args, None, &[], false).await {
+            Ok(out) => out,
+            Err(GitError::Timeout(after)) => {
+                return Err(fetch_failed(format!(
+                    "git clone took longer than {after:?}"
+                )));
+            }
+            Err(err) => return Err(err),
+        };
         if !out.status.success() {
-            return Err(checkout.remote_error(&out));
+            return Err(fetch_failed(
+                checkout.scrub(&String::from_utf8_lossy(&out.stderr)),
+            ));
         }
         let head = checkout
             .run(
@@ -108,7 +123,7 @@ impl Checkout {
             )
             .await?;
         if !head.status.success() {
-            return Err(GitError::NotFound("the branch has no commits".into()));
+            return Err(fetch_failed("the branch has no commits".into()));
         }
         checkout.head = text(&head.stdout);
         checkout.branch = match branch {
@@ -427,6 +442,12 @@ impl Checkout {
     fn scrub(&self, said: &str) -> String {
         scrub(said, &self.secrets)
     }
+}
+
+/// Why a clone failed, logged, behind the one answer every failed fetch gets.
+fn fetch_failed(detail: String) -> GitError {
+    tracing::warn!(detail = %detail, "git clone failed");
+    GitError::Fetch(detail)
 }
 
 /// A command's output as a trimmed string (object ids, names).

@@ -7,23 +7,27 @@
 //! state (a sync step 2, a read) first flushes what is pending, so no client ever sees an
 //! update that a crash could lose.
 //!
-//! Beside it: [`persistence`] (group commit and compaction), [`peers`] (connections and
-//! broadcast), [`remote`] (other collab nodes) and [`versions`] (version history).
+//! Beside it: [`edits`] (clients' document and awareness updates, and their checks),
+//! [`persistence`] (group commit and compaction), [`peers`] (connections and broadcast),
+//! [`presence`] (who speaks for which awareness client id), [`remote`] (other collab nodes)
+//! and [`versions`] (version history).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use bytes::Bytes;
 use tandem_protocol::close;
 use tokio::sync::mpsc;
-use yrs::sync::{Awareness, AwarenessUpdate, Message, SyncMessage};
+use yrs::sync::{Awareness, Message, SyncMessage};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{ClientID, Doc, ReadTxn, Transact, Update};
+use yrs::{Doc, ReadTxn, Transact, Update};
 
 use super::{Command, ConnId, Peer, Rooms};
 
+mod edits;
 mod peers;
 mod persistence;
+mod presence;
 mod remote;
 mod versions;
 
@@ -42,13 +46,35 @@ pub(super) struct RoomActor {
     rx: mpsc::Receiver<Command>,
 }
 
+/// What a connection's document updates may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rights {
+    /// Viewers and commenters: nothing.
+    ReadOnly,
+    /// Editors: anything but the values only the runtime or the server writes.
+    Edit,
+    /// The runtime: anything.
+    Runtime,
+}
+
+/// Where a message comes from.
+#[derive(Clone, Copy)]
+struct Sender<'a> {
+    conn: ConnId,
+    rights: Rights,
+    /// The signed-in user behind the connection, if any.
+    author: Option<&'a std::sync::Arc<str>>,
+}
+
 /// The loaded state of a room.
 struct Room {
     id: String,
     awareness: Awareness,
+    /// Applies editors' updates, refusing writes to runtime- and server-owned values.
+    guard: tandem_crdt::Guard,
     peers: HashMap<ConnId, Peer>,
-    /// Awareness client ids each connection has announced, removed when it leaves.
-    peer_clients: HashMap<ConnId, HashSet<ClientID>>,
+    /// Which connection owns which awareness client id.
+    presence: presence::Presence,
     /// Changes applied to the document but not yet durable (and so not yet broadcast).
     pending: Vec<Vec<u8>>,
     /// When the oldest pending change was applied (for the fan-out latency metric).
@@ -57,6 +83,10 @@ struct Room {
     last_seq: u64,
     /// Updates in the log since the last snapshot.
     log_len: u64,
+    /// The notebook's size as stored (snapshot and log), in bytes.
+    stored_bytes: u64,
+    /// Largest the notebook may grow through editors' updates (0: no limit).
+    max_notebook_bytes: u64,
     compaction: Option<tokio::task::JoinHandle<()>>,
     /// What the room follows of the other collab nodes, when there are any.
     remote: Option<remote::Remote>,
@@ -208,15 +238,20 @@ impl Room {
                 txn.apply_update(Update::decode_v1(update)?)?;
             }
         }
+        let guard = tandem_crdt::Guard::new(&doc);
+        let settings = rooms.settings();
         Ok(Self {
             id: id.to_owned(),
             awareness: Awareness::new(doc),
+            guard,
             peers: HashMap::new(),
-            peer_clients: HashMap::new(),
+            presence: presence::Presence::new(settings.max_awareness_bytes),
             pending: Vec::new(),
             pending_since: None,
             last_seq: stored.last_seq,
             log_len: stored.updates.len() as u64,
+            stored_bytes: stored.size(),
+            max_notebook_bytes: settings.max_notebook_bytes,
             compaction: None,
             remote,
             versions: crate::versions::Tracker::new(rooms.settings().versions.interval),
@@ -234,13 +269,23 @@ impl Room {
                 Command::Messages {
                     conn,
                     can_edit,
+                    runtime,
                     author,
                     messages,
                 } => {
                     let changes = self.versions.count();
+                    let rights = match (can_edit, runtime) {
+                        (_, true) => Rights::Runtime,
+                        (true, false) => Rights::Edit,
+                        (false, false) => Rights::ReadOnly,
+                    };
                     for message in messages {
-                        if let Err(stop) = self.handle_message(conn, can_edit, message, rooms).await
-                        {
+                        let sender = Sender {
+                            conn,
+                            rights,
+                            author: author.as_ref(),
+                        };
+                        if let Err(stop) = self.handle_message(sender, message, rooms).await {
                             return Some(stop);
                         }
                     }
@@ -275,8 +320,11 @@ impl Room {
     /// Handles one message. `Err` stops the room (its document can no longer be trusted).
     async fn handle_message(
         &mut self,
-        conn: ConnId,
-        can_edit: bool,
+        Sender {
+            conn,
+            rights,
+            author,
+        }: Sender<'_>,
         message: Message,
         rooms: &Rooms,
     ) -> Result<(), Stop> {
@@ -293,11 +341,11 @@ impl Room {
                 self.send_to(conn, encode(&Message::Sync(SyncMessage::SyncStep2(update))));
             }
             Message::Sync(SyncMessage::SyncStep2(update) | SyncMessage::Update(update)) => {
-                self.apply_update(conn, can_edit, &update);
+                self.apply_update(conn, rights, &update);
             }
             // A departed connection's presence is already cleared; do not bring it back.
             Message::Awareness(update) if self.peers.contains_key(&conn) => {
-                self.apply_awareness(conn, update);
+                self.apply_awareness(conn, author, update);
             }
             Message::Awareness(_) => {}
             Message::AwarenessQuery => {
@@ -318,49 +366,6 @@ impl Room {
         Ok(())
     }
 
-    fn apply_update(&mut self, conn: ConnId, can_edit: bool, bytes: &[u8]) {
-        let update = match Update::decode_v1(bytes) {
-            Ok(update) => update,
-            Err(err) => {
-                self.close_peer(
-                    conn,
-                    close::MALFORMED,
-                    format!("document update does not decode: {err}"),
-                );
-                return;
-            }
-        };
-        if !can_edit {
-            // A read-only client's sync step 2 is usually empty; anything else is refused,
-            // never applied, and the client is told why.
-            if !update.is_empty() {
-                let denied = Message::Auth(Some("permission denied: read-only access".into()));
-                self.send_to(conn, encode(&denied));
-            }
-            return;
-        }
-        let doc = self.awareness.doc();
-        let mut txn = doc.transact_mut();
-        let result = txn.apply_update(update);
-        // Whatever was integrated, even before an error, is in the document now and must be
-        // persisted and broadcast like any other change.
-        if txn.has_changes() {
-            self.pending.push(txn.encode_update_v1());
-            crate::metrics::update_applied();
-            self.versions.changed(None);
-            self.pending_since
-                .get_or_insert_with(std::time::Instant::now);
-        }
-        drop(txn);
-        if let Err(err) = result {
-            self.close_peer(
-                conn,
-                close::MALFORMED,
-                format!("document update does not apply: {err}"),
-            );
-        }
-    }
-
     /// A server-side change: applied like a client's update, so it is persisted and
     /// broadcast with the batch (before anything reveals it).
     fn apply_local(&mut self, f: Box<dyn FnOnce(&mut yrs::TransactionMut) + Send>) {
@@ -370,23 +375,6 @@ impl Room {
         if txn.has_changes() {
             self.pending.push(txn.encode_update_v1());
         }
-    }
-
-    fn apply_awareness(&mut self, conn: ConnId, update: AwarenessUpdate) {
-        let clients: Vec<ClientID> = update.clients.keys().copied().collect();
-        let frame = encode(&Message::Awareness(update.clone()));
-        let relayed = update.clone();
-        if let Err(err) = self.awareness.apply_update(update) {
-            self.close_peer(
-                conn,
-                close::MALFORMED,
-                format!("awareness update does not apply: {err}"),
-            );
-            return;
-        }
-        self.peer_clients.entry(conn).or_default().extend(clients);
-        self.relay_awareness(&relayed);
-        self.broadcast(frame);
     }
 }
 

@@ -101,6 +101,8 @@ pub(super) struct Actor {
     running: Option<Running>,
     displays: Displays,
     state: KernelState,
+    /// Where the task publishes its status for the node.
+    status: Arc<super::Status>,
     /// What `state.kernel` holds in the document, as last written.
     written: Option<KernelState>,
     /// Numbers runs, so each cell run beyond the cap gets its own full-output file.
@@ -125,7 +127,7 @@ impl Actor {
     pub(super) fn new(
         config: SessionConfig,
         link: Link,
-        notebook: Notebook,
+        (notebook, status): (Notebook, Arc<super::Status>),
         commands: mpsc::Receiver<Command>,
         kernel: Option<Kernel>,
     ) -> Self {
@@ -155,6 +157,7 @@ impl Actor {
             running: None,
             displays: Displays::default(),
             state,
+            status,
             written: None,
             runs: 0,
             killed_after_interrupt: false,
@@ -365,6 +368,8 @@ impl Actor {
             // Nobody's runtime: the next execute starts one for whoever sends it.
             self.state.holder = None;
         }
+        self.status
+            .publish(&self.state.status, self.state.queue.len());
         if self.written.as_ref() == Some(&self.state) {
             return;
         }

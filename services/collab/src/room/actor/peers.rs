@@ -28,9 +28,10 @@ impl Room {
 
     pub(super) fn leave(&mut self, conn: ConnId) {
         self.peers.remove(&conn);
-        let Some(clients) = self.peer_clients.remove(&conn) else {
+        let clients = self.presence.release(conn);
+        if clients.is_empty() {
             return;
-        };
+        }
         // Announce that the departed connection's users are gone, as the reference server does.
         for client in &clients {
             self.awareness.remove_state(*client);
@@ -95,6 +96,6 @@ impl Room {
         }
         self.relay_departures();
         self.peers.clear();
-        self.peer_clients.clear();
+        self.presence.clear();
     }
 }

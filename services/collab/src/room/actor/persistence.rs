@@ -38,6 +38,7 @@ impl Room {
         {
             Ok(seq) => {
                 crate::metrics::store_appended(appending);
+                self.stored_bytes += update.len() as u64;
                 // With other nodes, the stream reader moves the position (see `remote`).
                 if !self.track_own_append(seq) {
                     self.last_seq = seq;
@@ -81,6 +82,9 @@ impl Room {
         let (id, up_to, store_rooms) = (self.id.clone(), self.last_seq, rooms.clone());
         let cluster = self.cluster();
         self.log_len = 0;
+        // Everything so far is folded into the snapshot (with other nodes, what the room has
+        // not read yet is counted when it arrives).
+        self.stored_bytes = snapshot.len() as u64;
         let task = rooms.tracker().spawn(async move {
             match store_rooms.store().compact(&id, &snapshot, up_to).await {
                 // Rooms elsewhere that had not read what was trimmed catch up.

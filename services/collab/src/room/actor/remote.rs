@@ -76,6 +76,13 @@ impl Remote {
     }
 }
 
+impl Remote {
+    /// Whether a client of another node has announced `client` (and not left).
+    pub(super) fn has_client(&self, client: ClientID) -> bool {
+        self.seen.contains_key(&client)
+    }
+}
+
 /// The next event for a room that follows other nodes; never resolves for one that does not.
 pub(super) async fn next(remote: &mut Option<Remote>) -> Event {
     let Some(remote) = remote else {
@@ -118,7 +125,7 @@ impl Room {
         if self.remote.is_none() {
             return;
         }
-        let clients: Vec<ClientID> = self.peer_clients.values().flatten().copied().collect();
+        let clients: Vec<ClientID> = self.presence.local().into_iter().collect();
         if clients.is_empty() {
             return;
         }
@@ -178,6 +185,7 @@ impl Room {
         if ours {
             remote.own.pop_front();
         } else {
+            self.stored_bytes += entry.update.len() as u64;
             self.merge(&[entry.update]);
         }
         self.last_seq = entry.seq;
@@ -231,6 +239,7 @@ impl Room {
                 return;
             }
         };
+        self.stored_bytes = stored.size();
         let updates: Vec<Vec<u8>> = stored
             .snapshot
             .into_iter()
@@ -244,10 +253,17 @@ impl Room {
     }
 
     fn apply_remote_awareness(&mut self, bytes: &[u8]) {
-        let Ok(update) = AwarenessUpdate::decode_v1(bytes) else {
+        let Ok(mut update) = AwarenessUpdate::decode_v1(bytes) else {
             tracing::debug!("unreadable awareness update from another node");
             return;
         };
+        // A client of this node speaks for its ids here; nobody elsewhere does.
+        update
+            .clients
+            .retain(|client, _| !self.presence.is_local(*client));
+        if update.clients.is_empty() {
+            return;
+        }
         let Some(remote) = &mut self.remote else {
             return;
         };
@@ -268,7 +284,7 @@ impl Room {
     }
 
     fn answer_awareness_query(&self) {
-        let local: HashSet<ClientID> = self.peer_clients.values().flatten().copied().collect();
+        let local: HashSet<ClientID> = self.presence.local();
         if local.is_empty() {
             return;
         }
