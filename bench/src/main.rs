@@ -164,6 +164,20 @@ enum Scenario {
     Sandbox,
 }
 
+/// The exec and sandbox scenarios' knobs, from the command line.
+fn exec_config(args: &Args) -> ExecConfig {
+    ExecConfig {
+        runs: args.exec_runs,
+        prints: args.exec_prints,
+        settle: args.exec_settle,
+        kernel_venv: args
+            .kernel_venv
+            .clone()
+            .unwrap_or_else(exec::default_kernel_venv),
+        verbose: args.verbose,
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
@@ -208,16 +222,7 @@ async fn main() -> Result<()> {
 
     let mut exec_results = Vec::new();
     if args.scenarios.contains(&Scenario::Exec) {
-        let config = ExecConfig {
-            runs: args.exec_runs,
-            prints: args.exec_prints,
-            settle: args.exec_settle,
-            kernel_venv: args
-                .kernel_venv
-                .clone()
-                .unwrap_or_else(exec::default_kernel_venv),
-            verbose: args.verbose,
-        };
+        let config = exec_config(&args);
         for (system, result) in exec::run(&tandem_source(&args)?, &config).await {
             match result {
                 Ok(result) => {
@@ -234,16 +239,7 @@ async fn main() -> Result<()> {
 
     let mut sandbox_rows = Vec::new();
     if args.scenarios.contains(&Scenario::Sandbox) {
-        let config = ExecConfig {
-            runs: args.exec_runs,
-            prints: args.exec_prints,
-            settle: args.exec_settle,
-            kernel_venv: args
-                .kernel_venv
-                .clone()
-                .unwrap_or_else(exec::default_kernel_venv),
-            verbose: args.verbose,
-        };
+        let config = exec_config(&args);
         for row in exec::sandbox::run(&tandem_source(&args)?, &config).await {
             match row {
                 Ok(row) => sandbox_rows.push(row),

@@ -185,15 +185,20 @@ fn kernel_uids(server: &TestServer) -> Vec<u32> {
     uids
 }
 
-async fn sandboxed_server(flags: &[&str]) -> TestServer {
-    require_kernel_venv().unwrap();
-    let server = TestServer::start_with(flags).await.unwrap();
-    let ready: Value = reqwest::get(format!("{}/readyz", server.http_url()))
+/// What the server's `/readyz` answers.
+async fn readyz(server: &TestServer) -> Value {
+    reqwest::get(format!("{}/readyz", server.http_url()))
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn sandboxed_server(flags: &[&str]) -> TestServer {
+    require_kernel_venv().unwrap();
+    let server = TestServer::start_with(flags).await.unwrap();
+    let ready = readyz(&server).await;
     assert_eq!(
         ready["kernel_sandbox"]["state"], "on",
         "the kernel sandbox must be on for these tests: {ready}"
@@ -585,12 +590,7 @@ async fn pip_install_lands_in_that_kernel_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_says_what_kernels_run_in() {
     let on = sandboxed_server(&[]).await;
-    let ready: Value = reqwest::get(format!("{}/readyz", on.http_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = readyz(&on).await;
     assert_eq!(
         ready["kernel_sandbox"]["cgroups"]
             .as_str()
@@ -601,12 +601,7 @@ async fn readyz_says_what_kernels_run_in() {
     let off = TestServer::start_with(&["--kernel-sandbox", "off"])
         .await
         .unwrap();
-    let ready: Value = reqwest::get(format!("{}/readyz", off.http_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = readyz(&off).await;
     assert_eq!(ready["kernel_sandbox"]["state"], "off", "{ready}");
     assert!(
         off.logs().contains("notebook code is not sandboxed"),

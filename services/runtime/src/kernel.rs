@@ -49,7 +49,7 @@ use tokio::sync::{mpsc, watch};
 pub use death::{Death, DeathReason};
 pub use error::{KernelError, SETUP_HINT};
 pub use event::{ExecStatus, Execution, KernelEvent, Names, Output, StreamName, Variable};
-pub use scratch::{DRIVE_LINK, DriveLink, Scratch, link_drive, sweep};
+pub use scratch::{DRIVE_LINK, DriveLink, Scratch, link_drive, process_gone, sweep};
 
 use crate::protocol::Request;
 

@@ -91,6 +91,15 @@ pub(super) async fn remove(dir: PathBuf) {
     }
 }
 
+/// Whether no process `pid` runs on this machine any more (folders named after a runtime
+/// process are left behind when it is killed).
+pub fn process_gone(pid: i32) -> bool {
+    matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(nix::Error::ESRCH)
+    )
+}
+
 /// Removes the scratch folders under `parent` left by node processes that no longer run.
 pub fn sweep(parent: &Path) {
     let Ok(entries) = std::fs::read_dir(parent) else {
@@ -106,10 +115,7 @@ pub fn sweep(parent: &Path) {
         else {
             continue;
         };
-        let gone = matches!(
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-            Err(nix::Error::ESRCH)
-        );
+        let gone = process_gone(pid);
         let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
         if gone && is_dir && pid != std::process::id() as i32 {
             if let Err(error) = std::fs::remove_dir_all(entry.path()) {

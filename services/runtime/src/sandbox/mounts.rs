@@ -219,11 +219,7 @@ impl Exposed {
             else {
                 continue;
             };
-            let gone = matches!(
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-                Err(nix::Error::ESRCH)
-            );
-            if gone {
+            if crate::kernel::process_gone(pid) {
                 remove_node_dir(&entry.path());
             }
         }
