@@ -205,6 +205,7 @@ async fn measure_tandem(base_url: &str, token: &str, config: &ExecConfig) -> Res
     let options = ConnectOptions {
         token: Some(token.to_owned()),
         doc: None,
+        ..ConnectOptions::default()
     };
     let observer = DocConnection::connect_with(&client.ws_base()?, &notebook.id, options)
         .await

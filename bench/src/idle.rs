@@ -44,6 +44,7 @@ pub async fn run(target: &Target, connections: usize) -> Result<IdleResult> {
             let options = ConnectOptions {
                 token: target.token.clone(),
                 doc: None,
+                ..ConnectOptions::default()
             };
             let conn =
                 DocConnection::connect_with(&target.ws_bases[0], &target.room, options).await?;

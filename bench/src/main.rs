@@ -6,6 +6,10 @@
 //!   set rate. Reports delivered updates/s, p50/p99/max delivery latency (local edit → arrival
 //!   at every other client), server CPU seconds per 1,000 delivered updates, and server memory.
 //! - `idle`: M idle connections to one notebook; reports the server's memory.
+//! - `presence` (not run by default): one typist and `--watchers` others (199 and 499 by
+//!   default) in one notebook, with presence kept as browsers keep it (names, the typist's
+//!   cursor with each edit, 15 s renewals, stock clients' echo of awareness changes); the
+//!   typing columns plus the awareness frames each watcher receives per 15 s renewal cycle.
 //! - `exec` (not run by default): code execution, Tandem's runtime against a stock ipykernel
 //!   driven by jupyter_client, in one run: kernel cold start / first execute, `1+1` p50/p99, and
 //!   100k printed lines, Tandem's timed until a second client's document shows the result.
@@ -97,6 +101,13 @@ struct Args {
     /// Longest wait for the last edits after typing stops.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     drain: Duration,
+    /// Watchers beside the one typist in the presence scenario, one run per count,
+    /// comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "199,499")]
+    watchers: Vec<usize>,
+    /// Edits per second of the presence scenario's typist.
+    #[arg(long, default_value_t = 10.0)]
+    presence_rate: f64,
     /// Idle connections to open in the idle scenario.
     #[arg(long, default_value_t = 10_000)]
     idle: usize,
@@ -158,6 +169,8 @@ enum Scenario {
     Typing,
     /// Idle connections.
     Idle,
+    /// One typist and many watchers, with presence as browsers keep it.
+    Presence,
     /// Code execution, Tandem against ipykernel (not per target).
     Exec,
     /// The kernel sandbox's cost: sandboxed against `--kernel-sandbox off` (not per target).
@@ -183,7 +196,8 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     // Each connection costs the bench one descriptor and the server another; spawned servers
     // inherit this limit.
-    let wanted = args.idle.max(args.clients) as u64 + 1024;
+    let most_watchers = args.watchers.iter().copied().max().unwrap_or(0);
+    let wanted = args.idle.max(args.clients).max(most_watchers) as u64 + 1024;
     let limit = sys::raise_nofile_limit(wanted)?;
     if args.scenarios.contains(&Scenario::Idle) && limit < wanted {
         eprintln!(
@@ -205,16 +219,23 @@ async fn main() -> Result<()> {
     for (kind, nodes) in runs {
         let per_target = |s: &&Scenario| !matches!(**s, Scenario::Exec | Scenario::Sandbox);
         for scenario in args.scenarios.iter().filter(per_target) {
-            let on = nodes.map_or(String::new(), |n| format!(" on {n} collab node(s)"));
-            eprintln!("running {kind:?}{on} / {scenario:?} ...");
-            match run_one(&args, (kind, nodes), *scenario).await {
-                Ok(row) => {
-                    eprintln!("  {}", row.note);
-                    rows.push(row);
-                }
-                Err(error) => {
-                    eprintln!("  failed: {error:#}");
-                    failures.push(format!("{kind:?}{on} / {scenario:?}: {error:#}"));
+            let sizes: Vec<Option<usize>> = match scenario {
+                Scenario::Presence => args.watchers.iter().copied().map(Some).collect(),
+                _ => vec![None],
+            };
+            for watchers in sizes {
+                let on = nodes.map_or(String::new(), |n| format!(" on {n} collab node(s)"));
+                let with = watchers.map_or(String::new(), |w| format!(" with {w} watchers"));
+                eprintln!("running {kind:?}{on} / {scenario:?}{with} ...");
+                match run_one(&args, (kind, nodes), *scenario, watchers).await {
+                    Ok(row) => {
+                        eprintln!("  {}", row.note);
+                        rows.push(row);
+                    }
+                    Err(error) => {
+                        eprintln!("  failed: {error:#}");
+                        failures.push(format!("{kind:?}{on} / {scenario:?}{with}: {error:#}"));
+                    }
                 }
             }
         }
@@ -277,14 +298,16 @@ async fn main() -> Result<()> {
 }
 
 /// Runs one scenario on a fresh server (or a fresh notebook on an attached one); `nodes`: on
-/// that many collab nodes on Redis.
+/// that many collab nodes on Redis; `watchers`: the presence scenario's size.
 async fn run_one(
     args: &Args,
     (kind, nodes): (TargetKind, Option<usize>),
     scenario: Scenario,
+    watchers: Option<usize>,
 ) -> Result<Row> {
     let title = match scenario {
         Scenario::Typing => "bench-typing",
+        Scenario::Presence => "bench-presence",
         Scenario::Idle => "bench-idle",
         Scenario::Exec | Scenario::Sandbox => {
             bail!("exec and sandbox are not per-target scenarios")
@@ -314,6 +337,21 @@ async fn run_one(
                 duration: args.duration,
                 warmup: args.warmup,
                 drain: args.drain,
+                typists: args.clients,
+                presence: false,
+            };
+            let result = typing::run(&target, config).await?;
+            Ok(Row::typing(&target.name, &config, &result))
+        }
+        Scenario::Presence => {
+            let config = TypingConfig {
+                clients: watchers.unwrap_or(199) + 1,
+                rate: args.presence_rate,
+                duration: args.duration,
+                warmup: args.warmup,
+                drain: args.drain,
+                typists: 1,
+                presence: true,
             };
             let result = typing::run(&target, config).await?;
             Ok(Row::typing(&target.name, &config, &result))

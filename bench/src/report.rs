@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use crate::exec::ExecResult;
 use crate::idle::IdleResult;
 use crate::sys::Memory;
-use crate::typing::{TypingConfig, TypingResult};
+use crate::typing::{RENEWAL, TypingConfig, TypingResult};
 
 /// One line of the table: one server under one scenario.
 #[derive(Debug, Clone)]
@@ -51,9 +51,25 @@ impl Row {
         let lost = result.expected.saturating_sub(result.delivered);
         let cross = &result.cross_node_us;
         let cross_node_p99_ms = (!cross.is_empty()).then(|| ms(percentile(cross, 99.0)));
+        let presence = if config.presence {
+            let watchers = config.clients.saturating_sub(config.typists).max(1) as f64;
+            let cycles = secs / RENEWAL.as_secs_f64();
+            format!(
+                "; awareness frames per watcher per {} s renewal cycle: {:.0}",
+                RENEWAL.as_secs(),
+                result.watcher_awareness_frames as f64 / watchers / cycles
+            )
+        } else {
+            String::new()
+        };
         Row {
             server: server.to_owned(),
-            scenario: "typing".into(),
+            scenario: if config.presence {
+                "presence"
+            } else {
+                "typing"
+            }
+            .into(),
             clients: config.clients,
             rate: Some(config.rate),
             delivered_per_s: Some(result.delivered as f64 / secs),
@@ -62,7 +78,7 @@ impl Row {
             cpu_per_1k,
             memory: result.memory,
             note: format!(
-                "{} edits sent in {:.1} s; {} of {} deliveries arrived{}",
+                "{} edits sent in {:.1} s; {} of {} deliveries arrived{}{presence}",
                 result.sent,
                 secs,
                 result.delivered,
@@ -156,24 +172,39 @@ pub fn markdown(rows: &[Row], command: &str, machine: &str) -> String {
     for row in rows {
         let _ = writeln!(out, "- {} / {}: {}", row.server, row.scenario, row.note);
     }
-    let cpu = |server_prefix: &str| {
-        rows.iter()
-            .find(|r| r.scenario == "typing" && r.server.starts_with(server_prefix))
-            .and_then(|r| r.cpu_per_1k)
-    };
-    if let (Some(tandem), Some(node)) = (cpu("Tandem"), cpu("y-websocket"))
-        && tandem > 0.0
-        && node > 0.0
-    {
-        let (factor, word) = if node >= tandem {
-            (node / tandem, "less")
-        } else {
-            (tandem / node, "more")
+    // One comparison per run both servers made (a scenario at one size).
+    let mut runs: Vec<(&str, usize)> = rows
+        .iter()
+        .filter(|r| r.cpu_per_1k.is_some())
+        .map(|r| (r.scenario.as_str(), r.clients))
+        .collect();
+    runs.sort_unstable();
+    runs.dedup();
+    for (scenario, clients) in runs {
+        let cpu = |server_prefix: &str| {
+            rows.iter()
+                .find(|r| {
+                    r.scenario == scenario
+                        && r.clients == clients
+                        && r.server.starts_with(server_prefix)
+                })
+                .and_then(|r| r.cpu_per_1k)
         };
-        let _ = writeln!(
-            out,
-            "- Server CPU per delivered update: Tandem uses {factor:.1}× {word} than the reference."
-        );
+        if let (Some(tandem), Some(node)) = (cpu("Tandem"), cpu("y-websocket"))
+            && tandem > 0.0
+            && node > 0.0
+        {
+            let (factor, word) = if node >= tandem {
+                (node / tandem, "less")
+            } else {
+                (tandem / node, "more")
+            };
+            let _ = writeln!(
+                out,
+                "- Server CPU per delivered update, {scenario} with {clients} clients: Tandem \
+                 uses {factor:.1}× {word} than the reference."
+            );
+        }
     }
     out
 }
@@ -265,6 +296,8 @@ mod tests {
             duration: Duration::from_secs(1),
             warmup: Duration::ZERO,
             drain: Duration::ZERO,
+            typists: 3,
+            presence: false,
         };
         let result = |cpu| TypingResult {
             sent: 30,
@@ -278,6 +311,7 @@ mod tests {
                 rss_mib: 10.0,
                 peak_mib: 12.0,
             },
+            watcher_awareness_frames: 0,
         };
         let rows = [
             Row::typing("Tandem", &config, &result(0.01)),
@@ -300,6 +334,31 @@ mod tests {
         let md = markdown(&rows, "tandem-bench", "test machine");
         assert!(md.contains("| max ms | cross-node p99 ms | CPU"), "{md}");
         assert!(md.contains("| 3.00 | 5.00 | 0.3333 |"), "{md}");
+
+        // Presence runs: their own label, the awareness frames, a ratio per size.
+        let presence = TypingConfig {
+            clients: 4,
+            typists: 1,
+            presence: true,
+            ..config
+        };
+        let mut watched = result(0.01);
+        watched.window = Duration::from_secs(30);
+        watched.watcher_awareness_frames = 3 * 40;
+        let rows = [
+            Row::typing("Tandem", &presence, &watched),
+            Row::typing("y-websocket@2 (Node)", &presence, &result(0.03)),
+        ];
+        let md = markdown(&rows, "tandem-bench", "test machine");
+        assert!(md.contains("| Tandem | presence | 4 |"), "{md}");
+        assert!(
+            md.contains("awareness frames per watcher per 15 s renewal cycle: 20"),
+            "{md}"
+        );
+        assert!(
+            md.contains("presence with 4 clients: Tandem uses 3.0× less"),
+            "{md}"
+        );
     }
 
     #[test]

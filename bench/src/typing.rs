@@ -9,6 +9,12 @@
 //!
 //! With several collab nodes, client `i` connects to node `i mod N`; a delivery whose sender
 //! and receiver are on different nodes is also counted as cross-node (it went through Redis).
+//!
+//! The presence scenario is the same with fewer typists than clients (one teacher, a class
+//! watching) and presence kept as browsers keep it: every client announces a name, a typist
+//! moves its cursor with each edit, every watcher renews its state every 15 s (y-protocols'
+//! `outdatedTimeout / 2`), and every client sends back each awareness change it receives, as
+//! y-websocket's browser client does. It also counts the awareness frames the watchers receive.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,7 +49,15 @@ pub struct TypingConfig {
     pub warmup: Duration,
     /// How long to wait after typing stops for the last edits to arrive.
     pub drain: Duration,
+    /// How many of the clients type (the first ones); the others only watch.
+    pub typists: usize,
+    /// Keep presence as browsers do (see the module's documentation).
+    pub presence: bool,
 }
+
+/// How often a client renews its awareness state: y-protocols renews a state not updated for
+/// `outdatedTimeout / 2`.
+pub const RENEWAL: Duration = Duration::from_secs(15);
 
 /// What one run of the scenario measured.
 #[derive(Debug, Clone)]
@@ -65,6 +79,8 @@ pub struct TypingResult {
     pub server_cpu_s: f64,
     /// Server memory at the end.
     pub memory: sys::Memory,
+    /// Awareness frames the watchers received during the window (presence only).
+    pub watcher_awareness_frames: u64,
 }
 
 /// Shared between the typing tasks, the receivers' observers and the conductor.
@@ -97,6 +113,7 @@ pub async fn run(target: &Target, config: TypingConfig) -> Result<TypingResult> 
         let options = ConnectOptions {
             token: target.token.clone(),
             doc: None,
+            echo_awareness: config.presence,
         };
         DocConnection::connect_with(&target.ws_bases[id % nodes], &target.room, options)
     });
@@ -112,6 +129,9 @@ pub async fn run(target: &Target, config: TypingConfig) -> Result<TypingResult> 
             .context("initial sync timed out")??;
     }
     let conns: Vec<Arc<DocConnection>> = conns.into_iter().map(Arc::new).collect();
+    if config.presence {
+        announce(&conns).await?;
+    }
 
     let mut latencies = Vec::new();
     for (id, conn) in conns.iter().enumerate() {
@@ -121,25 +141,58 @@ pub async fn run(target: &Target, config: TypingConfig) -> Result<TypingResult> 
     }
 
     let period = Duration::from_secs_f64(1.0 / config.rate.max(0.001));
-    let typists: Vec<_> = conns
+    let typing = config.typists.min(config.clients);
+    let typists: Vec<_> = conns[..typing]
         .iter()
         .enumerate()
         .map(|(id, conn)| {
             // Spread the clients' ticks over one period so edits do not arrive in lockstep.
-            let offset = period.mul_f64(id as f64 / config.clients as f64);
-            tokio::spawn(type_loop(conn.clone(), id, clock.clone(), period, offset))
+            let offset = period.mul_f64(id as f64 / typing as f64);
+            let presence = config.presence;
+            tokio::spawn(type_loop(
+                conn.clone(),
+                id,
+                clock.clone(),
+                (period, offset),
+                presence,
+            ))
         })
         .collect();
+    let watchers = &conns[typing..];
+    let renewals: Vec<_> = if config.presence {
+        watchers
+            .iter()
+            .enumerate()
+            .map(|(n, conn)| {
+                // Spread over one renewal period, as clients that joined at different times.
+                let offset = RENEWAL.mul_f64(n as f64 / watchers.len() as f64);
+                tokio::spawn(renew_loop(conn.clone(), clock.clone(), offset))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let watcher_frames = || -> u64 {
+        watchers
+            .iter()
+            .map(|conn| conn.awareness_frames_received())
+            .sum()
+    };
 
     tokio::time::sleep(config.warmup).await;
     clock
         .measure_from_us
         .store(clock.now_us(), Ordering::SeqCst);
     let cpu_before = sys::cpu_seconds_all(&target.pids)?;
+    let frames_before = watcher_frames();
     let window_start = Instant::now();
     tokio::time::sleep(config.duration).await;
     clock.stop.store(true, Ordering::SeqCst);
     let window = window_start.elapsed();
+    let watcher_awareness_frames = watcher_frames() - frames_before;
+    for renewal in renewals {
+        renewal.abort();
+    }
     for typist in typists {
         typist.await.context("typing task panicked")?;
     }
@@ -178,7 +231,58 @@ pub async fn run(target: &Target, config: TypingConfig) -> Result<TypingResult> 
         cross_node_us,
         server_cpu_s,
         memory,
+        watcher_awareness_frames,
     })
+}
+
+/// How long every client may take to see every other client's name.
+const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Every client announces its name; returns once every client sees all of them.
+async fn announce(conns: &[Arc<DocConnection>]) -> Result<()> {
+    for (id, conn) in conns.iter().enumerate() {
+        conn.set_awareness(user_state(id, None))
+            .context("setting a client's awareness")?;
+    }
+    let everyone = conns.len();
+    let deadline = Instant::now() + ANNOUNCE_TIMEOUT;
+    for conn in conns {
+        while conn.with_awareness(|a| a.iter().filter(|(_, s)| s.data.is_some()).count()) < everyone
+        {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "not every client saw every other's name within {ANNOUNCE_TIMEOUT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Client `id`'s awareness state, as a notebook page sets it: a name, and a cursor once it
+/// types.
+fn user_state(id: usize, cursor: Option<u32>) -> serde_json::Value {
+    let mut state = serde_json::json!({
+        "user": { "name": format!("Student {id}"), "color": "#30bced" },
+    });
+    if let Some(index) = cursor {
+        state["cursor"] = serde_json::json!({ "cell": "bench", "index": index });
+    }
+    state
+}
+
+/// Renews a watcher's state every [`RENEWAL`] (a newer clock, the same state) until the run
+/// stops (the conductor aborts it).
+async fn renew_loop(conn: Arc<DocConnection>, clock: Arc<Clock>, offset: Duration) {
+    tokio::time::sleep(offset).await;
+    let mut ticks = tokio::time::interval(RENEWAL);
+    while !clock.stop.load(Ordering::SeqCst) {
+        ticks.tick().await;
+        let state = conn.with_awareness(|a| a.local_state::<serde_json::Value>());
+        if let Some(state) = state {
+            let _ = conn.set_awareness(state);
+        }
+    }
 }
 
 fn observer_key(id: usize) -> String {
@@ -243,8 +347,8 @@ async fn type_loop(
     conn: Arc<DocConnection>,
     id: usize,
     clock: Arc<Clock>,
-    period: Duration,
-    offset: Duration,
+    (period, offset): (Duration, Duration),
+    presence: bool,
 ) {
     tokio::time::sleep(offset).await;
     let text = conn.doc().get_or_insert_text(TEXT);
@@ -259,10 +363,16 @@ async fn type_loop(
             break;
         }
         let sent_us = clock.now_us();
-        {
+        let cursor = {
             let mut txn = conn.doc().transact_mut();
             let end = text.len(&txn);
-            text.insert(&mut txn, end, &format!("{id}:{seq}:{sent_us};"));
+            let token = format!("{id}:{seq}:{sent_us};");
+            text.insert(&mut txn, end, &token);
+            end + token.len() as u32
+        };
+        if presence {
+            // The editor moves the typist's cursor with each keystroke.
+            let _ = conn.set_awareness(user_state(id, Some(cursor)));
         }
         if sent_us >= clock.measure_from_us.load(Ordering::SeqCst) {
             clock.sent.fetch_add(1, Ordering::Relaxed);

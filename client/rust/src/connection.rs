@@ -81,6 +81,10 @@ pub struct ConnectOptions {
     /// The local document to sync; a fresh [`Doc`] when absent. Pass one to pick the client id
     /// (seeded tests) or to start from existing content. One connection per document.
     pub doc: Option<Doc>,
+    /// Send back every awareness change received from the server, as y-websocket's browser
+    /// client does (it sends every awareness update it applies, whoever it came from). For
+    /// load tests that should see what a server gets from stock clients.
+    pub echo_awareness: bool,
 }
 
 /// Which kind of sync message brought a document update.
@@ -117,7 +121,10 @@ enum ConnState {
 struct Shared {
     doc: Doc,
     awareness: Mutex<Awareness>,
+    /// See [`ConnectOptions::echo_awareness`].
+    echo_awareness: bool,
     updates_received: AtomicU64,
+    awareness_frames_received: AtomicU64,
     permission_denied: Mutex<Option<String>>,
     subscribers: Mutex<Vec<mpsc::UnboundedSender<UpdateEvent>>>,
     /// Bumped after every incoming frame has been handled, to wake waiters.
@@ -160,6 +167,7 @@ impl DocConnection {
         let options = ConnectOptions {
             token: token.map(str::to_owned),
             doc: None,
+            ..ConnectOptions::default()
         };
         Self::connect_with(ws_base, notebook_id, options).await
     }
@@ -218,7 +226,9 @@ impl DocConnection {
         let shared = Arc::new(Shared {
             awareness: Mutex::new(Awareness::new(doc.clone())),
             doc,
+            echo_awareness: options.echo_awareness,
             updates_received: AtomicU64::new(0),
+            awareness_frames_received: AtomicU64::new(0),
             permission_denied: Mutex::new(None),
             subscribers: Mutex::new(Vec::new()),
             activity: watch::Sender::new(0),
@@ -431,6 +441,13 @@ impl DocConnection {
     /// How many Update messages (live updates, not the initial SyncStep2) have been received.
     pub fn updates_received(&self) -> u64 {
         self.shared.updates_received.load(Ordering::Relaxed)
+    }
+
+    /// How many awareness messages the server has sent this connection.
+    pub fn awareness_frames_received(&self) -> u64 {
+        self.shared
+            .awareness_frames_received
+            .load(Ordering::Relaxed)
     }
 
     /// A channel of every update received from now on (SyncStep2 and Update), each sent after it

@@ -84,6 +84,7 @@ async fn seeded_random_edits_converge() {
         let options = ConnectOptions {
             token: None,
             doc: Some(doc),
+            ..ConnectOptions::default()
         };
         let conn = DocConnection::connect_with(&server.ws_base(), "room-random", options)
             .await

@@ -72,11 +72,16 @@ impl Closer {
     }
 }
 
+/// Encoded frames a room sends a connection in one go: its writer sends them with one flush
+/// (one write to the socket for a batch's document update and presence together). Shared by
+/// every peer of a broadcast.
+pub type Frames = Arc<[Bytes]>;
+
 /// A connection as a room sees it.
 #[derive(Debug)]
 pub struct Peer {
     /// Bounded queue of encoded frames to the client; a full queue disconnects the client.
-    pub out: mpsc::Sender<Bytes>,
+    pub out: mpsc::Sender<Frames>,
     /// Closes the connection with a reason.
     pub closer: Arc<Closer>,
 }

@@ -35,13 +35,22 @@ use crate::auth::events::AccessEvent;
 use crate::auth::{Authenticated, Caller, caller_access};
 use crate::error::ApiError;
 use crate::quotas::{Counted, Rate};
-use crate::room::{Closer, Command, ConnId, Peer, RoomHandle};
+use crate::room::{Closer, Command, ConnId, Frames, Peer, RoomHandle};
 
 /// Normal closure, sent when the client closed first.
 const NORMAL: u16 = 1000;
 
-/// Read and write buffer of each WebSocket, in bytes.
-const SOCKET_BUFFER: usize = 8 * 1024;
+/// Read buffer of a person's WebSocket, in bytes. tungstenite fills the whole buffer with
+/// zeros before each read, so all of it stays resident for as long as the connection is open:
+/// with ten thousand watchers in a classroom it is most of what a connection costs (issue 14).
+/// Edits and presence are small; a larger message still assembles across reads.
+const READ_BUFFER: usize = 1024;
+
+/// Read buffer of the runtime's WebSocket: it sends outputs, often large, and there is one.
+const RUNTIME_READ_BUFFER: usize = 64 * 1024;
+
+/// How much tungstenite gathers before it writes (every batch is flushed anyway).
+const WRITE_BUFFER: usize = 8 * 1024;
 
 /// How long to wait for a client's close frame after sending ours.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -95,6 +104,10 @@ pub async fn route(
         ),
         None => None,
     };
+    let read_buffer = match caller {
+        Caller::Service => RUNTIME_READ_BUFFER,
+        Caller::User(_) | Caller::Anonymous => READ_BUFFER,
+    };
     let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let span =
         tracing::info_span!("conn", conn, doc_id = %notebook_id, user_id = %caller.log_id(), %role);
@@ -108,12 +121,10 @@ pub async fn route(
         rate,
         _counted: counted,
     };
-    // Small socket buffers keep ten thousand idle connections far under a gigabyte; edits are
-    // small, and larger messages still assemble across reads.
     Ok(upgrade.on_upgrade(
         &app.tracker,
         app.config.max_message_bytes,
-        SOCKET_BUFFER,
+        (read_buffer, WRITE_BUFFER),
         move |socket| serve(connection, socket).instrument(span),
     ))
 }
@@ -371,7 +382,7 @@ where
 /// Writes until the connection is closing, then the close frame; gives the sink back.
 async fn write_loop<S>(
     mut sink: S,
-    mut out: mpsc::Receiver<Bytes>,
+    mut out: mpsc::Receiver<Frames>,
     closer: &Closer,
     keepalive: Duration,
     last_seen: &Clock,
@@ -420,21 +431,23 @@ where
     sink
 }
 
-/// Writes `first` and whatever else is already queued (up to [`WRITE_BATCH`]), then flushes
-/// once: under load that is one syscall for many small updates.
+/// Writes `first` and whatever else is already queued (up to [`WRITE_BATCH`] items), then
+/// flushes once: under load that is one syscall for many small updates.
 async fn write_frames<S>(
     sink: &mut S,
-    first: Bytes,
-    out: &mut mpsc::Receiver<Bytes>,
+    first: Frames,
+    out: &mut mpsc::Receiver<Frames>,
 ) -> Result<(), S::Error>
 where
     S: Sink<WsMessage> + Unpin,
 {
-    sink.feed(WsMessage::Binary(first)).await?;
-    for _ in 1..WRITE_BATCH {
-        match out.try_recv() {
-            Ok(frame) => sink.feed(WsMessage::Binary(frame)).await?,
-            Err(_) => break,
+    let mut item = Some(first);
+    for _ in 0..WRITE_BATCH {
+        let Some(frames) = item.take().or_else(|| out.try_recv().ok()) else {
+            break;
+        };
+        for frame in frames.iter() {
+            sink.feed(WsMessage::Binary(frame.clone())).await?;
         }
     }
     sink.flush().await

@@ -159,6 +159,8 @@ enum FrameError {
     Apply(#[from] yrs::error::UpdateError),
     #[error("protocol: {0}")]
     Protocol(#[from] yrs::sync::protocol::Error),
+    #[error("awareness: {0}")]
+    Awareness(#[from] yrs::sync::awareness::Error),
 }
 
 async fn handle_frame(
@@ -192,7 +194,29 @@ async fn handle_frame(
                 }
             }
             Message::Auth(None) => {}
-            message @ (Message::Awareness(_) | Message::AwarenessQuery) => {
+            Message::Awareness(update) => {
+                shared
+                    .awareness_frames_received
+                    .fetch_add(1, Ordering::Relaxed);
+                let echo = {
+                    let mut awareness = shared
+                        .awareness
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let summary = awareness.apply_update_summary(update)?;
+                    match summary {
+                        Some(summary) if shared.echo_awareness => {
+                            Some(awareness.update_with_clients(summary.all_changes())?)
+                        }
+                        _ => None,
+                    }
+                };
+                if let Some(update) = echo {
+                    let frame = Message::Awareness(update).encode_v1();
+                    let _ = replies.send(Outgoing::Frame(frame));
+                }
+            }
+            message @ Message::AwarenessQuery => {
                 let reply = {
                     let mut awareness = shared
                         .awareness

@@ -9,7 +9,8 @@
 //!
 //! Beside it: [`edits`] (clients' document and awareness updates, and their checks),
 //! [`persistence`] (group commit and compaction), [`peers`] (connections and broadcast),
-//! [`presence`] (who speaks for which awareness client id), [`remote`] (other collab nodes)
+//! [`presence`] (who speaks for which awareness client id), [`outbox`] (awareness sent only
+//! when it changed, coalesced per batch, renewals once a second), [`remote`] (other collab nodes)
 //! and [`versions`] (version history).
 
 use std::collections::HashMap;
@@ -25,6 +26,7 @@ use yrs::{Doc, ReadTxn, Transact, Update};
 use super::{Command, ConnId, Peer, Rooms};
 
 mod edits;
+mod outbox;
 mod peers;
 mod persistence;
 mod presence;
@@ -75,6 +77,10 @@ struct Room {
     peers: HashMap<ConnId, Peer>,
     /// Which connection owns which awareness client id.
     presence: presence::Presence,
+    /// Awareness changes applied and not yet sent.
+    outbox: outbox::Outbox,
+    /// Broadcast frames gathered at the end of a batch, sent to each peer as one item.
+    held: Option<Vec<Bytes>>,
     /// Changes applied to the document but not yet durable (and so not yet broadcast).
     pending: Vec<Vec<u8>>,
     /// When the oldest pending change was applied (for the fan-out latency metric).
@@ -182,7 +188,14 @@ impl RoomActor {
                 }
                 () = shutdown.cancelled() => return Stop::Shutdown,
                 event = remote::next(&mut room.remote) => {
+                    room.hold();
                     room.handle_remote(event, &self.rooms).await;
+                    room.send_awareness();
+                    room.release();
+                    continue;
+                }
+                () = renewals_due(room.outbox.renewal_due()) => {
+                    room.send_awareness();
                     continue;
                 }
             };
@@ -246,6 +259,8 @@ impl Room {
             guard,
             peers: HashMap::new(),
             presence: presence::Presence::new(settings.max_awareness_bytes),
+            outbox: outbox::Outbox::default(),
+            held: None,
             pending: Vec::new(),
             pending_since: None,
             last_seq: stored.last_seq,
@@ -311,7 +326,12 @@ impl Room {
                 Command::Delete { done } => return Some(Stop::Deleted(done)),
             }
         }
-        if !self.flush(rooms).await {
+        // The batch's document update and presence go to each peer together.
+        self.hold();
+        let flushed = self.flush(rooms).await;
+        self.send_awareness();
+        self.release();
+        if !flushed {
             return Some(Stop::StoreFailed);
         }
         None
@@ -375,6 +395,14 @@ impl Room {
         if txn.has_changes() {
             self.pending.push(txn.encode_update_v1());
         }
+    }
+}
+
+/// Resolves when waiting awareness renewals are due; never when none wait.
+async fn renewals_due(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

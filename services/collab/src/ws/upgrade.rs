@@ -83,13 +83,13 @@ impl Upgrade {
     }
 
     /// Answers 101 and, once the client switched, runs `serve` on the WebSocket, tracked by
-    /// `tracker` (shutdown waits for it). Messages and frames over `max_message` bytes end
-    /// the stream with a capacity error.
+    /// `tracker` (shutdown waits for it), with `(read, write)` buffers of those sizes.
+    /// Messages and frames over `max_message` bytes end the stream with a capacity error.
     pub fn on_upgrade<F, Fut>(
         self,
         tracker: &tokio_util::task::TaskTracker,
         max_message: usize,
-        buffer: usize,
+        (read_buffer, write_buffer): (usize, usize),
         serve: F,
     ) -> Response
     where
@@ -97,8 +97,8 @@ impl Upgrade {
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         let config = WebSocketConfig::default()
-            .read_buffer_size(buffer)
-            .write_buffer_size(buffer)
+            .read_buffer_size(read_buffer)
+            .write_buffer_size(write_buffer)
             .max_message_size(Some(max_message))
             .max_frame_size(Some(max_message));
         let on_upgrade = self.on_upgrade;

@@ -158,6 +158,7 @@ async fn join(
     let options = ConnectOptions {
         token: Some(target.token.clone()),
         doc: Some(doc.clone()),
+        ..ConnectOptions::default()
     };
     let span = tracing::debug_span!("join", ws_base = %base);
     let attempt = async {

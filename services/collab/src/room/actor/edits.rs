@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use tandem_protocol::close;
+use tokio::time::Instant;
 use yrs::sync::{AwarenessUpdate, Message, SyncMessage};
 use yrs::updates::decoder::Decode;
 use yrs::{ReadTxn, Transact, Update};
 
-use super::{ConnId, Rights, Room, encode};
+use super::{ConnId, Rights, Room, encode, outbox};
 
 impl Room {
     pub(super) fn apply_update(&mut self, conn: ConnId, rights: Rights, bytes: &[u8]) {
@@ -117,9 +118,15 @@ impl Room {
         user: Option<&Arc<str>>,
         update: AwarenessUpdate,
     ) {
+        // Echoes of what the room already has are dropped first: stock clients send back every
+        // change they receive, and those are neither news nor someone speaking for another.
+        let news = outbox::news(&self.awareness, update);
+        if news.update.clients.is_empty() {
+            return;
+        }
         let remote = &self.remote;
         let foreign = |client| remote.as_ref().is_some_and(|r| r.has_client(client));
-        let claimed = match self.presence.claim(conn, user, update, foreign) {
+        let claimed = match self.presence.claim(conn, user, news.update, foreign) {
             Ok(claimed) => claimed,
             Err(too_large) => {
                 self.close_peer(
@@ -143,10 +150,8 @@ impl Room {
         if claimed.update.clients.is_empty() {
             return;
         }
-        let update = claimed.update;
-        let frame = encode(&Message::Awareness(update.clone()));
-        let relayed = update.clone();
-        if let Err(err) = self.awareness.apply_update(update) {
+        let clients: Vec<_> = claimed.update.clients.keys().copied().collect();
+        if let Err(err) = self.awareness.apply_update(claimed.update) {
             self.close_peer(
                 conn,
                 close::MALFORMED,
@@ -154,7 +159,7 @@ impl Room {
             );
             return;
         }
-        self.relay_awareness(&relayed);
-        self.broadcast(frame);
+        self.outbox
+            .applied(clients, &news.renewals, outbox::From::Local, Instant::now());
     }
 }

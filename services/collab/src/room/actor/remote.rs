@@ -27,7 +27,7 @@ use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{ClientID, Transact, Update};
 
-use super::{Room, Rooms, encode};
+use super::{Room, Rooms, encode, outbox};
 use crate::cluster::{Cluster, Follow, RemoteEvent, RoomMessage};
 use crate::store::redis::Entry;
 
@@ -261,9 +261,6 @@ impl Room {
         update
             .clients
             .retain(|client, _| !self.presence.is_local(*client));
-        if update.clients.is_empty() {
-            return;
-        }
         let Some(remote) = &mut self.remote else {
             return;
         };
@@ -275,12 +272,17 @@ impl Room {
                 remote.seen.insert(*client, now);
             }
         }
-        let frame = encode(&Message::Awareness(update.clone()));
-        if let Err(err) = self.awareness.apply_update(update) {
+        let news = outbox::news(&self.awareness, update);
+        if news.update.clients.is_empty() {
+            return;
+        }
+        let clients: Vec<ClientID> = news.update.clients.keys().copied().collect();
+        if let Err(err) = self.awareness.apply_update(news.update) {
             tracing::debug!(error = %err, "awareness update from another node does not apply");
             return;
         }
-        self.broadcast(frame);
+        self.outbox
+            .applied(clients, &news.renewals, outbox::From::Remote, now);
     }
 
     fn answer_awareness_query(&self) {
@@ -315,8 +317,7 @@ impl Room {
             clients = expired.len(),
             "awareness of other nodes' clients timed out"
         );
-        if let Ok(update) = self.awareness.update_with_clients(expired) {
-            self.broadcast(encode(&Message::Awareness(update)));
-        }
+        self.outbox
+            .applied(expired, &HashSet::new(), outbox::From::Remote, now);
     }
 }

@@ -71,6 +71,7 @@ impl Link {
             let options = ConnectOptions {
                 token: Some(self.node.config.service_token.clone()),
                 doc: None,
+                ..ConnectOptions::default()
             };
             joined = async {
                 let conn = DocConnection::connect_with(base, notebook_id, options).await?;
