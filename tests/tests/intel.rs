@@ -293,6 +293,10 @@ async fn completions_input_timing_and_resources_through_the_api() {
 
     // --- Timing: each finished run's, in metadata.execution, kept by the export ------------
     run(&alice, &id, "boom").await;
+    until(&conn, "the error of 1/0", |conn| {
+        text_of(&cell(conn, "boom")).contains("ZeroDivisionError")
+    })
+    .await;
     idle(&conn).await;
     for id in ["imp", "boom", "ask"] {
         let timing = &cell(&conn, id).metadata["execution"];

@@ -10,7 +10,7 @@ import { CommentRange, createEditor, setCommentRanges } from "./editor";
 import { renderMarkdown } from "./markdown";
 import { FormView } from "./formview";
 import { OutputArea } from "./outputs";
-import { codeIntel } from "./intel";
+import { codeIntel, completing } from "./intel";
 import { formatElapsed, runStatus, statusTitle } from "./status";
 import { StdinView } from "./stdin";
 import type { WebsocketProvider } from "y-websocket";
@@ -191,14 +191,16 @@ export class CellView {
       { key: "Shift-Enter", run: () => (this.host.run(this, "next"), true) },
       { key: "Mod-Enter", run: () => (this.host.run(this, "stay"), true) },
       { key: "Alt-Enter", run: () => (this.host.run(this, "insert"), true) },
-      { key: "Escape", run: () => (this.host.leave(this), true) },
+      // While the completion list is open, Escape and the arrows are the list's.
+      { key: "Escape", run: (view) => !completing(view) && (this.host.leave(this), true) },
       {
         key: "ArrowUp",
-        run: (view) => view.state.selection.main.head === 0 && this.host.moveFocus(this, -1),
+        run: (view) => !completing(view) && view.state.selection.main.head === 0 && this.host.moveFocus(this, -1),
       },
       {
         key: "ArrowDown",
-        run: (view) => view.state.selection.main.head === view.state.doc.length && this.host.moveFocus(this, 1),
+        run: (view) =>
+          !completing(view) && view.state.selection.main.head === view.state.doc.length && this.host.moveFocus(this, 1),
       },
     ];
     this.editor = createEditor(this.input, {

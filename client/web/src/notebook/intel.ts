@@ -157,6 +157,11 @@ function signatureHelp(host: IntelHost) {
   };
 }
 
+/** Whether the completion list is open (its keys then win over the notebook's). */
+export function completing(view: EditorView): boolean {
+  return completionStatus(view.state) === "active";
+}
+
 /** Tab: accept the open completion, open completions after a name or dot, else indent. */
 function tab(view: EditorView): boolean {
   if (completionStatus(view.state) === "active") return acceptCompletion(view);
