@@ -32,7 +32,10 @@ fn notebook() -> Value {
     let cells: Vec<Value> = [
         ("imp", "import os"),
         ("ask", "name = input('Name? ')\nprint('hello', name)"),
-        ("secret", "import getpass\npw = getpass.getpass()\nprint(len(pw))"),
+        (
+            "secret",
+            "import getpass\npw = getpass.getpass()\nprint(len(pw))",
+        ),
         ("boom", "1/0"),
         ("sleepy", "import time\ntime.sleep(4)"),
     ]
@@ -152,11 +155,16 @@ async fn completions_input_timing_and_resources_through_the_api() {
 
     // --- Before any run: no kernel to ask (the page completes from its own text) -----------
     assert_eq!(
-        post(&alice, &id, "complete", os_pa.clone()).await.unwrap_err(),
+        post(&alice, &id, "complete", os_pa.clone())
+            .await
+            .unwrap_err(),
         (409, "no_kernel".into())
     );
     assert_eq!(
-        post(&vera, &id, "complete", os_pa.clone()).await.unwrap_err().0,
+        post(&vera, &id, "complete", os_pa.clone())
+            .await
+            .unwrap_err()
+            .0,
         403,
         "viewers may not use the runtime"
     );
@@ -170,7 +178,10 @@ async fn completions_input_timing_and_resources_through_the_api() {
         "{completions}"
     );
     assert_eq!(
-        (completions["cursor_start"].clone(), completions["cursor_end"].clone()),
+        (
+            completions["cursor_start"].clone(),
+            completions["cursor_end"].clone()
+        ),
         (json!(13), json!(15)),
         "UTF-16 offsets of `pa`: {completions}"
     );
@@ -178,9 +189,14 @@ async fn completions_input_timing_and_resources_through_the_api() {
     let emoji = json!({"code": "s = '😀'; os.pa", "cursor": 15});
     let completions = post(&alice, &id, "complete", emoji).await.unwrap();
     assert_eq!(completions["cursor_start"], 13, "{completions}");
-    let doc = post(&alice, &id, "inspect", json!({"code": "print(", "cursor": 6}))
-        .await
-        .unwrap();
+    let doc = post(
+        &alice,
+        &id,
+        "inspect",
+        json!({"code": "print(", "cursor": 6}),
+    )
+    .await
+    .unwrap();
     assert_eq!(doc["found"], true, "{doc}");
     let text = doc["text"].as_str().unwrap();
     assert!(
@@ -188,9 +204,14 @@ async fn completions_input_timing_and_resources_through_the_api() {
         "{text}"
     );
     assert!(!text.contains('\u{1b}'), "no ANSI colours: {text}");
-    let nothing = post(&alice, &id, "inspect", json!({"code": "zzz_undefined", "cursor": 5}))
-        .await
-        .unwrap();
+    let nothing = post(
+        &alice,
+        &id,
+        "inspect",
+        json!({"code": "zzz_undefined", "cursor": 5}),
+    )
+    .await
+    .unwrap();
     assert_eq!(nothing["found"], false, "{nothing}");
     for action in ["complete", "inspect"] {
         assert_eq!(
@@ -268,7 +289,10 @@ async fn completions_input_timing_and_resources_through_the_api() {
         .unwrap();
     idle(&conn).await;
     let secret = text_of(&cell(&conn, "secret"));
-    assert!(!secret.contains("hunter2") && secret.ends_with("7\n"), "{secret}");
+    assert!(
+        !secret.contains("hunter2") && secret.ends_with("7\n"),
+        "{secret}"
+    );
 
     // Interrupted while it waits: KeyboardInterrupt, and no one is asked any more.
     run(&alice, &id, "ask").await;

@@ -39,7 +39,9 @@ fn chromium() -> Result<PathBuf> {
         );
     }
     let web = web_dir();
-    if !web.join("node_modules/playwright-core/package.json").is_file()
+    if !web
+        .join("node_modules/playwright-core/package.json")
+        .is_file()
         || !web.join("dist/index.html").is_file()
     {
         bail!(
@@ -74,7 +76,12 @@ async fn completions_docstrings_input_status_and_resources_in_chromium() {
         .await
         .unwrap();
     println!("{}", String::from_utf8_lossy(&output.stdout));
-    for name in ["completions", "input-prompt", "resources", "status-after-reload"] {
+    for name in [
+        "completions",
+        "input-prompt",
+        "resources",
+        "status-after-reload",
+    ] {
         let file = screenshots.join(format!("ci15-{name}.png"));
         assert!(file.is_file(), "{} was written", file.display());
     }

@@ -52,8 +52,8 @@ pub use death::{Death, DeathReason};
 pub use error::{KernelError, SETUP_HINT};
 pub use event::{ExecStatus, Execution, KernelEvent, Names, Output, StreamName, Variable};
 pub use intel::{Completions, Inspection, QUERY_TIMEOUT};
-pub use usage::Usage;
 pub use scratch::{DRIVE_LINK, DriveLink, Scratch, link_drive, process_gone, sweep};
+pub use usage::Usage;
 
 use crate::protocol::Request;
 

@@ -130,9 +130,7 @@ fn check_code(code: &str, cursor: u32) -> Result<(), ApiError> {
     if usize::try_from(cursor).unwrap_or(usize::MAX) > length {
         return Err(ApiError::bad_request(
             "invalid_request",
-            format!(
-                "`cursor` ({cursor}) is past the end of `code` ({length} UTF-16 code units)"
-            ),
+            format!("`cursor` ({cursor}) is past the end of `code` ({length} UTF-16 code units)"),
         ));
     }
     Ok(())

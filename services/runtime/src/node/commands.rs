@@ -154,7 +154,10 @@ impl Node {
                 value,
                 ..
             } => match self.running(&notebook_id).await {
-                Some(session) => session.answer_input(&user_id, value).await.map(|()| Vec::new()),
+                Some(session) => session
+                    .answer_input(&user_id, value)
+                    .await
+                    .map(|()| Vec::new()),
                 None => Err(SessionError::NoInput),
             },
             Command::ReadOutput {

@@ -382,7 +382,11 @@ impl Actor {
             self.state.variables.clear();
             self.state.resources = None;
         }
-        if self.running.as_ref().is_none_or(|running| running.input.is_none()) {
+        if self
+            .running
+            .as_ref()
+            .is_none_or(|running| running.input.is_none())
+        {
             self.state.input = None;
         }
         if matches!(

@@ -108,7 +108,10 @@ fn usage_to_any(usage: &crate::kernel::Usage) -> Any {
             number(usage.memory_limit_bytes),
         ),
         ("disk_bytes".to_owned(), number(usage.disk_bytes)),
-        ("disk_limit_bytes".to_owned(), number(usage.disk_limit_bytes)),
+        (
+            "disk_limit_bytes".to_owned(),
+            number(usage.disk_limit_bytes),
+        ),
     ]);
     Any::Map(Arc::new(map))
 }

@@ -9,8 +9,8 @@ use tandem_crdt::ExecutionState;
 use super::{Actor, Running, Slot};
 use crate::kernel::{ExecStatus, KernelError, KernelEvent, Output};
 use crate::session::doc::{self, InputPrompt, KernelStatus};
-use crate::session::{FULL_OUTPUT_DIR, Holder, SessionError};
 use crate::session::outputs::CellOutput;
+use crate::session::{FULL_OUTPUT_DIR, Holder, SessionError};
 
 /// The cell metadata key of a run's timing, as JupyterLab's "record timing" writes it.
 pub(crate) const EXECUTION_METADATA: &str = "execution";
@@ -63,9 +63,9 @@ impl Actor {
                 let _ = self.notebook.set_execution_by(&id, user_id, name);
             }
             let started_at = now_iso();
-            let _ = self
-                .notebook
-                .set_cell_metadata(&id, EXECUTION_METADATA, timing(&started_at, None));
+            let _ =
+                self.notebook
+                    .set_cell_metadata(&id, EXECUTION_METADATA, timing(&started_at, None));
             self.set_cell_state(&id, ExecutionState::Running);
             self.state.status = KernelStatus::Busy;
             self.state.running = Some(id.clone());
@@ -223,7 +223,11 @@ impl Actor {
     }
 
     /// The running cell's `input()` gets `value`, if `user_id` ran it.
-    pub(super) fn answer_input(&mut self, user_id: &str, value: String) -> Result<(), SessionError> {
+    pub(super) fn answer_input(
+        &mut self,
+        user_id: &str,
+        value: String,
+    ) -> Result<(), SessionError> {
         let Some(running) = &mut self.running else {
             return Err(SessionError::NoInput);
         };
