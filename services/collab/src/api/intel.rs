@@ -151,8 +151,8 @@ mod tests {
         assert!(check_code("os.pa", 5).is_ok());
         assert!(check_code("os.pa", 6).is_err());
         // An emoji is two UTF-16 units.
-        assert!(check_code("x = '😀'", 9).is_ok());
-        assert!(check_code("x = '😀'", 10).is_err());
+        assert!(check_code("x = '😀'", 8).is_ok());
+        assert!(check_code("x = '😀'", 9).is_err());
         assert!(check_code(&"x".repeat(MAX_CODE_BYTES + 1), 0).is_err());
     }
 }
