@@ -12,14 +12,18 @@ use crate::support::{self, Cell};
 async fn completions_and_docstrings_come_from_the_kernel_even_while_a_cell_runs() {
     let kernel = support::start().await;
     kernel.run("import os\nanswer = 42").await.assert_ok();
-    let found = kernel.kernel.complete("import os\nos.pa", 15).await.unwrap();
-    assert!(
-        found.matches.iter().any(|m| m.text == "path"),
-        "{found:?}"
-    );
+    let found = kernel
+        .kernel
+        .complete("import os\nos.pa", 15)
+        .await
+        .unwrap();
+    assert!(found.matches.iter().any(|m| m.text == "path"), "{found:?}");
     assert_eq!((found.cursor_start, found.cursor_end), (13, 15));
     let names = kernel.kernel.complete("ans", 3).await.unwrap();
-    assert!(names.matches.iter().any(|m| m.text == "answer"), "{names:?}");
+    assert!(
+        names.matches.iter().any(|m| m.text == "answer"),
+        "{names:?}"
+    );
 
     let doc = kernel.kernel.inspect("len(", 4, 0).await.unwrap();
     assert!(doc.found, "{doc:?}");
