@@ -119,7 +119,10 @@ impl Node {
                     Ok(kernel) => kernel,
                     Err((code, message)) => return refused(request, code, message),
                 };
-                return match kernel.complete(&code, cursor).await {
+                // The answer is awaited without the kernel: a restart meanwhile ends it.
+                let answer = kernel.complete(&code, cursor);
+                drop(kernel);
+                return match answer.await {
                     Ok(completions) => Reply::Completions {
                         request,
                         completions,
@@ -140,7 +143,9 @@ impl Node {
                     Ok(kernel) => kernel,
                     Err((code, message)) => return refused(request, code, message),
                 };
-                return match kernel.inspect(&code, cursor, detail_level).await {
+                let answer = kernel.inspect(&code, cursor, detail_level);
+                drop(kernel);
+                return match answer.await {
                     Ok(inspection) => Reply::Inspection {
                         request,
                         inspection,
