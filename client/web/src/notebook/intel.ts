@@ -177,6 +177,12 @@ export function codeIntel(host: IntelHost): Extension[] {
   return [
     autocompletion({ override: [completionSource(host)], activateOnTyping: false, icons: true }),
     docField,
+    // The Shift+Tab tooltip goes when the editor does (Esc, a click elsewhere).
+    EditorView.domEventHandlers({
+      blur: (_event, view) => {
+        if (view.state.field(docField, false)) view.dispatch({ effects: showDoc.of(null) });
+      },
+    }),
     Prec.high(
       keymap.of([
         { key: "Tab", run: tab },
