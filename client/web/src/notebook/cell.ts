@@ -212,8 +212,9 @@ export class CellView {
       onFocus: () => this.host.editorFocused(this, true),
       onBlur: () => this.host.editorFocused(this, false),
       onSelection: () => this.el.classList.toggle("has-selection", this.selection() !== null),
+      // Read-only editors get none: accepting a completion would be an edit.
       extensions:
-        this.type === "code"
+        this.type === "code" && !this.host.readOnly()
           ? codeIntel({ notebookId: this.host.notebookId, canRun: () => this.host.canRun(), notebookSources: () => this.host.notebookSources() })
           : [],
     });
