@@ -10,6 +10,8 @@
 //!   [`ErrorBody`].
 //! - [`close`]: WebSocket close codes and what a client should do on each.
 //! - [`ExecuteRequest`]: the body of `POST /api/notebooks/{id}/execute`.
+//! - Code intelligence and stdin: [`CompleteRequest`] → [`Completions`],
+//!   [`InspectRequest`] → [`Inspection`], [`InputAnswer`].
 //! - [`runtime`]: the control channel between the collab service and runtime nodes.
 //! - [`redis_link`]: the same commands through Redis when nodes are scaled out.
 //! - [`comments`]: comment threads on cells, their routes and bodies.
@@ -238,6 +240,73 @@ pub struct Queued {
     pub queued: Vec<String>,
 }
 
+/// `POST /api/notebooks/{id}/complete`: completions at the caret of a cell's code, from the
+/// notebook's running kernel (IPython's completer with jedi). Answered to the caller only;
+/// nothing is written to the document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompleteRequest {
+    /// The cell's code (as the caller's editor holds it).
+    pub code: String,
+    /// The caret, in UTF-16 code units (CodeMirror's and Yjs's unit), at most the code's
+    /// length.
+    pub cursor: u32,
+}
+
+/// One completion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Completion {
+    /// The text that replaces `cursor_start..cursor_end`.
+    pub text: String,
+    /// Jedi's kind: `module`, `function`, `class`, `instance`, `keyword`, `path`, `param`,
+    /// `statement`, `magic`, … (empty when unknown).
+    #[serde(default, rename = "type")]
+    pub kind: String,
+    /// A function's signature, such as `(path)`, when known (else empty).
+    #[serde(default)]
+    pub signature: String,
+}
+
+/// The answer to [`CompleteRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Completions {
+    /// The completions, best first (at most 500).
+    pub matches: Vec<Completion>,
+    /// Start of the text the matches replace (UTF-16 code units).
+    pub cursor_start: u32,
+    /// End of the text the matches replace (UTF-16 code units).
+    pub cursor_end: u32,
+}
+
+/// `POST /api/notebooks/{id}/inspect`: what the name at the caret is (inside a call's
+/// parentheses, the function called), as Jupyter's `inspect_request`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InspectRequest {
+    /// The cell's code.
+    pub code: String,
+    /// The caret (or the mouse), in UTF-16 code units, at most the code's length.
+    pub cursor: u32,
+    /// 0 (default): signature and docstring; 1: also the source, when Python has it.
+    #[serde(default)]
+    pub detail_level: u8,
+}
+
+/// The answer to [`InspectRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inspection {
+    /// Whether there is an object at the caret that the kernel knows.
+    pub found: bool,
+    /// IPython's description, plain text: `Signature: …`, `Docstring: …`, `Type: …`.
+    pub text: String,
+}
+
+/// `POST /api/notebooks/{id}/input`: the line typed for the running cell's `input()` (or
+/// `getpass`), accepted only from who ran that cell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputAnswer {
+    /// The line, without its newline.
+    pub value: String,
+}
+
 /// `PUT /api/notebooks/{id}/runtime`: the runtime type of a notebook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuntimeType {
@@ -336,6 +405,55 @@ pub mod runtime {
             #[serde(default)]
             access: RuntimeAccess,
         },
+        /// Completions at a caret, from the notebook's running kernel (answered with
+        /// [`Reply::Completions`]; `no_kernel` when none runs).
+        Complete {
+            /// Matches the reply.
+            request: u64,
+            /// The notebook.
+            notebook_id: String,
+            /// The cell's code.
+            code: String,
+            /// The caret, in UTF-16 code units.
+            cursor: u32,
+            /// Who asked.
+            user_id: String,
+            /// What the caller may do in a kernel someone else holds (as for an execute).
+            #[serde(default)]
+            access: RuntimeAccess,
+        },
+        /// What the name at a caret is, from the notebook's running kernel (answered with
+        /// [`Reply::Inspection`]; `no_kernel` when none runs).
+        Inspect {
+            /// Matches the reply.
+            request: u64,
+            /// The notebook.
+            notebook_id: String,
+            /// The cell's code.
+            code: String,
+            /// The caret, in UTF-16 code units.
+            cursor: u32,
+            /// 0: signature and docstring; 1: also the source.
+            #[serde(default)]
+            detail_level: u8,
+            /// Who asked.
+            user_id: String,
+            /// What the caller may do in a kernel someone else holds (as for an execute).
+            #[serde(default)]
+            access: RuntimeAccess,
+        },
+        /// The line typed for the running cell's `input()`; refused (`input_not_yours`)
+        /// unless `user_id` ran that cell, `no_input` when no cell waits.
+        Input {
+            /// Matches the reply.
+            request: u64,
+            /// The notebook.
+            notebook_id: String,
+            /// Who answers.
+            user_id: String,
+            /// The line.
+            value: String,
+        },
         /// Read the full text of a truncated output (the file named in its notice).
         ReadOutput {
             /// Matches the reply.
@@ -394,8 +512,31 @@ pub mod runtime {
                 | Command::Interrupt { request, .. }
                 | Command::Restart { request, .. }
                 | Command::SetRuntime { request, .. }
+                | Command::Complete { request, .. }
+                | Command::Inspect { request, .. }
+                | Command::Input { request, .. }
                 | Command::ReadOutput { request, .. } => *request,
             }
+        }
+
+        /// The notebook the command is about.
+        pub fn notebook_id(&self) -> &str {
+            match self {
+                Command::Execute { notebook_id, .. }
+                | Command::Interrupt { notebook_id, .. }
+                | Command::Restart { notebook_id, .. }
+                | Command::SetRuntime { notebook_id, .. }
+                | Command::Complete { notebook_id, .. }
+                | Command::Inspect { notebook_id, .. }
+                | Command::Input { notebook_id, .. }
+                | Command::ReadOutput { notebook_id, .. } => notebook_id,
+            }
+        }
+
+        /// Whether the command only reads the kernel (completions, inspection): it may be
+        /// answered out of order, while later commands go ahead.
+        pub fn is_query(&self) -> bool {
+            matches!(self, Command::Complete { .. } | Command::Inspect { .. })
         }
     }
 
@@ -410,6 +551,22 @@ pub mod runtime {
             /// For execute: the cells queued.
             #[serde(default)]
             queued: Vec<String>,
+        },
+        /// Completions, for [`Command::Complete`].
+        Completions {
+            /// The command's request number.
+            request: u64,
+            /// The completions.
+            #[serde(flatten)]
+            completions: super::Completions,
+        },
+        /// An inspection, for [`Command::Inspect`].
+        Inspection {
+            /// The command's request number.
+            request: u64,
+            /// What the kernel said.
+            #[serde(flatten)]
+            inspection: super::Inspection,
         },
         /// The full text of an output, for [`Command::ReadOutput`].
         Output {
@@ -434,6 +591,8 @@ pub mod runtime {
         pub fn request(&self) -> u64 {
             match self {
                 Reply::Ok { request, .. }
+                | Reply::Completions { request, .. }
+                | Reply::Inspection { request, .. }
                 | Reply::Output { request, .. }
                 | Reply::Error { request, .. } => *request,
             }
@@ -549,13 +708,7 @@ return 0
 
     /// The notebook a command concerns.
     pub fn notebook_of(command: &Command) -> &str {
-        match command {
-            Command::Execute { notebook_id, .. }
-            | Command::Interrupt { notebook_id, .. }
-            | Command::Restart { notebook_id, .. }
-            | Command::SetRuntime { notebook_id, .. }
-            | Command::ReadOutput { notebook_id, .. } => notebook_id,
-        }
+        command.notebook_id()
     }
 
     /// Milliseconds since the Unix epoch.

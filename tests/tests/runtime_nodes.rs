@@ -2,8 +2,9 @@
 //! processes sharing one Redis (a key prefix of their own). Execution asked of one collab
 //! node runs on whichever runtime node takes the notebook, and its outputs reach a client of
 //! the other collab node; when that runtime node is SIGKILLed, its kernel shows as dead
-//! within seconds and the next execute runs on the other runtime node. Also scrapes every
-//! node's `/metrics` and `/readyz`.
+//! within seconds and the next execute runs on the other runtime node. A completion asked of
+//! the other collab node reaches the kernel through Redis. Also scrapes every node's
+//! `/metrics` and `/readyz`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -137,6 +138,23 @@ async fn a_killed_runtime_node_leaves_a_dead_kernel_and_the_next_run_moves_to_a_
     let first = cluster
         .runtime_owning(&cwd)
         .unwrap_or_else(|| panic!("the kernel ran in {cwd:?}, under no runtime node"));
+
+    // Completions reach the node that runs the kernel through Redis, from the other collab
+    // node too, and come back to the caller alone.
+    let completions = other_client
+        .send_json(
+            reqwest::Method::POST,
+            &format!("api/notebooks/{id}/complete"),
+            Some(json!({"code": "os.pa", "cursor": 5})),
+        )
+        .await
+        .unwrap();
+    assert!(
+        completions["matches"]
+            .as_array()
+            .is_some_and(|matches| matches.iter().any(|m| m["text"] == "path")),
+        "{completions}"
+    );
 
     // Every node answers /readyz and /metrics, and the counters moved.
     assert_eq!(ready(&http, &url).await, 200);

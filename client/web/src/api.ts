@@ -113,6 +113,27 @@ export async function request<T>(method: string, path: string, body?: unknown): 
   return (await response.json()) as T;
 }
 
+/** One completion (protocol's `Completion`). */
+export interface CompletionMatch {
+  text: string;
+  /** Jedi's kind: module, function, class, instance, keyword, path, … ("" when unknown). */
+  type: string;
+  signature: string;
+}
+
+/** `POST …/complete`'s answer: what may replace `cursor_start..cursor_end` (UTF-16 units). */
+export interface Completions {
+  matches: CompletionMatch[];
+  cursor_start: number;
+  cursor_end: number;
+}
+
+/** `POST …/inspect`'s answer: IPython's signature and docstring, plain text. */
+export interface Inspection {
+  found: boolean;
+  text: string;
+}
+
 export const api = {
   me: () => request<Me>("GET", "/api/me"),
   providers: () =>
@@ -146,6 +167,15 @@ export const api = {
     }),
   interrupt: (id: string) => request<void>("POST", `/api/notebooks/${encodeURIComponent(id)}/interrupt`),
   restart: (id: string) => request<void>("POST", `/api/notebooks/${encodeURIComponent(id)}/restart`),
+  /** Completions from the running kernel at `cursor` (UTF-16 code units) of `code`. */
+  complete: (id: string, code: string, cursor: number) =>
+    request<Completions>("POST", `/api/notebooks/${encodeURIComponent(id)}/complete`, { code, cursor }),
+  /** The signature and docstring of the name at `cursor`, from the running kernel. */
+  inspect: (id: string, code: string, cursor: number, detailLevel = 0) =>
+    request<Inspection>("POST", `/api/notebooks/${encodeURIComponent(id)}/inspect`, { code, cursor, detail_level: detailLevel }),
+  /** Answers the running cell's `input()` (only whoever ran it may). */
+  input: (id: string, value: string) =>
+    request<void>("POST", `/api/notebooks/${encodeURIComponent(id)}/input`, { value }),
   setRuntime: (id: string, type: "cpu" | "gpu") =>
     request<unknown>("PUT", `/api/notebooks/${encodeURIComponent(id)}/runtime`, { type }),
   sharing: (id: string) => request<Sharing>("GET", `/api/notebooks/${encodeURIComponent(id)}/sharing`),

@@ -4,6 +4,7 @@ mod comments;
 mod drive;
 mod execution;
 mod git;
+mod intel;
 mod secrets;
 mod sharing;
 mod versions;
@@ -92,6 +93,7 @@ pub fn routes() -> Router<App> {
             routing::delete(comments::delete_reply),
         )
         .merge(git::routes())
+        .merge(intel::routes())
         .merge(versions::routes())
         .merge(secrets::routes())
         .merge(drive::routes())

@@ -6,7 +6,12 @@ through the native module `_tandem_kernel` (registered by the worker before this
 
 - `emit(json_line)`: one protocol event (display data, results, errors, clear_output);
 - `write_stdout(text)` / `write_stderr(text)`: stream text, coalesced on the Rust side;
-- `flush()`: send pending stream text now.
+- `flush()`: send pending stream text now;
+- `read_input(prompt, password)`: ask whoever ran the cell for a line (`input()`, `getpass`).
+
+`Kernel.complete` and `Kernel.inspect` answer code intelligence requests (IPython's completer
+with jedi, and its inspector); the worker calls them from a helper thread, so they work while
+a cell runs. Their cursors count UTF-16 code units, as the editor does.
 
 IPython does the Jupyter behaviour (magics, `!cmd`, display hooks, rich reprs, tracebacks);
 this module only points its outputs at the protocol, like ipykernel's ZMQ shell does.
@@ -20,9 +25,11 @@ import io
 import json
 import math
 import os
+import re
 import signal
 import site
 import sys
+import threading
 
 import _tandem_kernel as _native
 
@@ -115,8 +122,64 @@ def _use_venv(venv):
     sys.argv = [""]
 
 
-def _no_stdin(*args, **kwargs):
-    raise RuntimeError("input() is not supported in Tandem notebooks: the kernel has no stdin")
+# What `getpass` echoes in place of the password, as Colab shows it.
+PASSWORD_ECHO = "\u00b7" * 10
+
+# Most completions sent for one request: the editor shows a handful, and jedi can list
+# thousands (`import ` + Tab).
+MAX_COMPLETIONS = 500
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _read_stdin(prompt, password):
+    """Asks whoever ran the cell for one line, waits for it (interrupts still work), and
+    echoes the prompt and the answer into the cell's output as a terminal would."""
+    prompt = "" if prompt is None else str(prompt)
+    value = _native.read_input(prompt, bool(password))
+    sys.stdout.write(prompt + (PASSWORD_ECHO if password else value) + "\n")
+    return value
+
+
+def _input(prompt=""):
+    """`input()` in a notebook: the prompt appears under the cell for whoever ran it."""
+    return _read_stdin(prompt, False)
+
+
+def _getpass(prompt="Password: ", stream=None):
+    """`getpass.getpass()` in a notebook: as `input()`, with the answer hidden."""
+    return _read_stdin(prompt, True)
+
+
+def _after_dot(code, completion):
+    """`.path` replacing `.pa` → `path` replacing `pa`."""
+    from IPython.core.completer import Completion
+
+    if completion.text.startswith(".") and code[completion.start : completion.start + 1] == ".":
+        return Completion(
+            completion.start + 1,
+            completion.end,
+            completion.text[1:],
+            type=completion.type,
+            _origin=getattr(completion, "_origin", ""),
+            signature=completion.signature,
+        )
+    return completion
+
+
+def _utf16_to_index(text, offset):
+    """The code point index of a UTF-16 offset into `text` (clamped to the text)."""
+    units = 0
+    for index, char in enumerate(text):
+        if units >= offset:
+            return index
+        units += 2 if ord(char) > 0xFFFF else 1
+    return len(text)
+
+
+def _index_to_utf16(text, index):
+    """The UTF-16 offset of code point `index` of `text`."""
+    return sum(2 if ord(char) > 0xFFFF else 1 for char in text[:index])
 
 
 def start(venv):
@@ -131,7 +194,10 @@ def start(venv):
 
     sys.stdout = OutStream("stdout", _native.write_stdout)
     sys.stderr = OutStream("stderr", _native.write_stderr)
-    builtins.input = _no_stdin
+    builtins.input = _input
+    import getpass
+
+    getpass.getpass = _getpass
 
     try:
         import IPython
@@ -157,6 +223,20 @@ class Kernel:
 
     def __init__(self, shell):
         self.shell = shell
+        # Jedi's first completion in a fresh process parses the standard library's stubs
+        # (seconds, tens of MB), so it warms up in the background on the first request, and
+        # IPython's own completer (live objects, milliseconds) answers until it is ready.
+        # None: not started; False: warming up (or failed); True: ready.
+        self._jedi = None
+
+    def _warm_jedi(self):
+        try:
+            import jedi
+
+            jedi.Interpreter("import os\nos.pa", [{}]).complete()
+            self._jedi = True
+        except Exception as error:  # noqa: BLE001 - IPython's completer stays in charge
+            print(f"tandem kernel: jedi unavailable: {error!r}", file=sys.__stderr__)
 
     @property
     def execution_count(self):
@@ -167,6 +247,77 @@ class Kernel:
         """Runs a cell; returns (succeeded, execution_count, exit_requested)."""
         result = self.shell.run_cell(code, store_history=True)
         return result.success, result.execution_count, bool(self.shell.exit_now)
+
+    def complete(self, request_id, code, cursor):
+        """Sends a `complete_reply`: IPython's completions (jedi's when it has them) at
+        `cursor`, as ipykernel's `complete_request` answers them."""
+        from IPython.core.completer import provisionalcompleter, rectify_completions
+
+        position = _utf16_to_index(code, cursor)
+        matches, start, end = [], position, position
+        if self._jedi is None:
+            self._jedi = False
+            # Started from the worker's helper thread, it inherits its blocked SIGINT, so
+            # interrupts still reach the running cell's main thread.
+            threading.Thread(target=self._warm_jedi, name="tandem-jedi", daemon=True).start()
+        completer = self.shell.Completer
+        completer.use_jedi = self._jedi is True
+        try:
+            with provisionalcompleter():
+                found = completer.completions(code, position)
+                completions = list(rectify_completions(code, found))
+                if not completer.use_jedi:
+                    # IPython's own completer lists attributes as `.name` from the dot, in
+                    # no particular order: the editor wants `name` after the dot, sorted.
+                    completions = [_after_dot(code, c) for c in completions]
+                    completions.sort(key=lambda c: (c.text.startswith("_"), c.text.lower()))
+        except Exception as error:  # noqa: BLE001 - a completer bug must not end the kernel
+            print(f"tandem kernel: completion failed: {error!r}", file=sys.__stderr__)
+            completions = []
+        if completions:
+            start, end = completions[0].start, completions[0].end
+            seen = set()
+            for completion in completions:
+                if completion.text in seen:
+                    continue
+                seen.add(completion.text)
+                matches.append(
+                    {
+                        "text": completion.text,
+                        "type": completion.type or "",
+                        "signature": completion.signature or "",
+                    }
+                )
+                if len(matches) >= MAX_COMPLETIONS:
+                    break
+        _emit(
+            {
+                "type": "complete_reply",
+                "id": request_id,
+                "matches": matches,
+                "cursor_start": _index_to_utf16(code, start),
+                "cursor_end": _index_to_utf16(code, end),
+            }
+        )
+
+    def inspect(self, request_id, code, cursor, detail_level):
+        """Sends an `inspect_reply`: the signature and docstring of the name at `cursor`
+        (the called function, inside a call's parentheses), as ipykernel's
+        `inspect_request` answers it, in plain text."""
+        from IPython.utils.tokenutil import token_at_cursor
+
+        found, text = False, ""
+        try:
+            name = token_at_cursor(code, _utf16_to_index(code, cursor))
+            if name:
+                bundle = self.shell.object_inspect_mime(name, detail_level=detail_level)
+                text = _ANSI.sub("", bundle.get("text/plain", ""))
+                found = bool(text)
+        except KeyError:
+            pass
+        except Exception as error:  # noqa: BLE001 - as in complete
+            print(f"tandem kernel: inspection failed: {error!r}", file=sys.__stderr__)
+        _emit({"type": "inspect_reply", "id": request_id, "found": found, "text": text})
 
     def shutdown(self):
         """Runs the exit hooks (the shell registers its own among them)."""

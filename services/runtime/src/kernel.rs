@@ -34,8 +34,10 @@
 mod death;
 mod error;
 mod event;
+mod intel;
 mod process;
 mod scratch;
+mod usage;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -44,12 +46,14 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 pub use death::{Death, DeathReason};
 pub use error::{KernelError, SETUP_HINT};
 pub use event::{ExecStatus, Execution, KernelEvent, Names, Output, StreamName, Variable};
+pub use intel::{Completions, Inspection, QUERY_TIMEOUT};
 pub use scratch::{DRIVE_LINK, DriveLink, Scratch, link_drive, process_gone, sweep};
+pub use usage::Usage;
 
 use crate::protocol::Request;
 
@@ -108,6 +112,8 @@ struct Shared {
     jail: Option<Arc<crate::sandbox::Jail>>,
     /// Sandbox counters already reported under a cell: OOM kills, process-limit hits.
     reported: Mutex<(u64, u64)>,
+    /// Code intelligence requests waiting for their reply event, by request id.
+    queries: Mutex<std::collections::HashMap<u64, oneshot::Sender<crate::protocol::Event>>>,
 }
 
 #[derive(Debug, Default)]
@@ -120,6 +126,13 @@ impl Shared {
     fn cells(&self) -> MutexGuard<'_, Cells> {
         // Plain data; a panic elsewhere must not make every later cell hang.
         self.cells.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn queries(
+        &self,
+    ) -> MutexGuard<'_, std::collections::HashMap<u64, oneshot::Sender<crate::protocol::Event>>>
+    {
+        self.queries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -177,6 +190,13 @@ impl Kernel {
         let _ = self
             .requests
             .send(Request::SecretReply { id, value, error });
+    }
+
+    /// Answers the running cell's [`KernelEvent::InputRequest`] `id` with the line typed, or
+    /// with `None` (nobody will answer: `input()` raises `EOFError`).
+    pub fn answer_input(&self, id: u64, value: Option<String>) {
+        // A kernel that is gone no longer waits for it.
+        let _ = self.requests.send(Request::InputReply { id, value });
     }
 
     /// Sends SIGINT: `KeyboardInterrupt` in the running cell (if any). Queued cells still

@@ -12,6 +12,9 @@
 //! {"type":"shutdown"}
 //! {"type":"secret_reply","id":3,"value":"…"}
 //! {"type":"secret_reply","id":4,"error":{"code":"notebook_access","message":"…"}}
+//! {"type":"input_reply","id":5,"value":"Ada"}
+//! {"type":"complete","id":9,"code":"import os\nos.pa","cursor":15}
+//! {"type":"inspect","id":10,"code":"print(","cursor":6,"detail_level":0}
 //! ```
 //! Events (worker → manager), one per line; outputs are nbformat-shaped:
 //! ```json
@@ -27,9 +30,20 @@
 //! {"type":"done","id":7,"status":"ok","execution_count":1}
 //! {"type":"fatal","message":"…"}
 //! {"type":"secret_request","id":3,"name":"HF_TOKEN"}
+//! {"type":"input_request","id":5,"prompt":"Name? ","password":false}
+//! {"type":"complete_reply","id":9,"matches":[{"text":"path","type":"module","signature":""}],"cursor_start":13,"cursor_end":15}
+//! {"type":"inspect_reply","id":10,"found":true,"text":"Signature: print(*args, …)\nDocstring: …"}
 //! ```
 //! A `secret_request` (from `tandem.secrets.get` in the running cell) is answered by a
-//! `secret_reply` with its id; see `crate::secrets`.
+//! `secret_reply` with its id; see `crate::secrets`. An `input_request` (from `input()` or
+//! `getpass()` in the running cell) is answered by an `input_reply` with its id; without a
+//! `value` the cell's `input()` raises `EOFError`.
+//!
+//! `complete` and `inspect` are code intelligence (IPython's completer with jedi, and its
+//! inspector, as Jupyter's `complete_request`/`inspect_request`): the reader thread hands them
+//! to a helper thread at once, so they are answered even while a cell runs, each by exactly one
+//! `complete_reply`/`inspect_reply` with its id, outside any cell's events. Cursors and ranges
+//! count UTF-16 code units (the unit of CodeMirror and Yjs), not Python's code points.
 //! Requests run one at a time in arrival order; every `execute` ends with exactly one `done`
 //! carrying its `id`, and all output events between two `done`s belong to the cell in
 //! between. An `execute` with `peers` first gets a `names` event (before any output): the
@@ -39,6 +53,9 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+/// One completion of a `complete_reply` (the HTTP API's shape).
+pub use tandem_protocol::Completion;
 
 /// A request from the manager to the worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,6 +74,39 @@ pub enum Request {
     },
     /// Run exit hooks and exit with status 0.
     Shutdown,
+    /// The answer to an `input_request` event. Taken off the pipe by the reader thread at
+    /// once (the cell is waiting in `input()`).
+    InputReply {
+        /// The `input_request`'s id.
+        id: u64,
+        /// What the person typed (without the newline); `None`: nobody will answer, and
+        /// `input()` raises `EOFError`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<String>,
+    },
+    /// Completions at `cursor` in `code` (answered by `complete_reply`, even while a cell
+    /// runs).
+    Complete {
+        /// Chosen by the manager, echoed in the reply.
+        id: u64,
+        /// The cell's code.
+        code: String,
+        /// Where the caret is, in UTF-16 code units.
+        cursor: u32,
+    },
+    /// What the object at `cursor` is: signature and docstring (answered by
+    /// `inspect_reply`, even while a cell runs).
+    Inspect {
+        /// Chosen by the manager, echoed in the reply.
+        id: u64,
+        /// The cell's code.
+        code: String,
+        /// Where the caret (or mouse) is, in UTF-16 code units.
+        cursor: u32,
+        /// 0: signature and docstring; 1: also the source, when Python has it.
+        #[serde(default)]
+        detail_level: u8,
+    },
     /// The answer to a `secret_request` event: the value, or why there is none. Taken off
     /// the pipe by the worker's reader thread at once, even while a cell runs.
     SecretReply {
@@ -93,6 +143,39 @@ pub enum Event {
         id: u64,
         /// The secret's name.
         name: String,
+    },
+    /// The running cell reads from stdin (`input()`, `getpass.getpass()`); the manager
+    /// answers with an `input_reply` request with the same id. The cell waits until then,
+    /// or until it is interrupted.
+    InputRequest {
+        /// Chosen by the worker.
+        id: u64,
+        /// The prompt `input()` was given.
+        prompt: String,
+        /// Whether the answer is a password (`getpass`): not echoed.
+        #[serde(default)]
+        password: bool,
+    },
+    /// The answer to a `complete` request.
+    CompleteReply {
+        /// The request's id.
+        id: u64,
+        /// What may replace `cursor_start..cursor_end`, best first.
+        matches: Vec<Completion>,
+        /// Start of the text the matches replace (UTF-16 code units).
+        cursor_start: u32,
+        /// End of the text the matches replace (UTF-16 code units).
+        cursor_end: u32,
+    },
+    /// The answer to an `inspect` request.
+    InspectReply {
+        /// The request's id.
+        id: u64,
+        /// Whether there was an object to describe at the cursor.
+        found: bool,
+        /// IPython's description (`Signature:`, `Docstring:`, …) as plain text.
+        #[serde(default)]
+        text: String,
     },
     /// The worker cannot start; it exits after sending this.
     Fatal {
@@ -296,6 +379,46 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&Request::Shutdown).unwrap(),
             r#"{"type":"shutdown"}"#
+        );
+    }
+
+    #[test]
+    fn intel_and_stdin_messages_round_trip_in_the_documented_shape() {
+        let complete = Request::Complete {
+            id: 9,
+            code: "import os\nos.pa".into(),
+            cursor: 15,
+        };
+        let text = serde_json::to_string(&complete).unwrap();
+        assert_eq!(
+            text,
+            r#"{"type":"complete","id":9,"code":"import os\nos.pa","cursor":15}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), complete);
+        let reply: Event = serde_json::from_value(json!({
+            "type": "complete_reply", "id": 9, "cursor_start": 13, "cursor_end": 15,
+            "matches": [{"text": "path", "type": "module", "signature": ""}]
+        }))
+        .unwrap();
+        let Event::CompleteReply { matches, .. } = reply else {
+            panic!("{reply:?}")
+        };
+        assert_eq!(matches[0].kind, "module");
+        let input: Event = serde_json::from_value(
+            json!({"type": "input_request", "id": 5, "prompt": "Name? ", "password": false}),
+        )
+        .unwrap();
+        assert_eq!(
+            input,
+            Event::InputRequest {
+                id: 5,
+                prompt: "Name? ".into(),
+                password: false
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&Request::InputReply { id: 5, value: None }).unwrap(),
+            r#"{"type":"input_reply","id":5}"#
         );
     }
 

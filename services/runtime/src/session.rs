@@ -16,7 +16,17 @@
 //! - Queued cells are `"queued"`. When a cell starts, its code is read from the document at
 //!   that moment, its outputs are cleared, its count set to null, its state set to
 //!   `"running"` and who asked for the run written to its `execution_by` (`{"id", "name"}`);
-//!   when it ends, its count is set and its state is `"idle"`.
+//!   when it ends, its count is set and its state is `"idle"`. Its timing goes into the cell's
+//!   metadata as JupyterLab's "record timing" keeps it (`metadata.execution` with
+//!   `iopub.status.busy`, `iopub.execute_input` and `shell.execute_reply.started` at the
+//!   start, `shell.execute_reply` and `iopub.status.idle` at the end; ISO 8601 UTC), so it
+//!   survives reloads and `.ipynb` exports.
+//! - A cell that calls `input()` (or `getpass`) waits for the person who ran it:
+//!   `state.kernel.input` is `{"cell", "prompt", "password", "by": {"id", "name"}}` until
+//!   [`Session::answer_input`] (checked to come from them), an interrupt or the cell's end.
+//! - `state.kernel.resources` (`memory_bytes`, `memory_limit_bytes`, `disk_bytes`,
+//!   `disk_limit_bytes`, in MiB steps) is sampled every [`RESOURCES_INTERVAL`] while a kernel
+//!   runs and written when it changes (see [`crate::kernel::Usage`]).
 //! - An execute may carry the caller's state vector ([`Requester::state_vector`]): the session
 //!   takes the cells into the queue only once its replica includes that state (the caller's
 //!   last keystrokes travel to it through the collab service), or after [`CATCH_UP`] with a
@@ -113,6 +123,10 @@ pub const CATCH_UP: Duration = Duration::from_secs(2);
 /// hold its memory (and its variables, which nobody can see) for long.
 pub const DEFAULT_RECONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How often the kernel's memory and disk use is sampled for `state.kernel.resources`. Only
+/// changes of a MiB or more are written, so an idle kernel adds nothing to the document.
+pub const RESOURCES_INTERVAL: Duration = Duration::from_secs(3);
+
 /// How long a shutdown lets the kernel run its exit hooks before killing it.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -194,6 +208,12 @@ pub enum SessionError {
     /// The session has ended (shut down, or it could not reach the notebook again in time).
     #[error("the notebook session has ended")]
     Closed,
+    /// An answer for `input()` came while no cell waits for one.
+    #[error("no cell is waiting for input")]
+    NoInput,
+    /// An answer for `input()` came from someone other than who ran the waiting cell.
+    #[error("the cell waiting for input was run by {0}: only they can answer it")]
+    NotYourInput(String),
 }
 
 /// Who asked for a run, and what they had seen when they asked.
@@ -241,6 +261,14 @@ enum Command {
     Interrupt(oneshot::Sender<()>),
     Restart(oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
+    /// The line typed for the running cell's `input()`, from the user with this id.
+    Input {
+        user_id: String,
+        value: String,
+        reply: oneshot::Sender<Result<(), SessionError>>,
+    },
+    /// The ready kernel, for code intelligence (which the task does not wait for).
+    Kernel(oneshot::Sender<Option<Arc<crate::kernel::Kernel>>>),
 }
 
 /// A running notebook session. Cheap to clone; every clone drives the same session, which
@@ -398,6 +426,28 @@ impl Session {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Restart(reply)).await?;
         answer.await.map_err(|_| SessionError::Closed)
+    }
+
+    /// Answers the running cell's `input()` with `value` on behalf of `user_id`, who must be
+    /// who ran it (any caller when the run has no user). The cell goes on at once.
+    pub async fn answer_input(&self, user_id: &str, value: String) -> Result<(), SessionError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Input {
+            user_id: user_id.to_owned(),
+            value,
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| SessionError::Closed)?
+    }
+
+    /// The session's kernel when one is ready (for completions and inspection, which go to
+    /// it directly and never wait in the queue); `None` before the first run or while it
+    /// starts.
+    pub async fn kernel(&self) -> Option<Arc<crate::kernel::Kernel>> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Kernel(reply)).await.ok()?;
+        answer.await.ok().flatten()
     }
 
     /// Stops the kernel, leaves every cell idle and `state.kernel` `"not_started"`, and leaves

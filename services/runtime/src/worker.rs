@@ -15,13 +15,16 @@
 //!    there, and `SIGINT` must raise `KeyboardInterrupt` in the running cell).
 //!
 //! A reader thread takes requests off the pipe so that the end of the manager (EOF) ends the
-//! worker even while a cell is busy.
+//! worker even while a cell is busy; it hands answers a waiting cell needs (secrets, stdin)
+//! over at once, and code intelligence requests (`complete`, `inspect`) to a helper thread
+//! that answers them while cells run.
 
 mod layer;
 mod names;
 mod python;
 mod secrets;
 mod sink;
+mod stdin;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -129,9 +132,20 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
     };
 
     let (sender, receiver) = mpsc::channel();
+    let (intel_sender, intel_receiver) = mpsc::channel::<Request>();
+    let intel = interpreter.intel();
+    thread::Builder::new()
+        .name("intel".into())
+        .spawn(move || {
+            block_interrupts();
+            for request in intel_receiver {
+                intel.answer(&request);
+            }
+        })
+        .context("could not start the code intelligence thread")?;
     thread::Builder::new()
         .name("requests".into())
-        .spawn(move || read_requests(requests, sender))
+        .spawn(move || read_requests(requests, sender, intel_sender))
         .context("could not start the request reader")?;
 
     for request in receiver {
@@ -158,7 +172,10 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
             }
             Request::Shutdown => break,
             // Taken off the pipe by the reader thread; never queued.
-            Request::SecretReply { .. } => {}
+            Request::SecretReply { .. }
+            | Request::InputReply { .. }
+            | Request::Complete { .. }
+            | Request::Inspect { .. } => {}
         }
     }
     interpreter.shutdown();
@@ -214,13 +231,18 @@ fn block_interrupts() {
     }
 }
 
-fn read_requests(requests: File, sender: mpsc::Sender<Request>) {
+fn read_requests(requests: File, sender: mpsc::Sender<Request>, intel: mpsc::Sender<Request>) {
     block_interrupts();
     for line in BufReader::new(requests).lines() {
         let Ok(line) = line else { break };
         match serde_json::from_str::<Request>(&line) {
-            // Answers to a running cell's secret lookups cannot wait behind it.
+            // Answers to a running cell's secret lookups and reads cannot wait behind it.
             Ok(Request::SecretReply { id, value, error }) => secrets::deliver(id, value, error),
+            Ok(Request::InputReply { id, value }) => stdin::deliver(id, value),
+            Ok(request @ (Request::Complete { .. } | Request::Inspect { .. })) => {
+                // The helper thread outlives the reader; if it is gone, so is the process.
+                let _ = intel.send(request);
+            }
             Ok(request) => {
                 if sender.send(request).is_err() {
                     return;

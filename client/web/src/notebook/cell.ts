@@ -4,12 +4,15 @@
 
 import * as Y from "yjs";
 import type { EditorView, KeyBinding } from "@codemirror/view";
-import { colorFor, commentIcon, h, initials } from "../dom";
+import { commentIcon, h, initials } from "../dom";
 import { cellId, cellSource, cellType, CellType, executionBy, KernelState } from "./doc";
 import { CommentRange, createEditor, setCommentRanges } from "./editor";
 import { renderMarkdown } from "./markdown";
 import { FormView } from "./formview";
 import { OutputArea } from "./outputs";
+import { codeIntel, completing } from "./intel";
+import { formatElapsed, runStatus, statusTitle } from "./status";
+import { StdinView } from "./stdin";
 import type { WebsocketProvider } from "y-websocket";
 
 export interface Person {
@@ -37,6 +40,10 @@ export interface CellHost {
   move(view: CellView, delta: number): void;
   remove(view: CellView): void;
   insert(view: CellView, where: "above" | "below", type: CellType): void;
+  /** The signed-in person's id (who may answer an `input()` they ran). */
+  meId(): string | null;
+  /** Every code cell's source (names to complete before the kernel knows them). */
+  notebookSources(): string[];
 }
 
 const STALE_TITLE =
@@ -59,6 +66,10 @@ export class CellView {
   /** The `# @param` form beside the code (code cells). */
   private readonly form: FormView | null = null;
   private readonly staleBadge: HTMLElement | null = null;
+  /** ✓ or ✗ and the time the last run took (status.ts). */
+  private readonly runStatusEl: HTMLElement | null = null;
+  /** The answer field of a cell waiting in `input()` (stdin.ts). */
+  private readonly stdin: StdinView | null = null;
   private editor: EditorView | null = null;
   private editing = false;
   private renderScheduled = false;
@@ -116,13 +127,15 @@ export class CellView {
         { "data-testid": "stale", hidden: true, title: STALE_TITLE },
         "stale",
       );
-      gutter.append(runButton, this.marker, this.staleBadge);
+      this.runStatusEl = h("span.cell-status", { "data-testid": "run-status", hidden: true });
+      gutter.append(runButton, this.marker, this.runStatusEl, this.staleBadge);
       this.form = new FormView(this.source, host.readOnly());
       const body = h("div.cell-body");
       this.input.replaceWith(body);
       body.append(this.input, this.form.el);
       this.outputs = new OutputArea(cell, host.notebookId);
-      main.append(this.ranBy, this.outputs.el);
+      this.stdin = new StdinView(host.notebookId, this.id);
+      main.append(this.ranBy, this.outputs.el, this.stdin.el);
     } else if (this.type === "markdown") {
       this.rendered = h("div.markdown.cell-rendered", { "data-testid": "rendered" });
       this.rendered.addEventListener("dblclick", () => this.startEditing());
@@ -178,14 +191,16 @@ export class CellView {
       { key: "Shift-Enter", run: () => (this.host.run(this, "next"), true) },
       { key: "Mod-Enter", run: () => (this.host.run(this, "stay"), true) },
       { key: "Alt-Enter", run: () => (this.host.run(this, "insert"), true) },
-      { key: "Escape", run: () => (this.host.leave(this), true) },
+      // While the completion list is open, Escape and the arrows are the list's.
+      { key: "Escape", run: (view) => !completing(view) && (this.host.leave(this), true) },
       {
         key: "ArrowUp",
-        run: (view) => view.state.selection.main.head === 0 && this.host.moveFocus(this, -1),
+        run: (view) => !completing(view) && view.state.selection.main.head === 0 && this.host.moveFocus(this, -1),
       },
       {
         key: "ArrowDown",
-        run: (view) => view.state.selection.main.head === view.state.doc.length && this.host.moveFocus(this, 1),
+        run: (view) =>
+          !completing(view) && view.state.selection.main.head === view.state.doc.length && this.host.moveFocus(this, 1),
       },
     ];
     this.editor = createEditor(this.input, {
@@ -197,6 +212,11 @@ export class CellView {
       onFocus: () => this.host.editorFocused(this, true),
       onBlur: () => this.host.editorFocused(this, false),
       onSelection: () => this.el.classList.toggle("has-selection", this.selection() !== null),
+      // Read-only editors get none: accepting a completion would be an edit.
+      extensions:
+        this.type === "code" && !this.host.readOnly()
+          ? codeIntel({ notebookId: this.host.notebookId, canRun: () => this.host.canRun(), notebookSources: () => this.host.notebookSources() })
+          : [],
     });
     if (this.commentRanges.length) this.editor.dispatch({ effects: setCommentRanges.of(this.commentRanges) });
     this.preview.remove();
@@ -281,6 +301,7 @@ export class CellView {
   /** The kernel state changed: queue positions may have moved. */
   kernelChanged(kernel: KernelState) {
     if (this.type !== "code") return;
+    this.stdin?.update(kernel, this.host.meId());
     const index = kernel.queue.indexOf(this.id);
     const position = index < 0 ? null : index + 1;
     if (position !== this.queuePosition) {
@@ -315,6 +336,18 @@ export class CellView {
     this.marker.textContent = text;
     this.marker.title = title;
     this.marker.dataset.state = typeof state === "string" ? state : "idle";
+    this.updateRunStatus();
+  }
+
+  /** ✓ or ✗ with the elapsed time of the last finished run; when and by whom on hover. */
+  private updateRunStatus() {
+    if (!this.runStatusEl) return;
+    const status = runStatus(this.cell);
+    this.runStatusEl.hidden = !status;
+    if (!status) return;
+    this.runStatusEl.dataset.status = status.outcome;
+    this.runStatusEl.title = statusTitle(status);
+    this.runStatusEl.replaceChildren(h("span.mark", {}, status.outcome === "ok" ? "✓" : "✗"), ` ${formatElapsed(status.elapsedMs)}`);
   }
 
   setPresence(people: Person[]) {
@@ -328,8 +361,8 @@ export class CellView {
   /** Who ran this cell last: the runtime records it in the cell (`execution_by`). */
   private updateRanBy() {
     const by = executionBy(this.cell);
+    // A neutral note: a person's colour here read like an error.
     this.ranBy.textContent = by ? `run by ${by.name}` : "";
-    this.ranBy.style.color = by ? colorFor(by.id) : "";
   }
 
   /** The selected range of the source (UTF-16 code units), or null when nothing is selected. */

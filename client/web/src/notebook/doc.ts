@@ -28,6 +28,10 @@ export interface KernelState {
   stale?: string[];
   /** Who the kernel runs for (who started it), while it runs: see runtime.ts. */
   holder?: { id: string; name: string };
+  /** The running cell waits in `input()` for the person who ran it: see stdin.ts. */
+  input?: import("./stdin").InputRequest;
+  /** The kernel's memory and disk, sampled while it runs: see resources.ts. */
+  resources?: import("./resources").Resources;
 }
 
 export class NotebookDoc {

@@ -36,6 +36,8 @@ export interface EditorOptions {
   onBlur: () => void;
   /** The selection changed (to offer a comment on it). */
   onSelection?: () => void;
+  /** More extensions for this editor (code intelligence: intel.ts). */
+  extensions?: Extension[];
 }
 
 /** A commented range of the source, in UTF-16 code units (CodeMirror's and Yjs's unit). */
@@ -116,6 +118,7 @@ export function createEditor(parent: HTMLElement, options: EditorOptions): Edito
     EditorView.cspNonce.of(styleNonce),
   ];
   if (options.language === "python") extensions.push(python());
+  if (options.extensions) extensions.push(...options.extensions);
   // Markdown is edited as plain text: @codemirror/lang-markdown would bring HTML, CSS and
   // JavaScript parsers along (a sixth of the bundle) for highlighting code fences.
   if (options.language === "markdown") extensions.push(placeholder("Type markdown; Shift+Enter to render"));

@@ -20,6 +20,7 @@ import { FilesPanel } from "./files";
 import { SecretsPanel } from "./secrets";
 import { CellType, NotebookDoc } from "./doc";
 import { confirmRun, holderLabel, holderOf, holderTitle } from "./runtime";
+import { ResourcesView } from "./resources";
 import { openShareDialog } from "./share";
 import { TitleView } from "./title";
 
@@ -71,6 +72,7 @@ class NotebookPage implements CellHost {
   private readonly cellsEl = h("div.cells", { "data-testid": "cells" });
   private readonly statusEl = h("span.kernel-status", { "data-testid": "kernel-status", role: "status" });
   private readonly holderEl = h("span.runtime-holder", { "data-testid": "runtime-holder" });
+  private readonly resources = new ResourcesView();
   /** The server's last refusal to run here (someone else's runtime, not shared), until the
    * runtime changes hands or the person dismisses it. */
   private refusal: { message: string; holder: string | null } | null = null;
@@ -164,6 +166,7 @@ class NotebookPage implements CellHost {
       editable ? this.runtimeSelect : null,
       h("div.spacer"),
       this.statusEl,
+      this.resources.el,
       this.holderEl,
     );
     const readOnly = editable
@@ -351,6 +354,7 @@ class NotebookPage implements CellHost {
     this.holderEl.hidden = !this.holderEl.textContent;
     // A refusal named the runtime of the time: once it stops or changes hands, it no longer holds.
     if (this.refusal && this.refusal.holder !== (holderOf(kernel)?.id ?? null)) this.refusal = null;
+    this.resources.update(kernel);
     for (const view of this.order) view.kernelChanged(kernel);
     this.renderBanners();
   }
@@ -437,6 +441,14 @@ class NotebookPage implements CellHost {
 
   canComment(): boolean {
     return this.me !== null && this.role !== "viewer";
+  }
+
+  meId(): string | null {
+    return this.me?.id ?? null;
+  }
+
+  notebookSources(): string[] {
+    return this.order.filter((view) => view.type === "code").map((view) => view.cell.get("source")?.toString() ?? "");
   }
 
   comment(view: CellView) {

@@ -249,7 +249,7 @@ pub(super) async fn full_output(
         Ok(Reply::Error { message, .. }) => {
             Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", message))
         }
-        Ok(Reply::Ok { .. }) => Err(ApiError::internal(anyhow::anyhow!(
+        Ok(_) => Err(ApiError::internal(anyhow::anyhow!(
             "the runtime answered a read with no text"
         ))),
         Err(err) => Err(ApiError::new(
@@ -275,7 +275,7 @@ async fn control(
 }
 
 /// What callers may do in a kernel someone else holds, from the notebook's sharing.
-fn access(record: &NotebookRecord) -> RuntimeAccess {
+pub(super) fn access(record: &NotebookRecord) -> RuntimeAccess {
     RuntimeAccess {
         owner_id: record.owner_id.clone(),
         editors_may_run: record.editors_may_run,
@@ -284,21 +284,32 @@ fn access(record: &NotebookRecord) -> RuntimeAccess {
 
 /// Calls the runtime and maps its answer and failures to HTTP.
 async fn call(app: &App, make: impl FnOnce(u64) -> Command) -> Result<Vec<String>, ApiError> {
-    match app.runtimes.call(app.config.runtime_timeout, make).await {
-        Ok(Reply::Ok { queued, .. }) => Ok(queued),
-        Ok(Reply::Output { .. }) => Err(ApiError::internal(anyhow::anyhow!(
-            "unexpected output reply"
+    match call_reply(app, make).await? {
+        Reply::Ok { queued, .. } => Ok(queued),
+        other => Err(ApiError::internal(anyhow::anyhow!(
+            "unexpected reply: {other:?}"
         ))),
+    }
+}
+
+/// Calls the runtime; its refusals and failures become HTTP errors, any other reply is
+/// the caller's to read.
+pub(super) async fn call_reply(
+    app: &App,
+    make: impl FnOnce(u64) -> Command,
+) -> Result<Reply, ApiError> {
+    match app.runtimes.call(app.config.runtime_timeout, make).await {
         Ok(Reply::Error { code, message, .. }) => {
             let code = runtime_code(&code);
-            // Someone else's runtime is theirs to share: a permission, not a conflict.
-            let status = if code == "runtime_not_shared" {
+            // Someone else's runtime (or cell) is theirs: a permission, not a conflict.
+            let status = if matches!(code, "runtime_not_shared" | "input_not_yours") {
                 StatusCode::FORBIDDEN
             } else {
                 StatusCode::CONFLICT
             };
             Err(ApiError::new(status, code, message))
         }
+        Ok(reply) => Ok(reply),
         Err(err @ HubError::NoRuntime) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "runtime_unavailable",
@@ -320,6 +331,10 @@ fn runtime_code(code: &str) -> &'static str {
         "venv_missing" => "venv_missing",
         "gpu_unavailable" => "gpu_unavailable",
         "runtime_not_shared" => "runtime_not_shared",
+        "no_kernel" => "no_kernel",
+        "kernel_busy" => "kernel_busy",
+        "no_input" => "no_input",
+        "input_not_yours" => "input_not_yours",
         _ => "runtime_error",
     }
 }

@@ -101,9 +101,12 @@ enum Route {
     Restart,
     PutRuntime,
     GetOutput,
+    Complete,
+    Inspect,
+    Input,
 }
 
-const ROUTES: [Route; 11] = [
+const ROUTES: [Route; 14] = [
     Route::GetNotebook,
     Route::GetIpynb,
     Route::GetSharing,
@@ -115,6 +118,9 @@ const ROUTES: [Route; 11] = [
     Route::Restart,
     Route::PutRuntime,
     Route::GetOutput,
+    Route::Complete,
+    Route::Inspect,
+    Route::Input,
 ];
 
 impl Route {
@@ -146,6 +152,21 @@ impl Route {
                 Some(json!({"type": "cpu"})),
             ),
             Route::GetOutput => (Method::GET, format!("{nb}/outputs/x.txt"), None),
+            Route::Complete => (
+                Method::POST,
+                format!("{nb}/complete"),
+                Some(json!({"code": "os.pa", "cursor": 5})),
+            ),
+            Route::Inspect => (
+                Method::POST,
+                format!("{nb}/inspect"),
+                Some(json!({"code": "print(", "cursor": 6})),
+            ),
+            Route::Input => (
+                Method::POST,
+                format!("{nb}/input"),
+                Some(json!({"value": "Ada"})),
+            ),
         }
     }
 
@@ -162,18 +183,18 @@ const RT: u16 = 503;
 
 /// The specification: the status each caller gets from each route.
 #[rustfmt::skip]
-const MATRIX: [(Who, [u16; 11]); 9] = [
-    //                     GET   GET    GET    PUT    POST   DELETE exec int  rest PUT      GET
+const MATRIX: [(Who, [u16; 14]); 9] = [
+    //                     GET   GET    GET    PUT    POST   DELETE exec int  rest PUT      GET     compl insp input
     //                     nb    ipynb  share  share  owner  nb                     runtime  output
-    (Who::Owner,          [200,  200,   200,   200,   200,   204,   RT,  RT,  RT,  RT,      RT]),
-    (Who::Editor,         [200,  200,   200,   403,   403,   403,   RT,  RT,  RT,  RT,      RT]),
-    (Who::Commenter,      [200,  200,   403,   403,   403,   403,   403, 403, 403, 403,     RT]),
-    (Who::Viewer,         [200,  200,   403,   403,   403,   403,   403, 403, 403, 403,     RT]),
-    (Who::Outsider,       [404,  404,   404,   404,   404,   404,   404, 404, 404, 404,     404]),
-    (Who::AnonRestricted, [401,  401,   401,   401,   401,   401,   401, 401, 401, 401,     401]),
-    (Who::AnonLinkViewer, [200,  200,   401,   401,   401,   401,   401, 401, 401, 401,     RT]),
-    (Who::AnonLinkEditor, [200,  200,   401,   401,   401,   401,   401, 401, 401, 401,     RT]),
-    (Who::LinkCommenter,  [200,  200,   403,   403,   403,   403,   403, 403, 403, 403,     RT]),
+    (Who::Owner,          [200,  200,   200,   200,   200,   204,   RT,  RT,  RT,  RT,      RT,     RT,   RT,  RT]),
+    (Who::Editor,         [200,  200,   200,   403,   403,   403,   RT,  RT,  RT,  RT,      RT,     RT,   RT,  RT]),
+    (Who::Commenter,      [200,  200,   403,   403,   403,   403,   403, 403, 403, 403,     RT,     403,  403, 403]),
+    (Who::Viewer,         [200,  200,   403,   403,   403,   403,   403, 403, 403, 403,     RT,     403,  403, 403]),
+    (Who::Outsider,       [404,  404,   404,   404,   404,   404,   404, 404, 404, 404,     404,    404,  404, 404]),
+    (Who::AnonRestricted, [401,  401,   401,   401,   401,   401,   401, 401, 401, 401,     401,    401,  401, 401]),
+    (Who::AnonLinkViewer, [200,  200,   401,   401,   401,   401,   401, 401, 401, 401,     RT,     401,  401, 401]),
+    (Who::AnonLinkEditor, [200,  200,   401,   401,   401,   401,   401, 401, 401, 401,     RT,     401,  401, 401]),
+    (Who::LinkCommenter,  [200,  200,   403,   403,   403,   403,   403, 403, 403, 403,     RT,     403,  403, 403]),
 ];
 
 /// What each caller may do over the WebSocket.

@@ -54,6 +54,13 @@ pub enum KernelError {
     /// The kernel process has ended; start a new one.
     #[error("the kernel is dead: {0}")]
     Dead(Death),
+    /// A completion or inspection got no answer in time (the kernel is busy in native code,
+    /// or wedged).
+    #[error("the kernel did not answer within {0:?}")]
+    QueryTimeout(Duration),
+    /// The worker answered something that does not fit the request.
+    #[error("the kernel answered out of protocol: {0}")]
+    Protocol(String),
     /// Sending a signal to the kernel process failed.
     #[error("could not signal the kernel process: {0}")]
     Signal(#[from] nix::Error),

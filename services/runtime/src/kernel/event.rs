@@ -53,6 +53,17 @@ pub enum KernelEvent {
         /// The secret's name.
         name: String,
     },
+    /// The cell reads a line from stdin (`input()`, `getpass`); answer with
+    /// [`Kernel::answer_input`](super::Kernel::answer_input) and this id. The cell waits for
+    /// it (or an interrupt).
+    InputRequest {
+        /// The request's id.
+        id: u64,
+        /// The prompt shown beside the answer field.
+        prompt: String,
+        /// Whether the answer is a password (hidden as it is typed, not echoed).
+        password: bool,
+    },
     /// The cell finished.
     Done {
         /// `Error` if an exception escaped or the kernel died (an error output came first).

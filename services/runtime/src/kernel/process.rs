@@ -250,6 +250,7 @@ async fn start_in(
         memory_limit_bytes: options.memory_limit_bytes,
         jail,
         reported: Mutex::new((0, 0)),
+        queries: Mutex::default(),
     });
     let (requests, request_receiver) = mpsc::unbounded_channel();
     tokio::spawn(write_requests(stdin, request_receiver).instrument(span.clone()));
@@ -474,6 +475,8 @@ async fn route_events(
         cells.dead = Some(death.clone());
         mem::take(&mut cells.running)
     };
+    // Dropped senders tell their waiters the kernel is gone.
+    shared.queries().clear();
     shared.death.send_replace(Some(death.clone()));
     for (_, sender) in unfinished {
         let error = KernelEvent::Output(death.to_error_output());
@@ -497,6 +500,19 @@ async fn route(shared: &Shared, line: &str) {
             tracing::warn!(%error, line, "bad kernel event");
             return;
         }
+    };
+    let event = match event {
+        // Answers to code intelligence requests belong to whoever asked, not to a cell.
+        Event::CompleteReply { id, .. } | Event::InspectReply { id, .. } => {
+            match shared.queries().remove(&id) {
+                Some(waiter) => {
+                    let _ = waiter.send(event);
+                }
+                None => tracing::debug!(id, "an answer nobody waits for any more"),
+            }
+            return;
+        }
+        event => event,
     };
     if let Event::Done {
         id,
@@ -629,7 +645,20 @@ fn kernel_event(event: Event) -> Option<KernelEvent> {
         Event::ClearOutput { wait } => KernelEvent::ClearOutput { wait },
         Event::Variables { variables } => KernelEvent::Variables(variables),
         Event::SecretRequest { id, name } => KernelEvent::SecretRequest { id, name },
+        Event::InputRequest {
+            id,
+            prompt,
+            password,
+        } => KernelEvent::InputRequest {
+            id,
+            prompt,
+            password,
+        },
         Event::Names { cell, peers } => KernelEvent::Names { cell, peers },
-        Event::Ready { .. } | Event::Fatal { .. } | Event::Done { .. } => return None,
+        Event::Ready { .. }
+        | Event::Fatal { .. }
+        | Event::Done { .. }
+        | Event::CompleteReply { .. }
+        | Event::InspectReply { .. } => return None,
     })
 }

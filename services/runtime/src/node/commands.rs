@@ -107,6 +107,64 @@ impl Node {
                     },
                 };
             }
+            Command::Complete {
+                notebook_id,
+                code,
+                cursor,
+                user_id,
+                access,
+                ..
+            } => {
+                let kernel = match self.query_kernel(&notebook_id, &user_id, &access).await {
+                    Ok(kernel) => kernel,
+                    Err((code, message)) => return refused(request, code, message),
+                };
+                // The answer is awaited without the kernel: a restart meanwhile ends it.
+                let answer = kernel.complete(&code, cursor);
+                drop(kernel);
+                return match answer.await {
+                    Ok(completions) => Reply::Completions {
+                        request,
+                        completions,
+                    },
+                    Err(error) => refused(request, "kernel_busy", error.to_string()),
+                };
+            }
+            Command::Inspect {
+                notebook_id,
+                code,
+                cursor,
+                detail_level,
+                user_id,
+                access,
+                ..
+            } => {
+                let kernel = match self.query_kernel(&notebook_id, &user_id, &access).await {
+                    Ok(kernel) => kernel,
+                    Err((code, message)) => return refused(request, code, message),
+                };
+                let answer = kernel.inspect(&code, cursor, detail_level);
+                drop(kernel);
+                return match answer.await {
+                    Ok(inspection) => Reply::Inspection {
+                        request,
+                        inspection,
+                    },
+                    Err(error) => refused(request, "kernel_busy", error.to_string()),
+                };
+            }
+            Command::Input {
+                notebook_id,
+                user_id,
+                value,
+                ..
+            } => match self.running(&notebook_id).await {
+                Some(session) => session
+                    .answer_input(&user_id, value)
+                    .await
+                    .map(|()| Vec::new()),
+                None => Err(SessionError::NoInput),
+            },
             Command::ReadOutput {
                 notebook_id, file, ..
             } => {
@@ -150,6 +208,8 @@ impl Node {
                 let code = match err {
                     SessionError::UnknownCell(_) | SessionError::NotACodeCell(_) => "unknown_cell",
                     SessionError::Connect(_) | SessionError::Closed => "runtime_error",
+                    SessionError::NoInput => "no_input",
+                    SessionError::NotYourInput(_) => "input_not_yours",
                 };
                 Reply::Error {
                     request,
@@ -158,6 +218,30 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// The notebook's running kernel, for a completion or inspection by `user_id`: they must
+    /// be allowed to run code in it (the execute rule), and nothing is started for them.
+    async fn query_kernel(
+        &self,
+        notebook_id: &str,
+        user_id: &str,
+        access: &RuntimeAccess,
+    ) -> Result<std::sync::Arc<crate::kernel::Kernel>, (&'static str, String)> {
+        let no_kernel = || {
+            (
+                "no_kernel",
+                "no kernel runs in this notebook yet: run a cell to start one".to_owned(),
+            )
+        };
+        let session = self.running(notebook_id).await.ok_or_else(no_kernel)?;
+        let caller = Holder {
+            id: user_id.to_owned(),
+            name: String::new(),
+        };
+        self.authorize(notebook_id, &caller, access, Action::Query)
+            .await?;
+        session.kernel().await.ok_or_else(no_kernel)
     }
 
     /// Switches a notebook between the CPU and GPU runtimes: its session (and kernel) is

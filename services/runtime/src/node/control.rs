@@ -4,7 +4,9 @@
 
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
-use tandem_protocol::runtime::{CONTROL_PATH, Command};
+use std::sync::Arc;
+
+use tandem_protocol::runtime::{CONTROL_PATH, Command, Reply};
 use tokio_tungstenite::tungstenite::Message as Ws;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
@@ -15,7 +17,7 @@ impl Node {
     /// Connects to the control channel of collab URL number `which` (modulo their count) and
     /// serves it until it closes or `stop` fires.
     pub(super) async fn serve_once(
-        &self,
+        self: &Arc<Self>,
         which: usize,
         stop: &CancellationToken,
     ) -> anyhow::Result<()> {
@@ -33,9 +35,16 @@ impl Node {
         tracing::info!(%url, "runtime joined the collab service");
         self.config.ready.set(true);
         let (mut sink, mut stream) = socket.split();
+        // Replies of queries (completions, inspection), answered in tasks of their own.
+        let (replies, mut answered) = tokio::sync::mpsc::unbounded_channel::<Reply>();
         loop {
             let frame = tokio::select! {
                 frame = stream.next() => frame,
+                Some(reply) = answered.recv() => {
+                    sink.send(Ws::Text(serde_json::to_string(&reply)?.into()))
+                        .await?;
+                    continue;
+                }
                 () = stop.cancelled() => return Ok(()),
             };
             match frame {
@@ -47,6 +56,15 @@ impl Node {
                             continue;
                         }
                     };
+                    if command.is_query() {
+                        // A completion may wait seconds for a busy kernel: it must not hold
+                        // up other notebooks' commands, which are handled in order.
+                        let (node, replies) = (Arc::clone(self), replies.clone());
+                        tokio::spawn(async move {
+                            let _ = replies.send(node.handle(command).await);
+                        });
+                        continue;
+                    }
                     let reply = self.handle(command).await;
                     sink.send(Ws::Text(serde_json::to_string(&reply)?.into()))
                         .await?;

@@ -10,6 +10,9 @@
 //! | the owner | if `editors_may_run` | yes | yes, and takes it over |
 //! | another editor | if `editors_may_run` | if `editors_may_run` | if `editors_may_run` |
 //!
+//! Completions and inspection ([`Action::Query`]) follow the execute column, and never
+//! start a kernel.
+//!
 //! With no kernel running, an execute, restart or switch starts one held by the caller. A
 //! takeover starts the fresh kernel for the caller: their drive, their name in
 //! `state.kernel.holder`. Refusals are `runtime_not_shared` with a sentence naming the holder.
@@ -65,6 +68,9 @@ pub(super) enum Action {
     Interrupt,
     /// Restart the kernel, or switch it to another device.
     Restart,
+    /// Ask the running kernel for completions or an inspection: allowed as an execute is,
+    /// and never starts a kernel.
+    Query,
 }
 
 /// The answer of [`decide`].
@@ -88,7 +94,7 @@ pub(super) fn decide(
 ) -> Decision {
     let Some(holder) = holder else {
         return match action {
-            Action::Interrupt => Decision::Proceed,
+            Action::Interrupt | Action::Query => Decision::Proceed,
             Action::Execute | Action::Restart => Decision::Claim,
         };
     };
@@ -139,6 +145,10 @@ fn refusal(holder: &Holder, access: &RuntimeAccess, is_owner: bool, action: Acti
         Action::Interrupt | Action::Restart => {
             format!("only {name} or the notebook's owner may interrupt or restart it")
         }
+        Action::Query => format!(
+            "completions and docstrings come from the running kernel, which only {name} may \
+             use; they come back once you run code in a runtime of your own"
+        ),
     };
     format!("{whose}: {what}.")
 }
@@ -289,6 +299,23 @@ mod tests {
             message.contains("the notebook's owner does not let"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn queries_follow_the_execute_rule_and_never_claim() {
+        let alice = person("alice", "Alice");
+        assert_eq!(
+            decide(None, "bob", &access("alice", false), Action::Query),
+            Decision::Proceed
+        );
+        assert_eq!(
+            decide(Some(&alice), "bob", &access("alice", true), Action::Query),
+            Decision::Proceed
+        );
+        assert!(matches!(
+            decide(Some(&alice), "bob", &access("alice", false), Action::Query),
+            Decision::Refuse(_)
+        ));
     }
 
     #[test]

@@ -246,8 +246,13 @@ impl Link {
         }
     }
 
-    async fn received(&self, json: &str) {
+    async fn received(self: &Arc<Self>, json: &str) {
         match serde_json::from_str::<Envelope>(json) {
+            // Completions must not hold up the commands queued behind them.
+            Ok(envelope) if envelope.command.is_query() => {
+                let link = Arc::clone(self);
+                tokio::spawn(async move { link.dispatch(envelope).await });
+            }
             Ok(envelope) => self.dispatch(envelope).await,
             Err(err) => tracing::warn!(error = %err, "malformed command envelope"),
         }

@@ -13,6 +13,7 @@
 mod execution;
 mod lifecycle;
 mod queue;
+mod resources;
 mod stale;
 
 use lifecycle::epoch_ms_after;
@@ -66,6 +67,10 @@ struct Running {
     execution: Execution,
     output: CellOutput,
     interrupt_deadline: Option<Instant>,
+    /// When it started (ISO 8601 UTC), for its `metadata.execution`.
+    started_at: String,
+    /// The id of the `input()` it waits in, if it does.
+    input: Option<u64>,
 }
 
 /// What woke the task up.
@@ -87,6 +92,8 @@ enum Input {
     DocChanged,
     /// The debounce after document changes is over.
     StaleCheck,
+    /// A sample of a kernel's memory and disk (its pid, to drop samples of earlier kernels).
+    Usage(u32, crate::kernel::Usage),
 }
 
 pub(super) struct Actor {
@@ -121,6 +128,10 @@ pub(super) struct Actor {
     updates: mpsc::UnboundedReceiver<UpdateEvent>,
     /// When to bring the stale marks up to date after document changes.
     stale_check_at: Option<Instant>,
+    /// Samples of the kernel's memory and disk, from the sampler of each kernel
+    /// (`actor/resources.rs`).
+    usage: mpsc::UnboundedReceiver<(u32, crate::kernel::Usage)>,
+    usage_sender: mpsc::UnboundedSender<(u32, crate::kernel::Usage)>,
 }
 
 impl Actor {
@@ -146,6 +157,10 @@ impl Actor {
             Some(conn) => conn.subscribe_updates(),
             None => mpsc::unbounded_channel().1,
         };
+        let (usage_sender, usage) = mpsc::unbounded_channel();
+        if let Slot::Ready(kernel) = &slot {
+            resources::sample(kernel, usage_sender.clone());
+        }
         Actor {
             config,
             link,
@@ -167,6 +182,8 @@ impl Actor {
             marked: HashSet::new(),
             updates,
             stale_check_at: None,
+            usage,
+            usage_sender,
         }
     }
 
@@ -233,6 +250,7 @@ impl Actor {
                     self.stale_check_at = None;
                     self.refresh_stale();
                 }
+                Input::Usage(pid, usage) => self.usage(pid, usage),
             }
             self.pump();
         }
@@ -251,6 +269,7 @@ impl Actor {
             link,
             waiting,
             updates,
+            usage,
             ..
         } = self;
         let Link {
@@ -333,6 +352,7 @@ impl Actor {
             input = caught_up => input,
             Some(_) = updates.recv() => Input::DocChanged,
             () = at(stale_at) => Input::StaleCheck,
+            Some((pid, sample)) = usage.recv() => Input::Usage(pid, sample),
         }
     }
 
@@ -360,6 +380,14 @@ impl Actor {
             self.kernel_started = None;
             self.state.lifetime_ends_at = None;
             self.state.variables.clear();
+            self.state.resources = None;
+        }
+        if self
+            .running
+            .as_ref()
+            .is_none_or(|running| running.input.is_none())
+        {
+            self.state.input = None;
         }
         if matches!(
             self.state.status,

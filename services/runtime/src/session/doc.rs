@@ -66,6 +66,54 @@ pub(crate) struct KernelState {
     pub stale: Vec<String>,
     /// Who the kernel runs for, while there is one (`session/holder.rs`).
     pub holder: Option<super::Holder>,
+    /// The running cell waits in `input()` for the person who ran it.
+    pub input: Option<InputPrompt>,
+    /// The kernel's memory and disk use, in MiB steps, while there is a kernel.
+    pub resources: Option<crate::kernel::Usage>,
+}
+
+/// `state.kernel.input`: what a cell waiting in `input()` asks, and of whom.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct InputPrompt {
+    /// The waiting cell.
+    pub cell: String,
+    /// The prompt given to `input()`.
+    pub prompt: String,
+    /// Whether the answer is hidden (`getpass`).
+    pub password: bool,
+    /// Who ran the cell: the only person whose answer the runtime takes.
+    pub by: Option<super::Holder>,
+}
+
+impl InputPrompt {
+    fn to_any(&self) -> Any {
+        let mut map = HashMap::new();
+        map.insert("cell".to_owned(), Any::from(self.cell.as_str()));
+        map.insert("prompt".to_owned(), Any::from(self.prompt.as_str()));
+        map.insert("password".to_owned(), Any::Bool(self.password));
+        map.insert(
+            "by".to_owned(),
+            self.by.as_ref().map_or(Any::Null, super::Holder::to_any),
+        );
+        Any::Map(Arc::new(map))
+    }
+}
+
+fn usage_to_any(usage: &crate::kernel::Usage) -> Any {
+    let number = |bytes: u64| Any::from(i64::try_from(bytes).unwrap_or(i64::MAX));
+    let map = HashMap::from([
+        ("memory_bytes".to_owned(), number(usage.memory_bytes)),
+        (
+            "memory_limit_bytes".to_owned(),
+            number(usage.memory_limit_bytes),
+        ),
+        ("disk_bytes".to_owned(), number(usage.disk_bytes)),
+        (
+            "disk_limit_bytes".to_owned(),
+            number(usage.disk_limit_bytes),
+        ),
+    ]);
+    Any::Map(Arc::new(map))
 }
 
 impl KernelState {
@@ -83,10 +131,12 @@ impl KernelState {
             gpu: None,
             stale: Vec::new(),
             holder: None,
+            input: None,
+            resources: None,
         }
     }
 
-    fn fields(&self) -> [(&'static str, Option<Any>); 12] {
+    fn fields(&self) -> [(&'static str, Option<Any>); 14] {
         let variables = serde_json::to_value(&self.variables).unwrap_or(Value::Null);
         let strings: Vec<Any> = self.queue.iter().map(|id| Any::from(id.as_str())).collect();
         [
@@ -116,6 +166,8 @@ impl KernelState {
                 )),
             ),
             ("holder", self.holder.as_ref().map(super::Holder::to_any)),
+            ("input", self.input.as_ref().map(InputPrompt::to_any)),
+            ("resources", self.resources.as_ref().map(usage_to_any)),
         ]
     }
 }

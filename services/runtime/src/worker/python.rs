@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use super::sink::Sink;
-use crate::protocol::{Event, ExecStatus, StreamName};
+use crate::protocol::{Event, ExecStatus, Request, StreamName};
 use crate::tensor::inspect::Inspector;
 
 /// The glue module's source.
@@ -97,6 +97,7 @@ impl Interpreter {
                 native.add_function(wrap_pyfunction!(write_stdout, &native)?)?;
                 native.add_function(wrap_pyfunction!(write_stderr, &native)?)?;
                 native.add_function(wrap_pyfunction!(flush, &native)?)?;
+                super::stdin::register(&native)?;
                 py.import("sys")?
                     .getattr("modules")?
                     .set_item("_tandem_kernel", &native)?;
@@ -169,11 +170,71 @@ impl Interpreter {
         })
     }
 
+    /// A second handle on the glue's kernel object, for the helper thread that answers
+    /// code intelligence requests ([`Intel`]).
+    pub fn intel(&self) -> Intel {
+        Python::attach(|py| Intel {
+            kernel: self.kernel.clone_ref(py),
+        })
+    }
+
     /// Runs the shell's exit hooks (`atexit` functions included); errors are only logged.
     pub fn shutdown(&self) {
         Python::attach(|py| {
             if let Err(error) = self.kernel.bind(py).call_method0("shutdown") {
                 tracing::warn!(error = %describe(py, &error), "kernel exit hooks failed");
+            }
+        });
+    }
+}
+
+/// Answers `complete` and `inspect` requests on a thread of its own, so they do not wait for
+/// the running cell (they take the GIL between its bytecodes, as any Python thread does).
+pub struct Intel {
+    kernel: Py<PyAny>,
+}
+
+impl Intel {
+    /// Answers one request; the glue sends the reply event itself. A failure is logged and
+    /// answered empty, so the manager never waits in vain.
+    pub fn answer(&self, request: &Request) {
+        Python::attach(|py| {
+            let kernel = self.kernel.bind(py);
+            let (id, result, empty) = match request {
+                Request::Complete { id, code, cursor } => (
+                    *id,
+                    kernel.call_method1("complete", (*id, code.as_str(), *cursor)),
+                    Event::CompleteReply {
+                        id: *id,
+                        matches: Vec::new(),
+                        cursor_start: *cursor,
+                        cursor_end: *cursor,
+                    },
+                ),
+                Request::Inspect {
+                    id,
+                    code,
+                    cursor,
+                    detail_level,
+                } => (
+                    *id,
+                    kernel.call_method1("inspect", (*id, code.as_str(), *cursor, *detail_level)),
+                    Event::InspectReply {
+                        id: *id,
+                        found: false,
+                        text: String::new(),
+                    },
+                ),
+                _ => return,
+            };
+            if let Err(error) = result {
+                eprintln!(
+                    "tandem kernel: request {id} failed: {}",
+                    describe(py, &error)
+                );
+                if let Err(io) = sink().and_then(|sink| sink.emit(&empty).map_err(io_error)) {
+                    eprintln!("tandem kernel: could not answer request {id}: {io}");
+                }
             }
         });
     }

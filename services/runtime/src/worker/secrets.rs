@@ -40,6 +40,11 @@ pub fn set_in_cell(running: bool) {
     IN_CELL.store(running, Ordering::SeqCst);
 }
 
+/// Whether a cell is running now.
+pub fn in_cell() -> bool {
+    IN_CELL.load(Ordering::SeqCst)
+}
+
 /// Hands a `secret_reply` to the lookup waiting for it (a late one, after a timeout, is
 /// dropped).
 pub fn deliver(id: u64, value: Option<SecretText>, error: Option<SecretFailure>) {
@@ -57,7 +62,7 @@ pub fn deliver(id: u64, value: Option<SecretText>, error: Option<SecretFailure>)
 /// Python side to raise as the matching exception.
 #[pyfunction]
 fn secret(py: Python<'_>, name: &str) -> PyResult<(bool, String, String)> {
-    if !IN_CELL.load(Ordering::SeqCst) {
+    if !in_cell() {
         return Ok((
             false,
             "notebook_access".into(),

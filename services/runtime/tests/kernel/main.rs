@@ -11,6 +11,7 @@ mod support;
 
 mod bench;
 mod crashes;
+mod intel;
 mod isolation;
 mod magics;
 mod names;

@@ -8,9 +8,35 @@ use tandem_crdt::ExecutionState;
 
 use super::{Actor, Running, Slot};
 use crate::kernel::{ExecStatus, KernelError, KernelEvent, Output};
-use crate::session::FULL_OUTPUT_DIR;
-use crate::session::doc::{self, KernelStatus};
+use crate::session::doc::{self, InputPrompt, KernelStatus};
 use crate::session::outputs::CellOutput;
+use crate::session::{FULL_OUTPUT_DIR, Holder, SessionError};
+
+/// The cell metadata key of a run's timing, as JupyterLab's "record timing" writes it.
+pub(crate) const EXECUTION_METADATA: &str = "execution";
+
+/// The longest `input()` prompt shown (the rest is cut).
+const MAX_PROMPT_CHARS: usize = 1000;
+
+/// Now, in ISO 8601 UTC with microseconds, as Jupyter's message headers carry dates.
+fn now_iso() -> String {
+    humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string()
+}
+
+/// `metadata.execution`: started at `start`; ended at `end` once the cell is done. The keys
+/// are Jupyter's message types, as JupyterLab records them (nbformat's schema lists them).
+fn timing(start: &str, end: Option<&str>) -> serde_json::Value {
+    let mut value = serde_json::json!({
+        "iopub.status.busy": start,
+        "iopub.execute_input": start,
+        "shell.execute_reply.started": start,
+    });
+    if let (Some(end), Some(map)) = (end, value.as_object_mut()) {
+        map.insert("shell.execute_reply".into(), end.into());
+        map.insert("iopub.status.idle".into(), end.into());
+    }
+    value
+}
 
 impl Actor {
     /// Starts the next queued cell, or the kernel it needs.
@@ -36,6 +62,10 @@ impl Actor {
             if let Some((user_id, name)) = &entry.by {
                 let _ = self.notebook.set_execution_by(&id, user_id, name);
             }
+            let started_at = now_iso();
+            let _ =
+                self.notebook
+                    .set_cell_metadata(&id, EXECUTION_METADATA, timing(&started_at, None));
             self.set_cell_state(&id, ExecutionState::Running);
             self.state.status = KernelStatus::Busy;
             self.state.running = Some(id.clone());
@@ -50,6 +80,8 @@ impl Actor {
                         execution,
                         output,
                         interrupt_deadline: None,
+                        started_at,
+                        input: None,
                     });
                 }
                 Err(KernelError::Dead(death)) => {
@@ -115,6 +147,25 @@ impl Actor {
                     );
                 }
             }
+            KernelEvent::InputRequest {
+                id,
+                prompt,
+                password,
+            } => {
+                // Stream text first, so what the cell printed before asking shows above.
+                running.output.flush(&self.notebook, &mut self.displays);
+                running.input = Some(id);
+                self.state.input = Some(InputPrompt {
+                    cell: running.entry.cell_id.clone(),
+                    prompt: prompt.chars().take(MAX_PROMPT_CHARS).collect(),
+                    password,
+                    by: running.entry.by.as_ref().map(|(id, name)| Holder {
+                        id: id.clone(),
+                        name: name.clone(),
+                    }),
+                });
+                self.write_state();
+            }
             KernelEvent::Variables(variables) => {
                 self.state.variables = variables;
                 self.write_state();
@@ -132,6 +183,11 @@ impl Actor {
         };
         let id = running.entry.cell_id.clone();
         running.output.finish(&self.notebook, &mut self.displays);
+        let _ = self.notebook.set_cell_metadata(
+            &id,
+            EXECUTION_METADATA,
+            timing(&running.started_at, Some(&now_iso())),
+        );
         let _ = self
             .notebook
             .set_execution_count(&id, execution_count.map(i64::from));
@@ -164,6 +220,32 @@ impl Actor {
                 self.sync_queue();
             }
         }
+    }
+
+    /// The running cell's `input()` gets `value`, if `user_id` ran it.
+    pub(super) fn answer_input(
+        &mut self,
+        user_id: &str,
+        value: String,
+    ) -> Result<(), SessionError> {
+        let Some(running) = &mut self.running else {
+            return Err(SessionError::NoInput);
+        };
+        let Some(id) = running.input else {
+            return Err(SessionError::NoInput);
+        };
+        if let Some((by, name)) = &running.entry.by
+            && by != user_id
+        {
+            return Err(SessionError::NotYourInput(name.clone()));
+        }
+        let Slot::Ready(kernel) = &self.slot else {
+            return Err(SessionError::NoInput);
+        };
+        kernel.answer_input(id, Some(value));
+        running.input = None;
+        self.write_state();
+        Ok(())
     }
 
     /// Shows `output` as the cell's only output and leaves it idle.

@@ -166,6 +166,7 @@ impl Actor {
                 self.state.lifetime_ends_at = Some(epoch_ms_after(self.config.max_lifetime));
                 self.state.status = KernelStatus::Idle;
                 self.write_state();
+                self.sample_kernel();
             }
             Err(error) => {
                 tracing::warn!(%error, "the kernel did not start");

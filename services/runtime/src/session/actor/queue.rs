@@ -5,7 +5,7 @@ use tokio::time::Instant;
 
 use tandem_crdt::ExecutionState;
 
-use super::{Actor, Entry, Waiting};
+use super::{Actor, Entry, Slot, Waiting};
 use crate::session::doc::{self, Lookup};
 use crate::session::{CATCH_UP, Command, SessionError};
 
@@ -42,6 +42,20 @@ impl Actor {
             // Handled by the loop, which must await the kernel's exit.
             Command::Shutdown(reply) => {
                 let _ = reply.send(());
+            }
+            Command::Input {
+                user_id,
+                value,
+                reply,
+            } => {
+                let _ = reply.send(self.answer_input(&user_id, value));
+            }
+            Command::Kernel(reply) => {
+                let kernel = match &self.slot {
+                    Slot::Ready(kernel) => Some(std::sync::Arc::clone(kernel)),
+                    _ => None,
+                };
+                let _ = reply.send(kernel);
             }
         }
     }
