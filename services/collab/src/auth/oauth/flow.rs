@@ -73,9 +73,11 @@ pub(super) async fn callback(
     Path(name): Path<String>,
     parts: Parts,
 ) -> Response {
-    let mut response = finish(&app, &name, &parts)
-        .await
-        .unwrap_or_else(IntoResponse::into_response);
+    // A browser is on this page: a failure shows on the sign-in page, with its reason.
+    let mut response = match finish(&app, &name, &parts).await {
+        Ok(response) => response,
+        Err(error) => crate::auth::pages::failure(&app, &parts, error).await,
+    };
     let state = query_param(&parts, "state");
     if state.is_some()
         && session::cookie(&parts.headers, BINDING_COOKIE) == state

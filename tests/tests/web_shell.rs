@@ -1,0 +1,55 @@
+//! Tandem's shell in a real browser against the real `tandem serve` (issue 15):
+//! `client/web/e2e/shell.e2e.mjs` checks that the sign-in page is styled as the product (its
+//! computed styles, with and without the printed link, and its error), that the home page
+//! searches, sorts (title, last edited, last opened), names owner and last editor, renames and
+//! makes a copy with SVG icons, that a signed-in link viewer makes their own copy from the
+//! notebook page, and that KaTeX (chunk, stylesheet, woff2 fonts) loads only once a notebook
+//! shows math; all under the server's Content-Security-Policy (a violation fails the run).
+//! Screenshots land in `target/screenshots/shell15-*.png`.
+//!
+//! Needs what `web.rs` needs (Chromium, node, `npm ci` and `npm run build` in `client/web`);
+//! [`tandem_tests::browser`] says what is missing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use tandem_tests::browser::{browser_setup, skip_browser, web_dir};
+use tandem_tests::{TestServer, run_client, workspace_root};
+
+/// Sign-ins and a dozen page loads on a small CI machine; no kernel starts.
+const BROWSER_TIMEOUT: Duration = Duration::from_secs(180);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_home_and_copies_in_chromium() {
+    if skip_browser() {
+        return;
+    }
+    let chromium = browser_setup().unwrap();
+    let dist = web_dir().join("dist");
+    let server = TestServer::start_with(&["--web-dir", dist.to_str().unwrap()])
+        .await
+        .unwrap();
+    let screenshots = workspace_root().join("target/screenshots");
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg(web_dir().join("e2e/shell.e2e.mjs"))
+        .current_dir(web_dir())
+        .env("TANDEM_URL", server.http_url())
+        .env("TANDEM_SIGNIN_URL", server.sign_in_url().unwrap())
+        .env("SCREENSHOT_DIR", &screenshots)
+        .env("CHROMIUM", &chromium);
+    let output = run_client(command, "shell.e2e.mjs", BROWSER_TIMEOUT)
+        .await
+        .unwrap();
+    println!("{}", String::from_utf8_lossy(&output.stdout));
+    for name in [
+        "signin-form",
+        "home",
+        "viewer-copy-opened",
+        "math-on-demand",
+    ] {
+        let shot = screenshots.join(format!("shell15-{name}.png"));
+        assert!(shot.is_file(), "{} is written", shot.display());
+    }
+}
