@@ -126,7 +126,7 @@ async function load(browser, pageUrl, conditions) {
     requests += 1;
   });
   await page.goto(pageUrl, { waitUntil: "commit" });
-  await page.locator('[data-testid="cell"] .cm-content').first().waitFor({ timeout: 120_000 });
+  await page.locator('[data-testid="cell"] .cm-content >> visible=true').first().waitFor({ timeout: 120_000 });
   // Time from the navigation's start, by the page's own clock.
   const ms = await page.evaluate(() => performance.now());
   // Let the requests the page made before it was ready finish being counted.

@@ -105,7 +105,7 @@ const ownedTitles = (page) => page.locator('[data-testid="owned"] [data-testid="
 /** A notebook page whose first cell's editor is ready. */
 async function openNotebook(page, id) {
   await page.goto(`${BASE}/n/${id}`);
-  await page.locator('[data-testid="cell"] .cm-content').first().waitFor();
+  await page.locator('[data-testid="cell"] .cm-content >> visible=true').first().waitFor();
 }
 
 try {
@@ -115,6 +115,20 @@ try {
     const response = await page.goto(`${BASE}/signin?return_to=/home`);
     assert.equal(response.status(), 200);
     await page.locator("code", { hasText: "local-signin-token" }).waitFor();
+    // A button per configured provider (when the server has some), each with its mark.
+    const providers = await page.locator("a.provider").evaluateAll((links) =>
+      links.map((a) => ({ kind: a.dataset.kind, text: a.textContent.trim(), svg: a.querySelectorAll("svg").length, href: new URL(a.href).pathname })),
+    );
+    if (process.env.EXPECT_PROVIDERS) {
+      assert.deepEqual(providers, [
+        { kind: "google", text: "Sign in with Google", svg: 1, href: "/auth/oauth/google/start" },
+        { kind: "github", text: "Sign in with GitHub", svg: 1, href: "/auth/oauth/github/start" },
+        { kind: "oidc", text: "Sign in with Acme SSO", svg: 1, href: "/auth/oauth/acme/start" },
+      ]);
+      assert.equal(await style(page, "a.provider", "border-top-left-radius"), "6px");
+      assert.equal(await style(page, "a.provider", "display"), "flex");
+      await page.locator(".divider", { hasText: "or" }).waitFor();
+    }
     // The app's tokens: its background, accent and font; a card with rounded corners.
     assert.equal(await style(page, "body", "background-color"), "rgb(248, 249, 250)");
     assert.match(await style(page, "body", "font-family"), /system-ui/);
