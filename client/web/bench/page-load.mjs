@@ -6,10 +6,11 @@
 //   node client/web/bench/page-load.mjs --bin target/debug/tandem \
 //     --web-dir BEFORE_DIST --label before --web-dir client/web/dist --label after [--runs 15]
 //
-// Each --web-dir is paired with the --label after it. Per build it runs every network profile
-// (loopback as is, and Chromium's throttling to a "fast 3G"-like and a 20 Mbit/s link) --runs
-// times in fresh contexts, and prints a markdown table (medians, and the min–max of the load
-// time) for docs/benchmarks.md. The notebook has twelve code cells and a markdown cell
+// Each --web-dir is paired with the --label after it; each gets a server of its own, all
+// running at once. For every network profile (loopback as is, and Chromium's throttling to a
+// 20 Mbit/s link and a "fast 3G"-like one) it loads each build's page --runs times in fresh
+// contexts, alternating between builds, and prints a markdown table (medians, and the min–max
+// of the load time) for docs/benchmarks.md. The notebook has twelve code cells and a markdown cell
 // without math, as most notebooks start.
 
 import { spawn, spawnSync } from "node:child_process";
@@ -142,34 +143,40 @@ const median = (xs) => {
 
 const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-dev-shm-usage"] });
 const rows = [];
+const servers = [];
 try {
+  // Every build's server runs at once, and loads alternate between them, so that whatever
+  // else the machine is doing weighs on each build alike.
   for (const build of builds) {
     const server = await serve(build.dir);
-    try {
-      const id = await notebook(server);
-      const pageUrl = `${server.url}/n/${id}`;
-      await load(browser, pageUrl, null); // warm the server's file cache
-      for (const profile of PROFILES) {
-        const results = [];
-        for (let i = 0; i < RUNS; i++) results.push(await load(browser, pageUrl, profile.conditions));
-        const ms = results.map((r) => r.ms);
-        rows.push({
-          build: build.label,
-          profile: profile.name,
-          median: median(ms),
-          min: Math.min(...ms),
-          max: Math.max(...ms),
-          kib: median(results.map((r) => r.bytes)) / 1024,
-          requests: median(results.map((r) => r.requests)),
-        });
-        console.error(`${build.label} / ${profile.name}: ${median(ms).toFixed(0)} ms, ${(median(results.map((r) => r.bytes)) / 1024).toFixed(0)} KiB`);
-      }
-    } finally {
-      await server.stop();
+    servers.push(server);
+    build.pageUrl = `${server.url}/n/${await notebook(server)}`;
+    await load(browser, build.pageUrl, null); // warm the server's file cache
+  }
+  for (const profile of PROFILES) {
+    const results = new Map(builds.map((b) => [b, []]));
+    for (let i = 0; i < RUNS; i++) {
+      for (const build of builds) results.get(build).push(await load(browser, build.pageUrl, profile.conditions));
+    }
+    for (const build of builds) {
+      const runs = results.get(build);
+      const ms = runs.map((r) => r.ms);
+      const row = {
+        build: build.label,
+        profile: profile.name,
+        median: median(ms),
+        min: Math.min(...ms),
+        max: Math.max(...ms),
+        kib: median(runs.map((r) => r.bytes)) / 1024,
+        requests: median(runs.map((r) => r.requests)),
+      };
+      rows.push(row);
+      console.error(`${row.build} / ${row.profile}: ${row.median.toFixed(0)} ms, ${row.kib.toFixed(0)} KiB`);
     }
   }
 } finally {
   await browser.close();
+  for (const server of servers) await server.stop();
 }
 
 console.log(`${RUNS} fresh-context loads per row; time until the first cell's editor is ready.\n`);
