@@ -93,6 +93,20 @@ async fn local_state(app: &App, parts: &Parts) -> Result<Local, ApiError> {
     )
 }
 
+/// Whether the request asks for HTML first (a browser's navigation does: `Accept:
+/// text/html,…`), so an error is better shown as a page than as JSON.
+pub fn wants_html(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| {
+            accept
+                .split(',')
+                .next()
+                .is_some_and(|first| first.trim().starts_with("text/html"))
+        })
+}
+
 /// The sign-in page again, for a sign-in that failed (an OAuth callback's error): its status
 /// and reason, styled, with the ways to try again.
 pub async fn failure(app: &App, parts: &Parts, error: ApiError) -> Response {

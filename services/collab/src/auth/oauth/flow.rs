@@ -73,10 +73,14 @@ pub(super) async fn callback(
     Path(name): Path<String>,
     parts: Parts,
 ) -> Response {
-    // A browser is on this page: a failure shows on the sign-in page, with its reason.
+    // A browser (which asks for HTML) sees a failure on the sign-in page, with its reason;
+    // anything else gets the API's JSON error.
     let mut response = match finish(&app, &name, &parts).await {
         Ok(response) => response,
-        Err(error) => crate::auth::pages::failure(&app, &parts, error).await,
+        Err(error) if crate::auth::pages::wants_html(&parts.headers) => {
+            crate::auth::pages::failure(&app, &parts, error).await
+        }
+        Err(error) => error.into_response(),
     };
     let state = query_param(&parts, "state");
     if state.is_some()
