@@ -9,7 +9,8 @@
 // button and error), with and without the printed link; Ada's home page searches by title,
 // sorts by title, last edited and last opened, shows owner and last editor, renames in place
 // and makes a copy; its icons are SVG, not emoji. Bob, signed in, opens Ada's notebook by its
-// link as a viewer and makes his own copy from the notebook page. A notebook without math
+// link as a viewer and makes his own copy from the notebook page; signed out, the button asks
+// to sign in first. A notebook without math
 // never fetches KaTeX (its chunk, stylesheet or fonts); one with math does, woff2 fonts only.
 // Every page runs under the server's Content-Security-Policy, and any violation it reports
 // fails the test. Screenshots go to SCREENSHOT_DIR as shell15-*.png.
@@ -238,6 +239,16 @@ try {
   assert.deepEqual(copied.json.cells.map((c) => [].concat(c.source).join("")), ["z = 3", "Plain text, no math."]);
   await shot(bob.page, "viewer-copy-opened");
   log("a link viewer made his own copy");
+
+  // Signed out, "Make a copy" asks to sign in first, and comes back to the notebook.
+  {
+    const visitor = await newContext("anonymous");
+    await openNotebook(visitor.page, gamma);
+    await Promise.all([visitor.page.waitForURL((url) => url.pathname === "/signin"), visitor.page.click('[data-testid="make-copy"]')]);
+    assert.equal(new URL(visitor.page.url()).searchParams.get("return_to"), `/n/${gamma}`);
+    await visitor.context.close();
+    log("signed out, making a copy asks to sign in");
+  }
 
   // --- KaTeX loads only with math --------------------------------------------------------------
   {
