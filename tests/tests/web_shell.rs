@@ -3,7 +3,8 @@
 //! computed styles, with and without the printed link, its error, and a button with its mark
 //! for each provider of a providers file: Google, GitHub, an OpenID Connect issuer), that the home page
 //! searches, sorts (title, last edited, last opened), names owner and last editor, renames and
-//! makes a copy with SVG icons, that a signed-in link viewer makes their own copy from the
+//! makes a copy with SVG icons, and never scrolls sideways at 1366, 1024 or 800 px (nor the
+//! sign-in page on a phone), that a signed-in link viewer makes their own copy from the
 //! notebook page, and that KaTeX (chunk, stylesheet, woff2 fonts) loads only once a notebook
 //! shows math; all under the server's Content-Security-Policy (a violation fails the run).
 //! Screenshots land in `target/screenshots/shell15-*.png`.

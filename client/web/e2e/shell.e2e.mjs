@@ -151,6 +151,11 @@ try {
     assert.equal(await style(page, 'button[type="submit"]', "background-color"), "rgb(26, 115, 232)");
     assert.equal(await style(page, 'input[name="email"]', "border-top-left-radius"), "6px");
     await shot(page, "signin-form");
+    await page.setViewportSize({ width: 800, height: 700 });
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), "no sideways scroll at 800px");
+    await page.setViewportSize({ width: 360, height: 700 });
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), "no sideways scroll on a phone");
+    await shot(page, "signin-phone");
     assert.deepEqual(cspViolations, [], "the sign-in page runs under its CSP");
     await context.close();
     log("sign-in page styled");
@@ -211,6 +216,16 @@ try {
   assert.deepEqual((await ownedTitles(ada.page)).sort(), ["Copy of Gamma notes", "Gamma notes"]);
   await ada.page.fill('[data-testid="search"]', "");
   await shot(ada.page, "home");
+  // At common widths the page never scrolls sideways, and each row keeps its actions.
+  for (const [width, height] of [[1366, 768], [1024, 768], [800, 700]]) {
+    await ada.page.setViewportSize({ width, height });
+    const overflow = await ada.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the home page overflows by ${overflow}px at ${width}px`);
+    const actions = await ada.page.locator('[data-testid="owned"] [data-testid="delete"]').first().boundingBox();
+    assert.ok(actions && actions.x + actions.width <= width, `the delete button is on screen at ${width}px`);
+  }
+  await shot(ada.page, "home-800");
+  await ada.page.setViewportSize({ width: 1280, height: 860 });
   log("home: search, sort, rename, copy");
 
   // --- Bob, a link viewer, makes his own copy from the notebook page ---------------------------
