@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //! - [`Role`]: what a caller may do with a notebook.
-//! - HTTP bodies: [`Me`], [`CreateNotebook`], [`UpdateNotebook`], [`NotebookInfo`], [`Sharing`],
+//! - HTTP bodies: [`Me`], [`CreateNotebook`], [`UpdateNotebook`], [`NotebookInfo`] (with
+//!   [`Person`]), [`Sharing`],
 //!   [`ErrorBody`].
 //! - [`close`]: WebSocket close codes and what a client should do on each.
 //! - [`ExecuteRequest`]: the body of `POST /api/notebooks/{id}/execute`.
@@ -126,6 +127,30 @@ pub struct NotebookInfo {
     /// When the notebook was created, RFC 3339 in UTC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
+    /// Its owner (in `GET /api/notebooks`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Person>,
+    /// The last signed-in person who changed its content or title (in `GET /api/notebooks`,
+    /// once someone has).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_editor: Option<Person>,
+    /// When the caller last opened it, RFC 3339 in UTC (in `GET /api/notebooks`, once they
+    /// have).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_opened_at: Option<String>,
+}
+
+/// A person as a notebook's listing names them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    /// The user's id.
+    pub id: String,
+    /// The user's display name.
+    pub name: String,
+    /// The user's email address, shown only to the notebook's editors and owner (who see
+    /// the sharing list anyway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 /// Who may open a notebook by its link, beyond the people it is shared with.

@@ -13,6 +13,8 @@
 //!   `redis-server` of a test's own that can be killed and restarted from its AOF, stock Yjs
 //!   client processes to wait on or kill, and a check of the Prometheus text format.
 //! - [`notebook`]: comparing notebooks as JSON, and validating them with Python `nbformat`.
+//! - [`browser`]: Chromium, node, playwright-core and the built web client for the browser
+//!   tests, or what to run to get them.
 //!
 //! # Running
 //! `scripts/test` builds the binary, prepares Python and Node and runs everything. With those in
@@ -23,6 +25,7 @@
 //! `scale_out.rs` (collab and runtime nodes on Redis: convergence across nodes, a killed node,
 //! a restarted Redis), among others.
 
+pub mod browser;
 mod clients;
 pub mod cluster;
 pub mod notebook;

@@ -27,66 +27,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use tandem_tests::browser::{browser_setup, skip_browser, web_dir};
 use tandem_tests::{TestServer, require_kernel_venv, run_client, workspace_root};
 
 /// Sign-ins, a kernel start, uploads and a 500-cell notebook, on a small CI machine.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(300);
-
-fn web_dir() -> PathBuf {
-    workspace_root().join("client/web")
-}
-
-/// Whether to skip the browser test: only when asked to, and never in CI.
-fn skip_browser() -> bool {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-    let asked = std::env::var("TANDEM_SKIP_BROWSER").is_ok_and(|v| v == "1");
-    if asked && !ci {
-        eprintln!("TANDEM_SKIP_BROWSER=1: skipping the browser test");
-        return true;
-    }
-    false
-}
-
-/// Chromium, node, playwright-core and the built client, or what to run to get them.
-fn browser_setup() -> Result<PathBuf> {
-    let chromium = std::env::var_os("CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    if !chromium.is_file() {
-        bail!(
-            "no Chromium at {} ($CHROMIUM): run scripts/test, which installs Debian's \
-             `chromium` (apt-get install chromium)",
-            chromium.display()
-        );
-    }
-    let web = web_dir();
-    if !web
-        .join("node_modules/playwright-core/package.json")
-        .is_file()
-    {
-        bail!(
-            "playwright-core is missing from {}/node_modules: run scripts/test \
-             (npm ci in client/web)",
-            web.display()
-        );
-    }
-    if !web.join("dist/index.html").is_file() {
-        bail!(
-            "the web client is not built ({}/dist/index.html): run scripts/test \
-             (npm run build in client/web)",
-            web.display()
-        );
-    }
-    let node = std::process::Command::new("node").arg("--version").output();
-    if !node.is_ok_and(|o| o.status.success()) {
-        bail!("node is not on PATH: run scripts/test, which installs it");
-    }
-    Ok(chromium)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_people_edit_run_and_share_a_notebook_in_chromium() {

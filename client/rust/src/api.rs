@@ -150,6 +150,13 @@ impl Client {
             .await
     }
 
+    /// `POST /api/notebooks/{id}/copy`: a copy owned by the caller, cells and outputs
+    /// included, titled "Copy of …" (anyone signed in who can open the notebook).
+    pub async fn copy_notebook(&self, id: &str) -> Result<NotebookInfo, ApiError> {
+        self.send(Method::POST, &format!("api/notebooks/{id}/copy"), None)
+            .await
+    }
+
     /// `DELETE /api/notebooks/{id}`.
     pub async fn delete_notebook(&self, id: &str) -> Result<(), ApiError> {
         self.send_raw(Method::DELETE, &format!("api/notebooks/{id}"), None)

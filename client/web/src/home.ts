@@ -1,7 +1,9 @@
-// The home page: your notebooks and those shared with you; new notebook; upload an .ipynb.
+// The home page: your notebooks and those shared with you (./library: search, sort, rename,
+// make a copy, delete); new notebook; upload an .ipynb.
 
-import { api, ApiError, Me, NotebookInfo, signInUrl } from "./api";
-import { colorFor, h, initials, relativeTime, toast } from "./dom";
+import { api, ApiError, Me, signInUrl } from "./api";
+import { colorFor, h, initials, toast } from "./dom";
+import { Library } from "./library";
 
 export async function showHome(root: HTMLElement) {
   document.title = "Tandem";
@@ -16,8 +18,7 @@ export async function showHome(root: HTMLElement) {
     root.replaceChildren(h("main.page", {}, h("p.error", {}, `Cannot reach Tandem: ${String(error)}`)));
     return;
   }
-  const owned = h("ul.nb-list", { "aria-label": "Your notebooks" });
-  const shared = h("ul.nb-list", { "aria-label": "Shared with you" });
+  const library = new Library(me);
   const fileInput = h("input", {
     type: "file",
     accept: ".ipynb,application/x-ipynb+json,application/json",
@@ -63,8 +64,7 @@ export async function showHome(root: HTMLElement) {
         h("button", { onclick: () => fileInput.click(), "data-testid": "upload" }, "Upload .ipynb"),
         fileInput,
       ),
-      h("section", {}, h("h2", {}, "Your notebooks"), owned),
-      h("section", {}, h("h2", {}, "Shared with you"), shared),
+      library.el,
     ),
   );
   root.replaceChildren(page);
@@ -76,51 +76,6 @@ export async function showHome(root: HTMLElement) {
     const file = e.dataTransfer?.files?.[0];
     if (file) void upload(file);
   });
-
-  async function refresh() {
-    let list: NotebookInfo[];
-    try {
-      list = await api.list();
-    } catch (error) {
-      toast(`Could not list notebooks: ${(error as Error).message}`);
-      return;
-    }
-    const mine = list.filter((n) => n.role === "owner");
-    const theirs = list.filter((n) => n.role !== "owner");
-    owned.replaceChildren(...(mine.length ? mine.map(item) : [h("li.empty", {}, "No notebooks yet. Create one or upload an .ipynb.")]));
-    shared.replaceChildren(...(theirs.length ? theirs.map(item) : [h("li.empty", {}, "Nothing shared with you yet.")]));
-  }
-
-  function item(nb: NotebookInfo) {
-    const del =
-      nb.role === "owner"
-        ? h(
-            "button.icon",
-            {
-              title: "Delete notebook",
-              "aria-label": `Delete ${nb.title}`,
-              onclick: async () => {
-                if (!confirm(`Delete “${nb.title}” for everyone? This cannot be undone.`)) return;
-                try {
-                  await api.remove(nb.id);
-                  await refresh();
-                } catch (error) {
-                  toast(`Could not delete: ${(error as Error).message}`);
-                }
-              },
-            },
-            "🗑",
-          )
-        : null;
-    return h(
-      "li",
-      {},
-      h("a.nb-link", { href: `/n/${nb.id}` }, h("span.nb-title", {}, nb.title || "Untitled")),
-      h("span.nb-role", {}, nb.role),
-      h("span.nb-time", {}, relativeTime(nb.updated_at)),
-      del,
-    );
-  }
 
   async function createNotebook(title: string) {
     try {
@@ -148,7 +103,7 @@ export async function showHome(root: HTMLElement) {
     }
   }
 
-  await refresh();
+  await library.refresh();
 }
 
 export function header(me: Me | null, ...middle: Node[]) {

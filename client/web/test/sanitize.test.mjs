@@ -200,9 +200,10 @@ test("attachments resolve to raster images only, and only when the resolver know
   assert.equal(clean('<p src="https://example.com/x">p</p>').querySelector("p").getAttribute("src"), null);
 });
 
-test("markdown links and raw HTML in a markdown cell render inert", () => {
+test("markdown links and raw HTML in a markdown cell render inert", async () => {
   const into = document.createElement("div");
-  renderMarkdown(
+  // Math renders once KaTeX (its own chunk in the app) has loaded.
+  await renderMarkdown(
     [
       "[tab](java&#x09;script:alert(1)) [entity](&#106;avascript:alert(1)) [ok](https://example.com)",
       "",

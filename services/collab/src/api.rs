@@ -5,6 +5,7 @@ mod drive;
 mod execution;
 mod git;
 mod intel;
+mod library;
 mod secrets;
 mod sharing;
 mod versions;
@@ -18,6 +19,7 @@ use axum::{Json, Router, routing};
 use serde::de::DeserializeOwned;
 use tandem_crdt::Notebook;
 use tandem_protocol::{CreateNotebook, GeneralAccess, Me, NotebookInfo, Role, UpdateNotebook};
+use tower_http::compression::CompressionLayer;
 use yrs::{Map, ReadTxn, StateVector, Transact, WriteTxn};
 
 use crate::App;
@@ -27,8 +29,10 @@ use crate::error::ApiError;
 use crate::ids;
 use crate::store::NotebookRecord;
 
+pub(crate) use library::note_opened;
+
 /// Longest title accepted, in characters.
-const MAX_TITLE_CHARS: usize = 500;
+pub(crate) const MAX_TITLE_CHARS: usize = 500;
 
 /// The API routes, to be merged into the service's router.
 pub fn routes() -> Router<App> {
@@ -46,6 +50,10 @@ pub fn routes() -> Router<App> {
                 .delete(delete_notebook),
         )
         .route("/api/notebooks/{id}/ipynb", routing::get(export_ipynb))
+        .route(
+            "/api/notebooks/{id}/copy",
+            routing::post(library::copy_notebook),
+        )
         .route(
             "/api/notebooks/{id}/sharing",
             routing::get(sharing::get_sharing).put(sharing::put_sharing),
@@ -97,6 +105,9 @@ pub fn routes() -> Router<App> {
         .merge(versions::routes())
         .merge(secrets::routes())
         .merge(drive::routes())
+        // JSON compresses to a fraction (notebook listings, exports, comments); the layer
+        // answers `Accept-Encoding` and leaves bodies under 32 bytes alone.
+        .layer(CompressionLayer::new())
 }
 
 /// JSON body extractor whose rejections use the API's error shape.
@@ -130,6 +141,9 @@ fn info(record: &NotebookRecord, role: Role) -> NotebookInfo {
         role,
         updated_at: Some(ids::rfc3339(record.updated_at_ms)),
         created_at: Some(ids::rfc3339(record.created_at_ms)),
+        owner: None,
+        last_editor: None,
+        last_opened_at: None,
     }
 }
 
@@ -234,6 +248,11 @@ async fn rename_notebook(
         .edit(move |txn| write_title(txn, &doc_title))
         .await
         .map_err(|_| ApiError::notebook_not_found())?;
+    if let Caller::User(user) = &caller
+        && let Err(error) = app.store.note_edited(&id, &user.id).await
+    {
+        tracing::warn!(%error, "could not record the last editor");
+    }
     tracing::info!("notebook renamed");
     record.title = title;
     record.updated_at_ms = ids::now_ms();
@@ -251,26 +270,28 @@ fn blank_notebook() -> serde_json::Value {
 }
 
 /// The caller's notebooks: owned ones, then those shared with them by grant, each list most
-/// recently updated first. (Notebooks opened only through an anyone-with-the-link link are
-/// not listed, as in Google Docs' "shared with me" before the link is opened.)
+/// recently updated first, each with its owner, last editor and when the caller last opened
+/// it. (Notebooks opened only through an anyone-with-the-link link are not listed, as in
+/// Google Docs' "shared with me" before the link is opened.)
 async fn list_notebooks(
     State(app): State<App>,
     SignedIn(user): SignedIn,
 ) -> Result<Json<Vec<NotebookInfo>>, ApiError> {
     let owned = app.store.notebooks_owned_by(&user.id).await?;
     let shared = app.store.notebooks_shared_with(&user.email).await?;
-    let mut list: Vec<NotebookInfo> = owned.iter().map(|r| info(r, Role::Owner)).collect();
+    let mut list: Vec<(NotebookRecord, Role)> =
+        owned.into_iter().map(|r| (r, Role::Owner)).collect();
     list.extend(
         shared
-            .iter()
+            .into_iter()
             // A grant left on a notebook its grantee now owns is shown once, as owned.
             .filter(|(r, _)| r.owner_id != user.id)
             .map(|(record, grant)| {
-                let role = crate::auth::resolve_role(record, Some(&user), Some(*grant));
-                info(record, role.unwrap_or(*grant))
+                let role = crate::auth::resolve_role(&record, Some(&user), Some(grant));
+                (record, role.unwrap_or(grant))
             }),
     );
-    Ok(Json(list))
+    Ok(Json(library::describe(&app, &user, list).await?))
 }
 
 async fn get_notebook(

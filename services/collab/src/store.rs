@@ -1,5 +1,5 @@
-//! Persistent state behind one trait: users, tokens, sign-in sessions, notebooks, their sharing
-//! and comments, and each notebook's document.
+//! Persistent state behind one trait: users, tokens, sign-in sessions, notebooks, their sharing,
+//! comments and activity (last opened, last editor), and each notebook's document.
 //!
 //! A document is stored as a snapshot (a full yrs v1 update) plus an append-only log of the
 //! v1 updates applied since. [`Store::append_updates`] returns only once the updates are
@@ -11,6 +11,7 @@
 //! node. `conformance` (tests only) runs the same checks against both.
 
 pub mod accounts;
+pub mod activity;
 pub mod comments;
 #[cfg(test)]
 pub(crate) mod conformance;
@@ -23,6 +24,7 @@ use async_trait::async_trait;
 use tandem_protocol::{GeneralAccess, Grant, Role};
 
 pub use accounts::{AccountStore, PendingLogin, SessionRecord};
+pub use activity::{Activity, ActivityStore};
 pub use comments::CommentStore;
 pub use secrets::{SecretInfo, SecretLookup, SecretStore};
 pub use versions::{VersionKind, VersionRecord, VersionStore};
@@ -120,7 +122,7 @@ impl StoredDocument {
 /// comments are in the supertraits; bring them into scope to call their methods.
 #[async_trait]
 pub trait Store:
-    AccountStore + CommentStore + SecretStore + VersionStore + Send + Sync + 'static
+    AccountStore + ActivityStore + CommentStore + SecretStore + VersionStore + Send + Sync + 'static
 {
     /// Returns the user with this email, creating it (with `name`) if absent.
     async fn upsert_user(&self, email: &str, name: &str) -> Result<User, StoreError>;

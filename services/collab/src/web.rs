@@ -6,19 +6,25 @@
 //! `index.html`, which reads the path and draws the page. `index.html` is sent with
 //! `Cache-Control: no-cache`, so a new build shows on the next load; the bundles it names live
 //! under `/assets/` with a content hash in their names (esbuild's `[name]-[hash]`), so they
-//! are cached for a year. Files are read from disk on every request: the directory can be
-//! rebuilt while the server runs. When it is missing, the pages answer 503 saying how to
+//! are cached for a year. The build writes a brotli (`.br`) and a gzip (`.gz`) copy beside each
+//! asset; a browser that accepts one gets it (`Content-Encoding`, `Vary: Accept-Encoding`),
+//! with no compression work per request. Files are read from disk on every request: the
+//! directory can be rebuilt while the server runs. When it is missing, the pages answer 503 saying how to
 //! build it; the API and WebSocket do not depend on it.
 
 pub mod headers;
 
 use std::path::{Component, Path, PathBuf};
 
-use axum::extract::{Path as UrlPath, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY};
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Request, State};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, VARY,
+};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Router, routing};
+use tower_http::services::ServeFile;
 
 use crate::{App, ids};
 
@@ -109,20 +115,43 @@ async fn output_frame(State(app): State<App>) -> Response {
     response
 }
 
-async fn asset(State(app): State<App>, UrlPath(path): UrlPath<String>) -> Response {
+/// `GET /assets/{path}`: a built asset, as the build's precompressed `.br` or `.gz` beside it
+/// when the browser accepts that encoding (tower-http's `ServeFile`, which also answers
+/// `Range` and `If-Modified-Since`), else as is.
+async fn asset(
+    State(app): State<App>,
+    UrlPath(path): UrlPath<String>,
+    request: Request,
+) -> Response {
     let Some(file) = asset_path(&app.config.web_dir, &path) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    match tokio::fs::read(&file).await {
-        Ok(bytes) => {
-            let mut response = bytes.into_response();
-            let headers = response.headers_mut();
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type(&file)));
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
-            response
-        }
-        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    // Only the files themselves: a folder (or the precompressed copies' absence) is not
+    // something `ServeFile` should be asked about.
+    if !tokio::fs::metadata(&file).await.is_ok_and(|m| m.is_file()) {
+        return StatusCode::NOT_FOUND.into_response();
     }
+    let served = ServeFile::new(&file)
+        .precompressed_br()
+        .precompressed_gzip()
+        .try_call(request)
+        .await;
+    let mut response = match served {
+        Ok(response) => response.map(Body::new),
+        Err(error) => {
+            tracing::warn!(path = %file.display(), %error, "cannot read an asset");
+            return StatusCode::NOT_FOUND.into_response();
+        }
+    };
+    let headers = response.headers_mut();
+    // Caches keep one copy per encoding.
+    headers.insert(VARY, HeaderValue::from_static("accept-encoding"));
+    if response.status().is_success() {
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type(&file)));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    }
+    response
 }
 
 /// The file under `<web_dir>/assets` that a URL path names, or `None` for anything that

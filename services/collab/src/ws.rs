@@ -108,6 +108,8 @@ pub async fn route(
         Caller::Service => RUNTIME_READ_BUFFER,
         Caller::User(_) | Caller::Anonymous => READ_BUFFER,
     };
+    // "Last opened" on the home page.
+    crate::api::note_opened(&app, caller, &notebook_id);
     let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let span =
         tracing::info_span!("conn", conn, doc_id = %notebook_id, user_id = %caller.log_id(), %role);

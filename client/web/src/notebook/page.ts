@@ -13,15 +13,15 @@ import { WebsocketProvider } from "y-websocket";
 import { api, ApiError, ipynbUrl, Me, NotebookInfo, Role, signInUrl } from "../api";
 import { colorFor, h, initials, toast } from "../dom";
 import { header } from "../home";
+import { makeCopyButton } from "../copy";
 import { CellHost, CellView, Person } from "./cell";
 import { CommentsPanel } from "./comments";
-import { openHistory } from "./history";
+import { openHistory, openShareDialog } from "./lazy";
 import { FilesPanel } from "./files";
 import { SecretsPanel } from "./secrets";
 import { CellType, NotebookDoc } from "./doc";
 import { confirmRun, holderLabel, holderOf, holderTitle } from "./runtime";
 import { ResourcesView } from "./resources";
-import { openShareDialog } from "./share";
 import { TitleView } from "./title";
 
 /** Warn this long before the runtime's idle shutdown (it is 90 minutes idle by default). */
@@ -149,7 +149,7 @@ class NotebookPage implements CellHost {
       { onclick: () => openHistory(this.notebookId, this.role), "data-testid": "history-toggle", title: "Version history" },
       "History",
     );
-    const top = header(this.me, title.el, roleBadge, this.connectionEl, this.peopleEl, this.comments.toggle, history, this.download, share);
+    const top = header(this.me, title.el, roleBadge, this.connectionEl, this.peopleEl, this.comments.toggle, history, this.download, makeCopyButton(this.notebookId), share);
 
     const button = (label: string, title: string, action: () => void, testid: string) =>
       h("button", { title, "aria-label": title, onclick: action, "data-testid": testid }, label);

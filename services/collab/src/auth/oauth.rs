@@ -38,7 +38,7 @@ use super::AuthConfig;
 use crate::App;
 use crate::error::ApiError;
 use provider::Provider;
-use settings::Kind;
+use settings::{GOOGLE_ISSUER, Kind};
 
 /// How long a started sign-in may take to come back.
 pub const LOGIN_TTL: Duration = Duration::from_secs(10 * 60);
@@ -60,6 +60,9 @@ pub struct ProviderInfo {
     pub label: String,
     /// Where the button goes.
     pub url: String,
+    /// Which mark the button shows: `google` (the OpenID Connect issuer
+    /// `https://accounts.google.com`), `github`, or `oidc` for any other issuer.
+    pub kind: &'static str,
 }
 
 /// The configured providers.
@@ -120,6 +123,13 @@ impl Providers {
                 name: p.settings.name.clone(),
                 label: p.settings.label.clone(),
                 url: format!("/auth/oauth/{}/start", p.settings.name),
+                kind: match &p.settings.kind {
+                    Kind::GitHub => "github",
+                    Kind::Oidc { issuer, .. } if issuer.trim_end_matches('/') == GOOGLE_ISSUER => {
+                        "google"
+                    }
+                    Kind::Oidc { .. } => "oidc",
+                },
             })
             .collect()
     }

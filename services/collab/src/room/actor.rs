@@ -98,6 +98,8 @@ struct Room {
     remote: Option<remote::Remote>,
     /// What changed, and by whom, since the last version.
     versions: crate::versions::Tracker,
+    /// The last signed-in person whose edit the room recorded (the home page shows it).
+    last_editor: Option<std::sync::Arc<str>>,
 }
 
 /// Why a room stops serving.
@@ -270,7 +272,23 @@ impl Room {
             compaction: None,
             remote,
             versions: crate::versions::Tracker::new(rooms.settings().versions.interval),
+            last_editor: None,
         })
+    }
+
+    /// Records, on the side, who changed the document last; written only when that person
+    /// changes (and once per load), not on every edit.
+    fn note_editor(&mut self, author: std::sync::Arc<str>, rooms: &Rooms) {
+        if self.last_editor.as_ref() == Some(&author) {
+            return;
+        }
+        self.last_editor = Some(author.clone());
+        let (id, store_rooms) = (self.id.clone(), rooms.clone());
+        rooms.tracker().spawn(async move {
+            if let Err(error) = store_rooms.store().note_edited(&id, &author).await {
+                tracing::warn!(%error, doc_id = %id, "could not record the last editor");
+            }
+        });
     }
 
     async fn handle_batch(
@@ -305,6 +323,11 @@ impl Room {
                         }
                     }
                     self.versions.credit(changes, author.as_deref());
+                    if self.versions.count() > changes
+                        && let Some(author) = author
+                    {
+                        self.note_editor(author, rooms);
+                    }
                 }
                 Command::Leave { conn } => self.leave(conn),
                 Command::Resync { conn } => {

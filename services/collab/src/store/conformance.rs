@@ -8,6 +8,9 @@ use super::comments::{Anchor, CommentRecord, ThreadRecord};
 use super::{NotebookRecord, PendingLogin, SessionRecord, Store, StoreError, User};
 use crate::ids;
 
+mod activity;
+pub(crate) use activity::activity_opened_and_last_editor;
+
 mod versions;
 pub(crate) use versions::versions_round_trip_prune_and_cascade;
 
@@ -43,6 +46,7 @@ macro_rules! suite {
             check!(versions_round_trip_prune_and_cascade);
             check!(secrets_names_and_grants);
             check!(secrets_sealed_at_rest);
+            check!(activity_opened_and_last_editor);
         }
     };
 }

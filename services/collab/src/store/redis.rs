@@ -8,12 +8,13 @@
 //! | `user:{id}` | hash | `email`, `name`, `created_at` |
 //! | `user-email:{email}` | string | the id of the user with this (lowercased) email |
 //! | `user:{id}:notebooks` | set | ids of the notebooks the user owns |
+//! | `user:{id}:opened` | hash | notebook id → when the user last opened it (ms); entries of deleted notebooks stay, unread |
 //! | `user:{id}:sessions` | set | hashes of the user's sessions (expired ones are pruned) |
 //! | `token:{hash}` | string | the user id of a personal access token |
 //! | `session:{hash}` | hash | `user_id`, `csrf_token`, `created_at`, `expires_at`; expires with it |
 //! | `login:{hash}` | string | a pending sign-in (JSON), expires with it, taken with `GETDEL` |
 //! | `local-sign-in:{hash}` | string | a running node's local sign-in token; expires unless renewed |
-//! | `notebook:{id}` | hash | `title`, `owner_id`, `created_at`, `updated_at`, `general_access`, `link_role`, `editors_may_run` (`1`/`0`; absent: `1`) |
+//! | `notebook:{id}` | hash | `title`, `owner_id`, `created_at`, `updated_at`, `general_access`, `link_role`, `editors_may_run` (`1`/`0`; absent: `1`), `last_editor` (a user id; absent until someone edits) |
 //! | `notebook:{id}:grants` | hash | email → role |
 //! | `email:{email}:shared` | set | ids of the notebooks granted to this email |
 //! | `notebook:{id}:threads` | list | comment thread ids, oldest first |
@@ -47,6 +48,7 @@
 //! stays, and a snapshot never goes backwards.
 
 mod accounts;
+mod activity;
 mod comments;
 mod documents;
 mod keys;

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 mod accounts;
+mod activity;
 mod comments;
 mod secrets;
 mod sharing;
@@ -48,7 +49,8 @@ CREATE TABLE IF NOT EXISTS notebooks (
     updated_at INTEGER NOT NULL,
     general_access TEXT NOT NULL DEFAULT 'restricted',
     link_role TEXT NOT NULL DEFAULT 'viewer',
-    editors_may_run INTEGER NOT NULL DEFAULT 1
+    editors_may_run INTEGER NOT NULL DEFAULT 1,
+    last_editor_id TEXT
 );
 CREATE INDEX IF NOT EXISTS notebooks_owner ON notebooks(owner_id, updated_at);
 CREATE TABLE IF NOT EXISTS doc_snapshots (
@@ -100,6 +102,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ),
     ("notebooks", "link_role", "TEXT NOT NULL DEFAULT 'viewer'"),
     ("notebooks", "editors_may_run", "INTEGER NOT NULL DEFAULT 1"),
+    ("notebooks", "last_editor_id", "TEXT"),
 ];
 
 /// The SQLite-backed [`Store`].
@@ -192,6 +195,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(comments::COMMENTS_SCHEMA)?;
     conn.execute_batch(versions::VERSIONS_SCHEMA)?;
     conn.execute_batch(secrets::SECRETS_SCHEMA)?;
+    conn.execute_batch(activity::ACTIVITY_SCHEMA)?;
     Ok(())
 }
 

@@ -373,7 +373,7 @@ async fn signs_in_with_a_real_openid_connect_provider() {
         .unwrap();
     assert_eq!(
         listed["providers"],
-        json!([{"name": PROVIDER, "label": "Test IdP", "url": "/auth/oauth/test/start"}])
+        json!([{"name": PROVIDER, "label": "Test IdP", "url": "/auth/oauth/test/start", "kind": "oidc"}])
     );
 
     let browser = Browser::new(server);
@@ -511,6 +511,37 @@ async fn the_providers_refusal_is_reported() {
         "access_denied",
     )
     .await;
+
+    // A browser navigating there (it asks for HTML) sees the sign-in page with the reason,
+    // under the page's own policy, and can start again.
+    let callback = browser.authorize_and_cancel().await;
+    let response = browser
+        .http
+        .get(&callback)
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("style-src 'self' 'sha256-"), "{csp}");
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains("<p class=\"error\" role=\"alert\">"),
+        "{page}"
+    );
+    assert!(page.contains("access_denied"), "{page}");
+    assert!(page.contains("/auth/oauth/test/start"), "{page}");
+    assert_eq!(browser.me().await.0, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

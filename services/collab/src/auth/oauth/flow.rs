@@ -73,9 +73,15 @@ pub(super) async fn callback(
     Path(name): Path<String>,
     parts: Parts,
 ) -> Response {
-    let mut response = finish(&app, &name, &parts)
-        .await
-        .unwrap_or_else(IntoResponse::into_response);
+    // A browser (which asks for HTML) sees a failure on the sign-in page, with its reason;
+    // anything else gets the API's JSON error.
+    let mut response = match finish(&app, &name, &parts).await {
+        Ok(response) => response,
+        Err(error) if crate::auth::pages::wants_html(&parts.headers) => {
+            crate::auth::pages::failure(&app, &parts, error).await
+        }
+        Err(error) => error.into_response(),
+    };
     let state = query_param(&parts, "state");
     if state.is_some()
         && session::cookie(&parts.headers, BINDING_COOKIE) == state

@@ -34,6 +34,10 @@ impl Keys {
         format!("{}:user:{id}:notebooks", self.prefix)
     }
 
+    pub(super) fn user_opened(&self, id: &str) -> String {
+        format!("{}:user:{id}:opened", self.prefix)
+    }
+
     pub(super) fn user_sessions(&self, id: &str) -> String {
         format!("{}:user:{id}:sessions", self.prefix)
     }
