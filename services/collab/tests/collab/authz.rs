@@ -101,9 +101,10 @@ enum Route {
     Restart,
     PutRuntime,
     GetOutput,
+    ClearOutputs,
 }
 
-const ROUTES: [Route; 11] = [
+const ROUTES: [Route; 12] = [
     Route::GetNotebook,
     Route::GetIpynb,
     Route::GetSharing,
@@ -115,6 +116,7 @@ const ROUTES: [Route; 11] = [
     Route::Restart,
     Route::PutRuntime,
     Route::GetOutput,
+    Route::ClearOutputs,
 ];
 
 impl Route {
@@ -146,6 +148,7 @@ impl Route {
                 Some(json!({"type": "cpu"})),
             ),
             Route::GetOutput => (Method::GET, format!("{nb}/outputs/x.txt"), None),
+            Route::ClearOutputs => (Method::POST, format!("{nb}/outputs/clear"), Some(json!({}))),
         }
     }
 
@@ -162,18 +165,20 @@ const RT: u16 = 503;
 
 /// The specification: the status each caller gets from each route.
 #[rustfmt::skip]
-const MATRIX: [(Who, [u16; 11]); 9] = [
-    //                     GET   GET    GET    PUT    POST   DELETE exec int  rest PUT      GET
-    //                     nb    ipynb  share  share  owner  nb                     runtime  output
-    (Who::Owner,          [200,  200,   200,   200,   200,   204,   RT,  RT,  RT,  RT,      RT]),
-    (Who::Editor,         [200,  200,   200,   403,   403,   403,   RT,  RT,  RT,  RT,      RT]),
-    (Who::Commenter,      [200,  200,   403,   403,   403,   403,   403, 403, 403, 403,     RT]),
-    (Who::Viewer,         [200,  200,   403,   403,   403,   403,   403, 403, 403, 403,     RT]),
-    (Who::Outsider,       [404,  404,   404,   404,   404,   404,   404, 404, 404, 404,     404]),
-    (Who::AnonRestricted, [401,  401,   401,   401,   401,   401,   401, 401, 401, 401,     401]),
-    (Who::AnonLinkViewer, [200,  200,   401,   401,   401,   401,   401, 401, 401, 401,     RT]),
-    (Who::AnonLinkEditor, [200,  200,   401,   401,   401,   401,   401, 401, 401, 401,     RT]),
-    (Who::LinkCommenter,  [200,  200,   403,   403,   403,   403,   403, 403, 403, 403,     RT]),
+const MATRIX: [(Who, [u16; 12]); 9] = [
+    //                     GET   GET    GET    PUT    POST   DELETE exec int  rest PUT      GET     POST
+    //                     nb    ipynb  share  share  owner  nb                     runtime  output  clear
+    (Who::Owner,          [200,  200,   200,   200,   200,   204,   RT,  RT,  RT,  RT,      RT,     200]),
+    (Who::Editor,         [200,  200,   200,   403,   403,   403,   RT,  RT,  RT,  RT,      RT,     200]),
+    (Who::Commenter,      [200,  200,   403,   403,   403,   403,   403, 403, 403, 403,     RT,     403]),
+    (Who::Viewer,         [200,  200,   403,   403,   403,   403,   403, 403, 403, 403,     RT,     403]),
+    (Who::Outsider,       [404,  404,   404,   404,   404,   404,   404, 404, 404, 404,     404,    404]),
+    (Who::AnonRestricted, [401,  401,   401,   401,   401,   401,   401, 401, 401, 401,     401,    401]),
+    // Clearing outputs is an edit of the document, which a link editor may make signed out
+    // (running code is not).
+    (Who::AnonLinkViewer, [200,  200,   401,   401,   401,   401,   401, 401, 401, 401,     RT,     403]),
+    (Who::AnonLinkEditor, [200,  200,   401,   401,   401,   401,   401, 401, 401, 401,     RT,     200]),
+    (Who::LinkCommenter,  [200,  200,   403,   403,   403,   403,   403, 403, 403, 403,     RT,     403]),
 ];
 
 /// What each caller may do over the WebSocket.
