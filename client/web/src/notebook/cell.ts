@@ -10,6 +10,7 @@ import { CommentRange, createEditor, setCommentRanges } from "./editor";
 import { renderMarkdown } from "./markdown";
 import { FormView } from "./formview";
 import { OutputArea } from "./outputs";
+import { OutputBox } from "./outputbox";
 import type { WebsocketProvider } from "y-websocket";
 
 export interface Person {
@@ -28,7 +29,7 @@ export interface CellHost {
   canComment(): boolean;
   /** Opens a comment on the cell's selection (or on the whole cell). */
   comment(view: CellView): void;
-  select(view: CellView, edit?: boolean): void;
+  select(view: CellView, scroll?: boolean): void;
   run(view: CellView, then: "stay" | "next" | "insert"): void;
   leave(view: CellView): void;
   editorFocused(view: CellView, focused: boolean): void;
@@ -37,6 +38,10 @@ export interface CellHost {
   move(view: CellView, delta: number): void;
   remove(view: CellView): void;
   insert(view: CellView, where: "above" | "below", type: CellType): void;
+  /** Whether this person may clear outputs now (an editor, online). */
+  canClear(): boolean;
+  /** Clears this cell's outputs (through the server). */
+  clearOutputs(view: CellView): void;
 }
 
 const STALE_TITLE =
@@ -56,6 +61,9 @@ export class CellView {
   private readonly commentButton: HTMLElement;
   private commentRanges: CommentRange[] = [];
   private readonly outputs: OutputArea | null = null;
+  /** The outputs' scroll box, expand toggle and clear button (code cells). */
+  readonly outputBox: OutputBox | null = null;
+  private readonly runButton: HTMLButtonElement | null = null;
   /** The `# @param` form beside the code (code cells). */
   private readonly form: FormView | null = null;
   private readonly staleBadge: HTMLElement | null = null;
@@ -95,10 +103,14 @@ export class CellView {
     );
     const tools = this.tools();
     const gutter = h("div.cell-gutter");
+    if (!host.readOnly()) {
+      // Drag to reorder (the page handles the drop).
+      gutter.appendChild(h("span.drag-handle", { draggable: "true", title: "Drag to move the cell", "aria-hidden": "true", "data-testid": "drag-handle" }, "⠿"));
+    }
     const main = h("div.cell-main", {}, this.input);
     if (this.type === "code") {
       this.marker = h("span.marker", { "data-testid": "marker" }, "[ ]");
-      const runButton = h(
+      const runButton = (this.runButton = h(
         "button.run-cell",
         {
           title: "Run cell (Ctrl+Enter)",
@@ -110,7 +122,7 @@ export class CellView {
           },
         },
         "▶",
-      );
+      ));
       this.staleBadge = h(
         "span.stale-badge",
         { "data-testid": "stale", hidden: true, title: STALE_TITLE },
@@ -122,7 +134,8 @@ export class CellView {
       this.input.replaceWith(body);
       body.append(this.input, this.form.el);
       this.outputs = new OutputArea(cell, host.notebookId);
-      main.append(this.ranBy, this.outputs.el);
+      this.outputBox = new OutputBox(this.outputs, { canClear: () => host.canClear(), clear: () => host.clearOutputs(this) });
+      main.append(this.ranBy, this.outputBox.el);
     } else if (this.type === "markdown") {
       this.rendered = h("div.markdown.cell-rendered", { "data-testid": "rendered" });
       this.rendered.addEventListener("dblclick", () => this.startEditing());
@@ -136,7 +149,9 @@ export class CellView {
       h("div.cell-side", {}, this.presence, h("div.cell-side-row", {}, this.commentButton, tools)),
     );
     if (this.form) this.el.classList.toggle("has-form", !this.form.el.hidden);
-    this.el.addEventListener("mousedown", () => this.host.select(this));
+    // A click selects without scrolling: what was clicked is in view, and a scroll between
+    // mousedown and mouseup would move the button away from under the pointer.
+    this.el.addEventListener("mousedown", () => this.host.select(this, false));
     // For tests and debugging: what this page holds for the cell, in the document and editor.
     Object.assign(this.el, {
       tandemCell: { source: () => this.source.toString(), editorText: () => this.editor?.state.doc.toString() ?? null },
@@ -217,6 +232,21 @@ export class CellView {
       editor.dispatch({ selection: { anchor: pos } });
     }
     editor.focus();
+  }
+
+  /** Selects a range of the source in the editor and scrolls to it (find). */
+  selectRange(from: number, to: number) {
+    this.focusEditor();
+    const editor = this.editor;
+    if (!editor) return;
+    const length = editor.state.doc.length;
+    editor.dispatch({ selection: { anchor: Math.min(from, length), head: Math.min(to, length) }, scrollIntoView: true });
+  }
+
+  /** Run buttons work only while the page is connected (and for people who may run). */
+  setRunnable(runnable: boolean) {
+    if (this.runButton) this.runButton.disabled = !runnable;
+    this.outputBox?.refresh(this.host.canClear());
   }
 
   hasEditorFocus(): boolean {
@@ -351,6 +381,7 @@ export class CellView {
     this.source.unobserve(this.onSource);
     this.cell.unobserve(this.onCell);
     this.outputs?.destroy();
+    this.outputBox?.destroy();
     this.editor?.destroy();
     this.editor = null;
   }

@@ -6,13 +6,19 @@
 // Keyboard (as in Jupyter): in a cell's editor, Shift+Enter runs and moves on, Ctrl+Enter runs,
 // Alt+Enter runs and inserts a cell below, Esc leaves the editor. With a cell selected (not
 // editing): Enter edits, ↑/↓ or K/J select, A/B insert above/below, D D deletes, M/Y make it
-// markdown/code, Shift+Enter runs.
+// markdown/code, Shift+Enter runs. Colab's Ctrl+M chords, the command palette and the menus
+// are in commandkeys.ts, palette.ts and menus.ts, all built from pagecommands.ts.
+//
+// Offline (the WebSocket is down), the page says so where the kernel status was (an old
+// "Idle" would be a lie), disables what needs the server (run, interrupt, clear), and keeps
+// every edit in the local document: y-websocket sends them once it is back.
 
 import * as Y from "yjs";
 import { WebsocketProvider } from "y-websocket";
 import { api, ApiError, ipynbUrl, Me, NotebookInfo, Role, signInUrl } from "../api";
 import { colorFor, h, initials, toast } from "../dom";
 import { header } from "../home";
+import "./page.css";
 import { CellHost, CellView, Person } from "./cell";
 import { CommentsPanel } from "./comments";
 import { openHistory } from "./history";
@@ -22,6 +28,15 @@ import { CellType, NotebookDoc } from "./doc";
 import { confirmRun, holderLabel, holderOf, holderTitle } from "./runtime";
 import { openShareDialog } from "./share";
 import { TitleView } from "./title";
+import { Commands } from "./commands";
+import { installCommandKeys } from "./commandkeys";
+import { FindBar } from "./find";
+import { closeMenus, MenuBar } from "./menus";
+import { openPalette, openShortcutSheet } from "./palette";
+import { PageActions, pageCommands } from "./pagecommands";
+import { blobUrl, notebookHeader, pythonScript, runtimeTypeDialog, uploadNotebook } from "./shell";
+import { headingsOf, Heading, Sections, TocPanel } from "./toc";
+import { actionToast, DeleteUndo, dismissActionToasts } from "./undo";
 
 /** Warn this long before the runtime's idle shutdown (it is 90 minutes idle by default). */
 const IDLE_WARNING_MS = 10 * 60 * 1000;
@@ -58,7 +73,7 @@ export async function showNotebook(root: HTMLElement, id: string) {
   new NotebookPage(root, info, me);
 }
 
-class NotebookPage implements CellHost {
+class NotebookPage implements CellHost, PageActions {
   readonly notebookId: string;
   readonly doc = new Y.Doc();
   readonly nb = new NotebookDoc(this.doc);
@@ -80,11 +95,21 @@ class NotebookPage implements CellHost {
   private readonly runtimeSelect: HTMLSelectElement;
   private readonly observer: IntersectionObserver;
   private readonly comments: CommentsPanel;
-  private readonly files = new FilesPanel();
-  private readonly download: HTMLAnchorElement;
   private pendingD = 0;
   private synced = false;
   private failures = 0;
+  /** Connected and synced: the server can be asked to run, and the kernel state is live. */
+  private connected = false;
+  private readonly deletes: DeleteUndo;
+  private readonly commands: Commands;
+  private readonly findBar: FindBar;
+  private readonly toc: TocPanel;
+  private readonly sections: Sections;
+  private readonly files = new FilesPanel();
+  private secrets: SecretsPanel | null = null;
+  /** Toolbar buttons that need the server (disabled offline). */
+  private readonly serverButtons: HTMLButtonElement[] = [];
+  private tocScheduled = false;
 
   constructor(
     private readonly root: HTMLElement,
@@ -108,8 +133,24 @@ class NotebookPage implements CellHost {
       h("option", { value: "gpu" }, "GPU"),
     );
     this.runtimeSelect.addEventListener("change", () => void this.setRuntime(this.runtimeSelect.value as "cpu" | "gpu"));
-    this.download = h("a.button", { href: ipynbUrl(this.notebookId), "data-testid": "download" }, "Download .ipynb");
     this.comments = new CommentsPanel(this, me, this.role, this.nb.state);
+    this.deletes = new DeleteUndo(this.nb);
+    if (me) this.secrets = new SecretsPanel(info.id, this.canEdit());
+    this.toc = new TocPanel((cellId) => this.goTo(cellId));
+    this.sections = new Sections(() => this.scheduleToc());
+    this.findBar = new FindBar({
+      sources: () => this.order.map((v) => ({ id: v.id, source: v.cell.get("source") as Y.Text })).filter((c) => c.source instanceof Y.Text),
+      show: (cellId, from, to) => {
+        this.sections.expandTo(cellId);
+        const view = this.order.find((v) => v.id === cellId);
+        if (!view) return;
+        this.select(view, false);
+        view.selectRange(from, to);
+      },
+      canEdit: () => this.canEdit(),
+    });
+    this.commands = pageCommands(this);
+    installCommandKeys(this.commands);
 
     this.observer = new IntersectionObserver(
       (entries) => {
@@ -134,33 +175,49 @@ class NotebookPage implements CellHost {
     const title = new TitleView(this.notebookId, this.info.title, editable, this.nb.state, (title) => {
       this.info.title = title;
       document.title = `${title} · Tandem`;
-      this.download.setAttribute("download", `${title || "notebook"}.ipynb`);
     });
     const roleBadge = h("span.role-badge", { "data-testid": "role" }, this.roleLabel());
     const share = h(
-      "button.primary",
-      { onclick: () => void openShareDialog(this.notebookId, this.info.title, this.role), "data-testid": "share" },
-      "Share",
+      "button.primary.share-button",
+      { onclick: () => void openShareDialog(this.notebookId, this.info.title, this.role), "data-testid": "share", title: "Share" },
+      h("span.share-icon", { "aria-hidden": "true" }, "⇪"),
+      h("span.share-label", {}, "Share"),
     );
-    const history = h(
-      "button",
-      { onclick: () => openHistory(this.notebookId, this.role), "data-testid": "history-toggle", title: "Version history" },
-      "History",
-    );
-    const top = header(this.me, title.el, roleBadge, this.connectionEl, this.peopleEl, this.comments.toggle, history, this.download, share);
+    const toggles: HTMLElement[] = [this.toc.toggle, this.comments.toggle];
+    if (this.me) toggles.push(this.files.toggle);
+    if (this.secrets) toggles.push(this.secrets.toggle);
+    const menus = new MenuBar(this.commands);
+    const top = notebookHeader({
+      me: this.me,
+      title: title.el,
+      role: roleBadge,
+      menus: menus.el,
+      connection: this.connectionEl,
+      people: this.peopleEl,
+      toggles,
+      share,
+    });
 
-    const button = (label: string, title: string, action: () => void, testid: string) =>
-      h("button", { title, "aria-label": title, onclick: action, "data-testid": testid }, label);
+    const button = (icon: string, label: string, title: string, action: () => void, testid: string, needsServer = false) => {
+      const el = h(
+        "button.tb-button",
+        { title, "aria-label": title, onclick: action, "data-testid": testid },
+        h("span.tb-icon", { "aria-hidden": "true" }, icon),
+        h("span.tb-label", {}, label),
+      );
+      if (needsServer) this.serverButtons.push(el);
+      return el;
+    };
     const toolbar = h(
       "div.toolbar",
-      { role: "toolbar", "aria-label": "Notebook" },
-      editable ? button("+ Code", "Insert a code cell below", () => this.insertAfterSelection("code"), "add-code") : null,
-      editable ? button("+ Text", "Insert a markdown cell below", () => this.insertAfterSelection("markdown"), "add-markdown") : null,
+      { role: "toolbar", "aria-label": "Notebook", "data-testid": "toolbar" },
+      editable ? button("+", "Code", "Insert a code cell below (Ctrl+M B)", () => this.insertAfterSelection("code"), "add-code") : null,
+      editable ? button("+", "Text", "Insert a markdown cell below", () => this.insertAfterSelection("markdown"), "add-markdown") : null,
       editable ? h("span.sep") : null,
-      editable ? button("▶▶ Run all", "Run all cells", () => void this.runAll(), "run-all") : null,
-      editable ? button("⟳ Run stale", "Run the stale cells (and what depends on them), in order, so that no cell is stale", () => void this.runStale(), "run-stale") : null,
-      editable ? button("■ Interrupt", "Interrupt the running cell and clear the queue", () => void this.control("interrupt"), "interrupt") : null,
-      editable ? button("↻ Restart", "Restart the kernel (clears variables)", () => void this.control("restart"), "restart") : null,
+      editable ? button("▶▶", "Run all", "Run all cells (Ctrl+F9)", () => void this.runAll(), "run-all", true) : null,
+      editable ? button("⟳", "Run stale", "Run the stale cells (and what depends on them), in order, so that no cell is stale", () => void this.runStale(), "run-stale", true) : null,
+      editable ? button("■", "Interrupt", "Interrupt the running cell and clear the queue (Ctrl+M I)", () => void this.control("interrupt"), "interrupt", true) : null,
+      editable ? button("↻", "Restart", "Restart the kernel (clears variables)", () => void this.control("restart"), "restart", true) : null,
       editable ? this.runtimeSelect : null,
       h("div.spacer"),
       this.statusEl,
@@ -176,29 +233,76 @@ class NotebookPage implements CellHost {
             : `You are a ${this.role} of this notebook: you see every change live but cannot edit or run it.`,
           this.me ? null : h("a", { href: signInUrl() }, " Sign in"),
         );
+    const body = h("div.notebook-body", {}, this.toc.el, h("main.notebook", {}, this.cellsEl), this.comments.el);
     this.root.replaceChildren(
-      h(
-        `div.notebook-page${editable ? "" : ".read-only"}`,
-        {},
-        top,
-        toolbar,
-        readOnly,
-        this.bannerEl,
-        h("div.notebook-body", {}, h("main.notebook", {}, this.cellsEl), this.comments.el),
-      ),
+      h(`div.notebook-page${editable ? "" : ".read-only"}`, {}, top, toolbar, this.findBar.el, readOnly, this.bannerEl, body),
     );
-    // The Files panel (the person's drive): its toggle beside Comments, the panel beside them.
-    if (this.me) {
-      this.comments.toggle.after(this.files.toggle);
-      this.comments.el.before(this.files.el);
-      // The Secrets panel: the person's secrets and this notebook's access to them.
-      const secrets = new SecretsPanel(this.notebookId, editable);
-      this.comments.toggle.after(secrets.toggle);
-      this.comments.el.before(secrets.el);
-    }
+    // The side panels: the person's drive and secrets, beside the comments.
+    if (this.me) this.comments.el.before(this.files.el);
+    if (this.secrets) this.comments.el.before(this.secrets.el);
+    // Sticky parts below the header (cells' controls, scrolling to a cell) sit below the
+    // toolbar, whatever its height.
+    const chrome = () => {
+      const height = top.offsetHeight + toolbar.offsetHeight + (this.findBar.el.hidden ? 0 : this.findBar.el.offsetHeight);
+      document.documentElement.style.setProperty("--chrome-h", `${height}px`);
+      document.documentElement.style.setProperty("--header-h", `${top.offsetHeight}px`);
+    };
+    new ResizeObserver(chrome).observe(toolbar);
+    new ResizeObserver(chrome).observe(top);
+    new ResizeObserver(chrome).observe(this.findBar.el);
+    chrome();
     this.cellsEl.appendChild(h("p.muted.loading", {}, "Connecting…"));
     this.cellsEl.addEventListener("keydown", (e) => this.commandKey(e));
+    this.dragAndDrop();
     this.renderConnection("connecting");
+  }
+
+  /** Drag a cell by its handle (⠿) and drop it above or below another. */
+  private dragAndDrop() {
+    let dragged: CellView | null = null;
+    let marker: { view: CellView; below: boolean } | null = null;
+    const clearMarker = () => {
+      this.cellsEl.querySelectorAll(".drop-above, .drop-below").forEach((el) => el.classList.remove("drop-above", "drop-below"));
+      marker = null;
+    };
+    this.cellsEl.addEventListener("dragstart", (e) => {
+      const handle = (e.target as HTMLElement).closest?.(".drag-handle");
+      const view = handle ? this.viewOf(handle as HTMLElement) : undefined;
+      if (!view || !this.canEdit()) {
+        if (!(e.target as HTMLElement).closest?.(".cm-editor")) e.preventDefault();
+        return;
+      }
+      dragged = view;
+      e.dataTransfer?.setData("text/plain", view.id);
+      e.dataTransfer?.setDragImage(view.el, 20, 20);
+      view.el.classList.add("dragging");
+    });
+    this.cellsEl.addEventListener("dragover", (e) => {
+      if (!dragged) return;
+      const view = this.viewOf(e.target as HTMLElement);
+      if (!view) return;
+      e.preventDefault();
+      const rect = view.el.getBoundingClientRect();
+      const below = e.clientY > rect.top + rect.height / 2;
+      if (marker?.view === view && marker.below === below) return;
+      clearMarker();
+      marker = { view, below };
+      view.el.classList.add(below ? "drop-below" : "drop-above");
+    });
+    this.cellsEl.addEventListener("drop", (e) => {
+      if (!dragged || !marker) return;
+      e.preventDefault();
+      const from = this.order.indexOf(dragged);
+      let to = this.order.indexOf(marker.view) + (marker.below ? 1 : 0);
+      if (to > from) to -= 1;
+      clearMarker();
+      if (from >= 0 && to !== from) this.move(dragged, to - from);
+    });
+    this.cellsEl.addEventListener("dragend", () => {
+      dragged?.el.classList.remove("dragging");
+      dragged = null;
+      clearMarker();
+    });
   }
 
   private roleLabel(): string {
@@ -208,8 +312,19 @@ class NotebookPage implements CellHost {
   // --- Document and connection events -------------------------------------------------------
 
   private listen() {
+    let connectedBefore = false;
     this.provider.on("status", ({ status }) => {
-      if (status === "connected") this.failures = 0;
+      if (status === "connected") {
+        this.failures = 0;
+        // While this page was away, the server dropped its presence and told the others so
+        // with a newer clock than this page's state, which they would now ignore: announce it
+        // again past that clock (each set counts one up).
+        if (connectedBefore) {
+          const state = this.awareness.getLocalState();
+          if (state) for (let i = 0; i < 2; i++) this.awareness.setLocalState({ ...state });
+        }
+        connectedBefore = true;
+      }
       this.renderConnection(status);
     });
     this.provider.on("sync", (synced: boolean) => {
@@ -230,10 +345,22 @@ class NotebookPage implements CellHost {
     this.nb.cells.observe(() => {
       if (this.synced) this.reconcile();
     });
+    // Headings may change with any markdown edit: the contents and sections follow.
+    this.nb.cells.observeDeep(() => {
+      if (this.synced) this.scheduleToc();
+    });
     this.nb.state.observeDeep(() => this.renderKernel());
     this.awareness.on("change", () => this.renderPresence());
-    window.addEventListener("online", () => this.renderConnection(this.provider.wsconnected ? "connected" : "connecting"));
-    window.addEventListener("offline", () => this.renderConnection("disconnected"));
+    // The browser knows first: the socket may take a while to notice that it is gone. The
+    // local document keeps every edit meanwhile; reconnecting syncs them both ways.
+    window.addEventListener("online", () => {
+      this.provider.connect();
+      this.renderConnection(this.provider.wsconnected ? "connected" : "connecting");
+    });
+    window.addEventListener("offline", () => {
+      this.provider.disconnect();
+      this.renderConnection("disconnected");
+    });
     // The lifecycle warnings count down.
     setInterval(() => this.renderBanners(), 15_000);
     this.renderKernel();
@@ -267,6 +394,12 @@ class NotebookPage implements CellHost {
             ? "Reconnecting… your edits are kept"
             : "Connecting…";
     this.connectionEl.dataset.state = state;
+    const connected = state === "online";
+    if (connected !== this.connected) {
+      this.connected = connected;
+      this.root.querySelector(".notebook-page")?.classList.toggle("offline", !connected);
+      this.renderKernel();
+    }
     this.connectionEl.title = label;
     this.connectionEl.replaceChildren(h("span.dot"), h("span.connection-label", {}, state === "online" ? "Connected" : state === "offline" ? "Offline" : "Connecting…"));
   }
@@ -315,6 +448,7 @@ class NotebookPage implements CellHost {
     }
     this.order = next;
     if (reselect) this.select(reselect, false);
+    this.scheduleToc();
     if (!next.length) {
       this.cellsEl.replaceChildren(h("p.muted.empty-notebook", {}, this.canEdit() ? "This notebook is empty. Add a cell with + Code or + Text." : "This notebook is empty."));
     } else {
@@ -335,6 +469,23 @@ class NotebookPage implements CellHost {
     };
     const runtime = (kernel.runtime ?? "cpu").toUpperCase();
     const queued = kernel.queue.length;
+    for (const button of this.serverButtons) button.disabled = !this.connected;
+    this.runtimeSelect.disabled = !this.connected;
+    for (const view of this.order) view.setRunnable(this.connected && this.canRun());
+    this.commands?.changed();
+    if (!this.connected) {
+      // What the document last said about the kernel may no longer hold: say what we know.
+      const offline = this.connectionEl.dataset.state === "offline";
+      this.statusEl.dataset.status = "offline";
+      this.statusEl.replaceChildren(h("span.dot"), h("span", {}, offline ? "Offline" : this.synced ? "Reconnecting…" : "Connecting…"));
+      this.statusEl.title = offline
+        ? "Offline: the kernel's state is unknown and nothing can run; your edits are kept and sent when the connection is back"
+        : "Reconnecting to the server; your edits are kept";
+      this.holderEl.hidden = true;
+      for (const view of this.order) view.kernelChanged(kernel);
+      this.renderBanners();
+      return;
+    }
     this.statusEl.dataset.status = kernel.status;
     this.statusEl.replaceChildren(
       h("span.dot"),
@@ -525,7 +676,8 @@ class NotebookPage implements CellHost {
   remove(view: CellView) {
     if (!this.canEdit()) return;
     const index = this.order.indexOf(view);
-    this.nb.remove(view.cell);
+    this.deletes.remove(view.cell);
+    actionToast("Cell deleted", "Undo", () => this.undoDelete());
     const next = this.order[Math.min(index, this.order.length - 1)];
     if (next) {
       this.select(next);
@@ -536,6 +688,202 @@ class NotebookPage implements CellHost {
   insert(view: CellView, where: "above" | "below", type: CellType) {
     const cell = this.insertAt(view, where, type);
     if (cell) this.focusWhenReady(cell);
+  }
+
+  canClear(): boolean {
+    return this.canEdit() && this.connected;
+  }
+
+  clearOutputs(which: CellView | "selected" | "all") {
+    const view = which === "selected" ? this.selected : which;
+    if (view !== "all" && (!view || view.type !== "code")) return;
+    void this.clear(view === "all" ? undefined : [view.id]);
+  }
+
+  private async clear(cellIds?: string[]) {
+    try {
+      await api.clearOutputs(this.notebookId, cellIds);
+    } catch (error) {
+      this.actionFailed("clear outputs", error);
+    }
+  }
+
+  // --- PageActions (the menus' commands) ----------------------------------------------------
+
+  signedIn(): boolean {
+    return this.me !== null;
+  }
+
+  online(): boolean {
+    return this.connected;
+  }
+
+  hasSelection(): boolean {
+    return this.selected !== null && this.order.includes(this.selected);
+  }
+
+  selectionIsCode(): boolean {
+    return this.hasSelection() && this.selected?.type === "code";
+  }
+
+  insertCell(where: "above" | "below", type: "code" | "markdown", source?: string) {
+    const cell = this.insertAt(this.hasSelection() ? this.selected : null, where, type);
+    if (!cell) return;
+    if (source) (cell.get("source") as Y.Text).insert(0, source);
+    this.focusWhenReady(cell, type === "markdown" && source ? "cell" : "editor");
+  }
+
+  deleteSelected() {
+    if (this.selected && this.hasSelection()) this.remove(this.selected);
+  }
+
+  canUndoDelete(): boolean {
+    return this.deletes.canUndo();
+  }
+
+  undoDelete() {
+    if (!this.canEdit()) return;
+    dismissActionToasts();
+    const id = this.deletes.undo();
+    const view = id ? this.order.find((v) => v.id === id) : undefined;
+    if (view) this.focusCell(view);
+  }
+
+  setSelectedType(type: CellType) {
+    if (this.selected && this.hasSelection()) this.setType(this.selected, type);
+  }
+
+  moveSelected(delta: number) {
+    if (this.selected && this.hasSelection()) this.move(this.selected, delta);
+  }
+
+  selectNext(delta: number) {
+    const index = this.selected ? this.order.indexOf(this.selected) : -1;
+    this.focusCell(this.order[Math.max(0, index + delta)]);
+  }
+
+  runCells(which: "all" | "before" | "selected" | "after" | "stale") {
+    if (which === "all") return void this.runAll();
+    if (which === "stale") return void this.runStale();
+    const index = this.selected ? this.order.indexOf(this.selected) : -1;
+    if (index < 0) return;
+    const range = which === "before" ? this.order.slice(0, index) : which === "after" ? this.order.slice(index) : [this.order[index]];
+    const ids = range.filter((v) => v.type === "code").map((v) => v.id);
+    if (ids.length) void this.execute(ids);
+    else toast("No code cell to run there", "info");
+  }
+
+  interrupt() {
+    void this.control("interrupt");
+  }
+
+  restart() {
+    void this.control("restart");
+  }
+
+  changeRuntimeType() {
+    const current = this.nb.kernel().runtime === "gpu" ? "gpu" : "cpu";
+    runtimeTypeDialog(current, (type) => {
+      this.runtimeSelect.value = type;
+      void this.setRuntime(type);
+    });
+  }
+
+  toggleSelectedOutput() {
+    const box = this.selected?.outputBox;
+    if (box) box.setExpanded(!box.isExpanded);
+  }
+
+  setAllSections(collapse: boolean) {
+    this.sections.setAll(collapse);
+  }
+
+  openFind() {
+    closeMenus();
+    const selection = window.getSelection()?.toString() ?? "";
+    this.findBar.open(selection.includes("\n") ? undefined : selection);
+  }
+
+  openPalette() {
+    const focus = document.activeElement as HTMLElement | null;
+    openPalette(this.commands, () => focus?.focus());
+  }
+
+  openShortcuts() {
+    const focus = document.activeElement as HTMLElement | null;
+    openShortcutSheet(this.commands, () => focus?.focus());
+  }
+
+  newNotebook() {
+    void (async () => {
+      try {
+        const nb = await api.create("Untitled");
+        location.href = `/n/${nb.id}`;
+      } catch (error) {
+        this.actionFailed("create a notebook", error);
+      }
+    })();
+  }
+
+  openNotebook() {
+    location.href = "/home";
+  }
+
+  uploadNotebook() {
+    uploadNotebook();
+  }
+
+  history() {
+    openHistory(this.notebookId, this.role);
+  }
+
+  ipynbDownload() {
+    return { href: ipynbUrl(this.notebookId), filename: `${this.info.title || "notebook"}.ipynb` };
+  }
+
+  pyDownload() {
+    return { href: blobUrl(pythonScript(this.nb), "text/x-python"), filename: `${this.info.title || "notebook"}.py` };
+  }
+
+  panels() {
+    const panel = (id: string, label: string, el: HTMLElement, toggle: HTMLElement) => ({ id, label, open: () => !el.hidden, toggle: () => toggle.click() });
+    const list = [panel("toc", "Table of contents", this.toc.el, this.toc.toggle), panel("comments", "Comments", this.comments.el, this.comments.toggle)];
+    if (this.me) list.push(panel("files", "Files", this.files.el, this.files.toggle));
+    if (this.secrets) list.push(panel("secrets", "Secrets", this.secrets.el, this.secrets.toggle));
+    return list;
+  }
+
+  // --- Table of contents and sections -------------------------------------------------------
+
+  private scheduleToc() {
+    if (this.tocScheduled) return;
+    this.tocScheduled = true;
+    requestAnimationFrame(() => {
+      this.tocScheduled = false;
+      this.renderToc();
+    });
+  }
+
+  private renderToc() {
+    const headings: Heading[] = [];
+    const cells = this.order.map((view) => {
+      if (view.type !== "markdown") return { id: view.id, el: view.el, level: null };
+      const found = headingsOf((view.cell.get("source") as Y.Text | undefined)?.toString() ?? "");
+      for (const heading of found) headings.push({ cellId: view.id, ...heading });
+      return { id: view.id, el: view.el, level: found.length ? Math.min(...found.map((f) => f.level)) : null };
+    });
+    this.sections.apply(cells);
+    this.toc.render(headings);
+  }
+
+  /** Scrolls to a cell (opening the sections that hide it) and selects it. */
+  private goTo(cellId: string) {
+    this.sections.expandTo(cellId);
+    const view = this.order.find((v) => v.id === cellId);
+    if (!view) return;
+    this.select(view, false);
+    view.el.scrollIntoView({ block: "start" });
+    view.el.focus({ preventScroll: true });
   }
 
   // --- Actions ------------------------------------------------------------------------------
