@@ -133,6 +133,7 @@ export class CellView {
       const body = h("div.cell-body");
       this.input.replaceWith(body);
       body.append(this.input, this.form.el);
+      body.classList.toggle("title-only", this.form.el.classList.contains("title-only") && !this.form.el.hidden);
       this.outputs = new OutputArea(cell, host.notebookId);
       this.outputBox = new OutputBox(this.outputs, { canClear: () => host.canClear(), clear: () => host.clearOutputs(this) });
       main.append(this.ranBy, this.outputBox.el);
@@ -245,7 +246,7 @@ export class CellView {
 
   /** Run buttons work only while the page is connected (and for people who may run). */
   setRunnable(runnable: boolean) {
-    if (this.runButton) this.runButton.disabled = !runnable;
+    if (this.runButton && this.runButton.disabled === runnable) this.runButton.disabled = !runnable;
     this.outputBox?.refresh(this.host.canClear());
   }
 

@@ -49,6 +49,7 @@ export class FormView {
     fields = fields.filter((f) => !(f.kind === "title" && !f.text));
     const titleOnly = fields.length > 0 && !fields.some((f) => f.kind === "param");
     this.el.classList.toggle("title-only", titleOnly);
+    this.el.parentElement?.classList.toggle("title-only", titleOnly && !this.el.hidden);
     this.el.hidden = fields.length === 0;
     const counts = new Map<string, number>();
     this.el.replaceChildren(

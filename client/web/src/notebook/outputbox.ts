@@ -7,12 +7,39 @@
 import { h } from "../dom";
 import type { OutputArea } from "./outputs";
 
+/**
+ * Every box's size is watched by one ResizeObserver, and measured in one batch per frame
+ * (all reads, then all writes): a 500-cell notebook with outputs lays out once, not once per
+ * cell. The size is enough to watch: an output that outgrows its box grows the box up to its
+ * maximum height first, and a cleared one shrinks it.
+ */
+const boxes = new Map<Element, OutputBox>();
+const pending = new Set<OutputBox>();
+let frame = 0;
+const sizes = new ResizeObserver((entries) => {
+  for (const entry of entries) {
+    const box = boxes.get(entry.target);
+    if (box) schedule(box);
+  }
+});
+
+function schedule(box: OutputBox) {
+  pending.add(box);
+  if (frame) return;
+  frame = requestAnimationFrame(() => {
+    frame = 0;
+    const batch = [...pending];
+    pending.clear();
+    const facts = batch.map((b) => b.read());
+    batch.forEach((b, i) => b.write(facts[i]));
+  });
+}
+
 export class OutputBox {
   readonly el: HTMLElement;
   private expanded = false;
   private readonly toggleButton: HTMLButtonElement;
   private readonly clearButton: HTMLButtonElement;
-  private readonly resize: ResizeObserver;
 
   constructor(
     private readonly area: OutputArea,
@@ -42,9 +69,8 @@ export class OutputBox {
     this.el = h("div.output-box", {}, h("div.output-tools", {}, this.clearButton, this.toggleButton), this.area.el);
     this.clearButton.hidden = !options.canClear();
     // Whether the outputs overflow their box decides whether the toggle shows.
-    this.resize = new ResizeObserver(() => this.schedule());
-    this.resize.observe(this.area.el);
-    new MutationObserver(() => this.schedule()).observe(this.area.el, { childList: true, subtree: true, characterData: true });
+    boxes.set(this.area.el, this);
+    sizes.observe(this.area.el);
     this.setExpanded(false);
   }
 
@@ -60,36 +86,35 @@ export class OutputBox {
     this.toggleButton.title = expanded ? "Collapse output (scroll inside a box)" : "Expand output (show all of it)";
     this.toggleButton.setAttribute("aria-label", this.toggleButton.title);
     this.toggleButton.setAttribute("aria-expanded", String(expanded));
-    this.measure();
+    schedule(this);
   }
 
-  private scheduled = false;
-
-  /** Measures once per frame, however fast a stream grows. */
-  private schedule() {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    requestAnimationFrame(() => {
-      this.scheduled = false;
-      this.measure();
-    });
-  }
-
-  private measure() {
+  /** What the layout says (read phase of a batch). */
+  read(): { empty: boolean; long: boolean } {
     const el = this.area.el;
-    const empty = el.classList.contains("empty") || el.childElementCount === 0;
-    this.el.classList.toggle("empty", empty);
+    const empty = el.childElementCount === 0;
+    // Only boxes with outputs need the layout read.
     const long = !empty && (this.expanded || el.scrollHeight > el.clientHeight + 1);
-    this.toggleButton.hidden = !long;
-    el.classList.toggle("overflowing", !this.expanded && long);
+    return { empty, long };
+  }
+
+  /** Shows it (write phase of a batch); writes only what changed. */
+  write({ empty, long }: { empty: boolean; long: boolean }) {
+    const el = this.area.el;
+    if (this.el.classList.contains("empty") !== empty) this.el.classList.toggle("empty", empty);
+    if (this.toggleButton.hidden === long) this.toggleButton.hidden = !long;
+    const overflowing = !this.expanded && long;
+    if (el.classList.contains("overflowing") !== overflowing) el.classList.toggle("overflowing", overflowing);
   }
 
   /** Editors may clear; the page's role can change (sharing), so it is asked again. */
   refresh(canClear: boolean) {
-    this.clearButton.hidden = !canClear;
+    if (this.clearButton.hidden === canClear) this.clearButton.hidden = !canClear;
   }
 
   destroy() {
-    this.resize.disconnect();
+    sizes.unobserve(this.area.el);
+    boxes.delete(this.area.el);
+    pending.delete(this);
   }
 }
