@@ -37,6 +37,7 @@ import { PageActions, pageCommands } from "./pagecommands";
 import { blobUrl, notebookHeader, pythonScript, runtimeTypeDialog, uploadNotebook } from "./shell";
 import { headingsOf, Heading, Sections, TocPanel } from "./toc";
 import { actionToast, DeleteUndo, dismissActionToasts } from "./undo";
+import { dragToReorder } from "./dragcells";
 
 /** Warn this long before the runtime's idle shutdown (it is 90 minutes idle by default). */
 const IDLE_WARNING_MS = 10 * 60 * 1000;
@@ -253,56 +254,13 @@ class NotebookPage implements CellHost, PageActions {
     chrome();
     this.cellsEl.appendChild(h("p.muted.loading", {}, "Connecting…"));
     this.cellsEl.addEventListener("keydown", (e) => this.commandKey(e));
-    this.dragAndDrop();
+    dragToReorder(this.cellsEl, {
+      viewOf: (el) => this.viewOf(el),
+      order: () => this.order,
+      canEdit: () => this.canEdit(),
+      move: (view, delta) => this.move(view, delta),
+    });
     this.renderConnection("connecting");
-  }
-
-  /** Drag a cell by its handle (⠿) and drop it above or below another. */
-  private dragAndDrop() {
-    let dragged: CellView | null = null;
-    let marker: { view: CellView; below: boolean } | null = null;
-    const clearMarker = () => {
-      this.cellsEl.querySelectorAll(".drop-above, .drop-below").forEach((el) => el.classList.remove("drop-above", "drop-below"));
-      marker = null;
-    };
-    this.cellsEl.addEventListener("dragstart", (e) => {
-      const handle = (e.target as HTMLElement).closest?.(".drag-handle");
-      const view = handle ? this.viewOf(handle as HTMLElement) : undefined;
-      if (!view || !this.canEdit()) {
-        if (!(e.target as HTMLElement).closest?.(".cm-editor")) e.preventDefault();
-        return;
-      }
-      dragged = view;
-      e.dataTransfer?.setData("text/plain", view.id);
-      e.dataTransfer?.setDragImage(view.el, 20, 20);
-      view.el.classList.add("dragging");
-    });
-    this.cellsEl.addEventListener("dragover", (e) => {
-      if (!dragged) return;
-      const view = this.viewOf(e.target as HTMLElement);
-      if (!view) return;
-      e.preventDefault();
-      const rect = view.el.getBoundingClientRect();
-      const below = e.clientY > rect.top + rect.height / 2;
-      if (marker?.view === view && marker.below === below) return;
-      clearMarker();
-      marker = { view, below };
-      view.el.classList.add(below ? "drop-below" : "drop-above");
-    });
-    this.cellsEl.addEventListener("drop", (e) => {
-      if (!dragged || !marker) return;
-      e.preventDefault();
-      const from = this.order.indexOf(dragged);
-      let to = this.order.indexOf(marker.view) + (marker.below ? 1 : 0);
-      if (to > from) to -= 1;
-      clearMarker();
-      if (from >= 0 && to !== from) this.move(dragged, to - from);
-    });
-    this.cellsEl.addEventListener("dragend", () => {
-      dragged?.el.classList.remove("dragging");
-      dragged = null;
-      clearMarker();
-    });
   }
 
   private roleLabel(): string {
@@ -927,8 +885,15 @@ class NotebookPage implements CellHost, PageActions {
     return confirmRun(this.notebookId, this.nb.kernel(), this.me);
   }
 
+  /** Running needs the server: offline, say so rather than fail. */
+  private offlineRefusal(): boolean {
+    if (this.connected) return false;
+    toast("Offline: running needs the connection (your edits are kept)", "info");
+    return true;
+  }
+
   private async execute(cellIds: string[]) {
-    if (!(await this.mayRun())) return;
+    if (this.offlineRefusal() || !(await this.mayRun())) return;
     try {
       await api.execute(this.notebookId, cellIds, this.stateVector());
       this.ran();
@@ -938,7 +903,7 @@ class NotebookPage implements CellHost, PageActions {
   }
 
   private async runAll() {
-    if (!(await this.mayRun())) return;
+    if (this.offlineRefusal() || !(await this.mayRun())) return;
     try {
       await api.executeAll(this.notebookId, this.stateVector());
       this.ran();
@@ -955,7 +920,7 @@ class NotebookPage implements CellHost, PageActions {
   }
 
   private async runStale() {
-    if (!(await this.mayRun())) return;
+    if (this.offlineRefusal() || !(await this.mayRun())) return;
     try {
       const { queued } = await api.executeStale(this.notebookId, this.stateVector());
       this.ran();
@@ -966,6 +931,7 @@ class NotebookPage implements CellHost, PageActions {
   }
 
   private async control(action: "interrupt" | "restart") {
+    if (this.offlineRefusal()) return;
     if (action === "restart" && !confirm("Restart the kernel? Its variables are lost for everyone.")) return;
     try {
       await (action === "interrupt" ? api.interrupt(this.notebookId) : api.restart(this.notebookId));
