@@ -97,12 +97,12 @@ impl Presence {
         }
         let mut refused = Vec::new();
         update.clients.retain(|client, entry| {
-            let allowed = if entry.json.as_ref() == "null" && !self.owners.contains_key(client) {
-                // Removing a state nobody holds: nothing to claim, nothing to relay.
-                false
-            } else {
-                self.take(conn, user, *client, &foreign)
-            };
+            if entry.json.as_ref() == "null" && !self.owners.contains_key(client) {
+                // Removing a state nobody holds (an echo): nothing to claim or relay, and
+                // nobody's id was taken.
+                return false;
+            }
+            let allowed = self.take(conn, user, *client, &foreign);
             if !allowed {
                 refused.push(*client);
             }
