@@ -25,7 +25,8 @@ import { openHistory } from "./history";
 import { FilesPanel } from "./files";
 import { SecretsPanel } from "./secrets";
 import { CellType, NotebookDoc } from "./doc";
-import { confirmRun, holderLabel, holderOf, holderTitle } from "./runtime";
+import { confirmRun } from "./runtime";
+import { Banners, KernelStatus } from "./status";
 import { openShareDialog } from "./share";
 import { TitleView } from "./title";
 import { Commands } from "./commands";
@@ -39,10 +40,6 @@ import { headingsOf, Heading, Sections, TocPanel } from "./toc";
 import { actionToast, DeleteUndo, dismissActionToasts } from "./undo";
 import { dragToReorder } from "./dragcells";
 
-/** Warn this long before the runtime's idle shutdown (it is 90 minutes idle by default). */
-const IDLE_WARNING_MS = 10 * 60 * 1000;
-/** Warn this long before the kernel's maximum lifetime ends. */
-const LIFETIME_WARNING_MS = 30 * 60 * 1000;
 /** Cells this close to the viewport get their editor built. */
 const ACTIVATE_MARGIN = "800px 0px";
 
@@ -85,14 +82,10 @@ class NotebookPage implements CellHost, PageActions {
   private order: CellView[] = [];
   private selected: CellView | null = null;
   private readonly cellsEl = h("div.cells", { "data-testid": "cells" });
-  private readonly statusEl = h("span.kernel-status", { "data-testid": "kernel-status", role: "status" });
-  private readonly holderEl = h("span.runtime-holder", { "data-testid": "runtime-holder" });
-  /** The server's last refusal to run here (someone else's runtime, not shared), until the
-   * runtime changes hands or the person dismisses it. */
-  private refusal: { message: string; holder: string | null } | null = null;
+  private readonly status = new KernelStatus();
   private readonly connectionEl = h("span.connection", { "data-testid": "connection", role: "status" });
   private readonly peopleEl = h("div.people-here", { "data-testid": "presence", "aria-label": "Who is here" });
-  private readonly bannerEl = h("div.banners");
+  private readonly banners = new Banners(() => this.nb.kernel());
   private readonly runtimeSelect: HTMLSelectElement;
   private readonly observer: IntersectionObserver;
   private readonly comments: CommentsPanel;
@@ -221,8 +214,8 @@ class NotebookPage implements CellHost, PageActions {
       editable ? button("↻", "Restart", "Restart the kernel (clears variables)", () => void this.control("restart"), "restart", true) : null,
       editable ? this.runtimeSelect : null,
       h("div.spacer"),
-      this.statusEl,
-      this.holderEl,
+      this.status.el,
+      this.status.holder,
     );
     const readOnly = editable
       ? null
@@ -236,7 +229,7 @@ class NotebookPage implements CellHost, PageActions {
         );
     const body = h("div.notebook-body", {}, this.toc.el, h("main.notebook", {}, this.cellsEl), this.comments.el);
     this.root.replaceChildren(
-      h(`div.notebook-page${editable ? "" : ".read-only"}`, {}, top, toolbar, this.findBar.el, readOnly, this.bannerEl, body),
+      h(`div.notebook-page${editable ? "" : ".read-only"}`, {}, top, toolbar, this.findBar.el, readOnly, this.banners.el, body),
     );
     // The side panels: the person's drive and secrets, beside the comments.
     if (this.me) this.comments.el.before(this.files.el);
@@ -320,7 +313,7 @@ class NotebookPage implements CellHost, PageActions {
       this.renderConnection("disconnected");
     });
     // The lifecycle warnings count down.
-    setInterval(() => this.renderBanners(), 15_000);
+    setInterval(() => this.banners.render(), 15_000);
     this.renderKernel();
   }
 
@@ -335,7 +328,7 @@ class NotebookPage implements CellHost, PageActions {
       if (error instanceof ApiError && (error.status === 403 || error.status === 404 || error.status === 401)) {
         this.provider.disconnect();
         this.renderConnection("disconnected");
-        this.bannerEl.replaceChildren(h("div.banner.error", {}, "You no longer have access to this notebook."));
+        this.banners.accessLost();
       }
     }
   }
@@ -418,94 +411,16 @@ class NotebookPage implements CellHost, PageActions {
 
   private renderKernel() {
     const kernel = this.nb.kernel();
-    const labels: Record<string, string> = {
-      not_started: "Not started",
-      starting: "Starting…",
-      idle: "Idle",
-      busy: "Busy",
-      dead: "Dead",
-    };
-    const runtime = (kernel.runtime ?? "cpu").toUpperCase();
-    const queued = kernel.queue.length;
     for (const button of this.serverButtons) button.disabled = !this.connected;
     this.runtimeSelect.disabled = !this.connected;
     for (const view of this.order) view.setRunnable(this.connected && this.canRun());
     this.commands?.changed();
-    if (!this.connected) {
-      // What the document last said about the kernel may no longer hold: say what we know.
-      const offline = this.connectionEl.dataset.state === "offline";
-      this.statusEl.dataset.status = "offline";
-      this.statusEl.replaceChildren(h("span.dot"), h("span", {}, offline ? "Offline" : this.synced ? "Reconnecting…" : "Connecting…"));
-      this.statusEl.title = offline
-        ? "Offline: the kernel's state is unknown and nothing can run; your edits are kept and sent when the connection is back"
-        : "Reconnecting to the server; your edits are kept";
-      this.holderEl.hidden = true;
-      for (const view of this.order) view.kernelChanged(kernel);
-      this.renderBanners();
-      return;
-    }
-    this.statusEl.dataset.status = kernel.status;
-    this.statusEl.replaceChildren(
-      h("span.dot"),
-      h("span", {}, `${labels[kernel.status] ?? kernel.status} · ${runtime}`),
-      queued ? h("span.queue", { title: "Cells waiting to run" }, ` · ${queued} queued`) : "",
-      kernel.execution_count ? h("span.muted", {}, ` · [${kernel.execution_count}]`) : "",
-      kernel.stale?.length ? h("span.stale-count", { title: "Cells whose code or inputs changed since they ran", "data-testid": "stale-count" }, ` · ${kernel.stale.length} stale`) : "",
-    );
-    this.statusEl.title = kernel.reason ? `Kernel ${kernel.status}: ${kernel.reason}` : `Kernel ${labels[kernel.status] ?? kernel.status}${kernel.gpu ? ` on ${kernel.gpu}` : ""}`;
-    if (document.activeElement !== this.runtimeSelect) this.runtimeSelect.value = kernel.runtime === "gpu" ? "gpu" : "cpu";
-    const meId = this.me?.id ?? null;
-    this.holderEl.textContent = holderLabel(kernel, meId);
-    this.holderEl.title = holderTitle(kernel, meId);
-    this.holderEl.hidden = !this.holderEl.textContent;
-    // A refusal named the runtime of the time: once it stops or changes hands, it no longer holds.
-    if (this.refusal && this.refusal.holder !== (holderOf(kernel)?.id ?? null)) this.refusal = null;
+    const state = this.connectionEl.dataset.state;
+    const link = this.connected ? "online" : state === "offline" ? "offline" : this.synced ? "reconnecting" : "connecting";
+    this.status.render(kernel, this.me?.id ?? null, link);
+    if (this.connected && document.activeElement !== this.runtimeSelect) this.runtimeSelect.value = kernel.runtime === "gpu" ? "gpu" : "cpu";
     for (const view of this.order) view.kernelChanged(kernel);
-    this.renderBanners();
-  }
-
-  private renderBanners() {
-    const kernel = this.nb.kernel();
-    const now = Date.now();
-    const banners: HTMLElement[] = [];
-    if (this.refusal) {
-      banners.push(
-        h(
-          "div.banner.error",
-          { role: "alert", "data-testid": "runtime-refused" },
-          this.refusal.message,
-          " ",
-          h(
-            "button.link",
-            {
-              onclick: () => {
-                this.refusal = null;
-                this.renderBanners();
-              },
-            },
-            "Dismiss",
-          ),
-        ),
-      );
-    }
-    if (kernel.status === "dead" && kernel.reason) {
-      banners.push(h("div.banner.error", { role: "alert" }, `The kernel died: ${kernel.reason}. The next run starts a fresh one.`));
-    }
-    if (kernel.idle_shutdown_at && kernel.status === "idle" && kernel.idle_shutdown_at - now < IDLE_WARNING_MS) {
-      const minutes = Math.max(0, Math.ceil((kernel.idle_shutdown_at - now) / 60000));
-      banners.push(
-        h(
-          "div.banner.warning",
-          { role: "alert", "data-testid": "idle-warning" },
-          `The runtime shuts down in ${minutes} min for inactivity; its variables will be lost. Run a cell to keep it.`,
-        ),
-      );
-    }
-    if (kernel.lifetime_ends_at && kernel.status !== "not_started" && kernel.lifetime_ends_at - now < LIFETIME_WARNING_MS) {
-      const minutes = Math.max(0, Math.ceil((kernel.lifetime_ends_at - now) / 60000));
-      banners.push(h("div.banner.warning", { role: "alert" }, `The runtime reaches its maximum lifetime in ${minutes} min and will be stopped.`));
-    }
-    this.bannerEl.replaceChildren(...banners);
+    this.banners.render();
   }
 
   private renderPresence() {
@@ -914,9 +829,7 @@ class NotebookPage implements CellHost, PageActions {
 
   /** A run went through: an earlier refusal is out of date. */
   private ran() {
-    if (!this.refusal) return;
-    this.refusal = null;
-    this.renderBanners();
+    this.banners.ran();
   }
 
   private async runStale() {
@@ -957,8 +870,7 @@ class NotebookPage implements CellHost, PageActions {
     }
     if (error instanceof ApiError && error.code === "runtime_not_shared") {
       // Not a passing failure: it holds until the runtime stops, so it stays in view.
-      this.refusal = { message: error.message, holder: holderOf(this.nb.kernel())?.id ?? null };
-      this.renderBanners();
+      this.banners.refuse(error.message);
       return;
     }
     toast(`Could not ${what}: ${error instanceof Error ? error.message : String(error)}`);
