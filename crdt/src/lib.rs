@@ -39,6 +39,7 @@
 //! - `edit`: the typed edits ([`Notebook::insert_cell`] and friends).
 //! - `error`: [`ImportError`], [`EditError`].
 //! - [`kernel`]: `state.kernel`, as others than the runtime write it ([`kernel::mark_kernel_dead`]).
+//! - [`clear`]: clearing outputs and execution counts, as the server does for an editor.
 //! - [`history`]: comparing two states cell by cell, and restoring an earlier state as an edit.
 //! - [`guard`]: [`Guard`], which applies clients' updates and refuses those that write the
 //!   values only the runtime or the server may write ([`schema::RUNTIME_CELL_KEYS`],
@@ -106,6 +107,7 @@
 //! whose type nbformat fixes (`collapsed`, `scrolled`, `tags`, `name`, `kernelspec`, …) are
 //! dropped when malformed. Object keys come out sorted, as nbformat writes them.
 
+pub mod clear;
 mod edit;
 mod error;
 pub mod guard;

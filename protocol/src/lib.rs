@@ -93,6 +93,18 @@ pub struct Me {
     pub name: String,
 }
 
+/// `GET /api/session`: whether the caller is signed in, and as whom. Always 200, so a
+/// signed-out page can ask without an error in the browser's console (`GET /api/me` answers
+/// 401 then).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Whether the request carried a valid session cookie or token.
+    pub signed_in: bool,
+    /// The signed-in user; absent when signed out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<Me>,
+}
+
 /// `POST /api/notebooks`: a new notebook, empty or imported from an nbformat v4 document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CreateNotebook {
@@ -330,6 +342,22 @@ pub struct Inspection {
 pub struct InputAnswer {
     /// The line, without its newline.
     pub value: String,
+}
+
+/// `POST /api/notebooks/{id}/outputs/clear`: which code cells to clear (outputs, execution
+/// count and who ran them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClearOutputs {
+    /// The code cells to clear; absent (or null) clears every code cell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell_ids: Option<Vec<String>>,
+}
+
+/// The answer to a clear: the cells cleared, in notebook order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClearedOutputs {
+    /// Ids of the code cells whose outputs were cleared.
+    pub cleared: Vec<String>,
 }
 
 /// `PUT /api/notebooks/{id}/runtime`: the runtime type of a notebook.

@@ -75,6 +75,44 @@ async fn two_people_edit_run_and_share_a_notebook_in_chromium() {
     );
 }
 
+/// The notebook page's shell (issue 15), in `client/web/e2e/page.e2e.mjs`: layout at four
+/// window sizes (no horizontal overflow, a one-row header that never covers the toolbar, cell
+/// controls off the code, wide editors at 800 px), Colab's Ctrl+M chords, menus, palette and
+/// shortcut sheet, a 2000-line output in a scroll box cleared for both people, undoing a
+/// deletion, the offline state, the table of contents and sections, forms' bare titles,
+/// caret labels, find, dark mode and drag to reorder. Screenshots land in
+/// `target/screenshots/page15-*.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notebook_page_shell_in_chromium() {
+    if skip_browser() {
+        return;
+    }
+    let chromium = browser_setup().unwrap();
+    require_kernel_venv().unwrap();
+    let dist = web_dir().join("dist");
+    let server = TestServer::start_with(&["--web-dir", dist.to_str().unwrap()])
+        .await
+        .unwrap();
+    let screenshots = workspace_root().join("target/screenshots");
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg(web_dir().join("e2e/page.e2e.mjs"))
+        .current_dir(web_dir())
+        .env("TANDEM_URL", server.http_url())
+        .env("TANDEM_SIGNIN_URL", server.sign_in_url().unwrap())
+        .env("SCREENSHOT_DIR", &screenshots)
+        .env("CHROMIUM", &chromium);
+    let output = run_client(command, "page.e2e.mjs", BROWSER_TIMEOUT)
+        .await
+        .unwrap();
+    println!("{}", String::from_utf8_lossy(&output.stdout));
+    assert!(
+        screenshots.join("page15-viewport-800x700.png").is_file(),
+        "screenshots are written to {}",
+        screenshots.display()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_say_how_to_build_the_client_when_it_is_missing() {
     let missing = tempfile::tempdir().unwrap();

@@ -108,6 +108,12 @@ async function signIn(name, email) {
   return { context, page, name, email };
 }
 
+/** Opens the File menu and picks an item (history and downloads live there). */
+async function fileMenu(page, testid) {
+  await page.click('[data-testid="menu-file"]');
+  await page.click(`[data-testid="menu-popup"] [data-testid="${testid}"]`);
+}
+
 const editorOf = (page, index) => page.locator('[data-testid="cell"]').nth(index).locator(".cm-content");
 /** A cell's text in that page's editor (the app exposes it on the cell element). */
 const cellText = (page, index) =>
@@ -431,7 +437,7 @@ try {
   log("commenter comments, owner replies and resolves, live for both");
 
   // --- Version history: name a version, change, preview, diff, restore live for Bob -----------
-  await ada.page.click('[data-testid="history-toggle"]');
+  await fileMenu(ada.page, "history-toggle");
   await ada.page.locator('[data-testid="history-dialog"]').waitFor();
   await ada.page.fill('[data-testid="history-name-input"]', "Before the experiment");
   await ada.page.click('[data-testid="history-name"]');
@@ -442,7 +448,7 @@ try {
   await ada.page.keyboard.press("Control+End");
   await ada.page.keyboard.type("\n# experiment");
   await waitForText(bob.page, 0, (t) => t.includes("# experiment"), "Bob sees the experiment");
-  await ada.page.click('[data-testid="history-toggle"]');
+  await fileMenu(ada.page, "history-toggle");
   await savedItem.click();
   await ada.page.locator('[data-testid="history-cell"]').first().waitFor();
   assert.ok(!(await ada.page.locator('[data-testid="history-view"]').textContent()).includes("# experiment"));
@@ -460,7 +466,7 @@ try {
   await bob.page.locator('[data-testid="connection"][data-state="online"]').waitFor();
   await ada.page.click('[data-testid="history-close"]');
   // Carol, a viewer, browses the history but can neither name nor restore.
-  await carol.page.click('[data-testid="history-toggle"]');
+  await fileMenu(carol.page, "history-toggle");
   await carol.page
     .locator('[data-testid="history-item"]')
     .filter({ has: carol.page.locator(".history-item-title", { hasText: /^Before the experiment$/ }) })
@@ -472,7 +478,7 @@ try {
   log("version history: named, previewed, compared and restored live");
 
   // --- Download, upload, download: the .ipynb round-trips ---------------------------------------
-  const [download] = await Promise.all([ada.page.waitForEvent("download"), ada.page.click('[data-testid="download"]')]);
+  const [download] = await Promise.all([ada.page.waitForEvent("download"), fileMenu(ada.page, "download")]);
   const downloaded = JSON.parse(await readFile(await download.path(), "utf8"));
   assert.equal(downloaded.nbformat, 4);
   const sources = downloaded.cells.map((c) => (Array.isArray(c.source) ? c.source.join("") : c.source));
@@ -582,7 +588,7 @@ try {
     log("uploaded markdown renders inert; output scripts run sandboxed, and so do their popups");
   }
   await shot(ada.page, "10-uploaded");
-  const [again] = await Promise.all([ada.page.waitForEvent("download"), ada.page.click('[data-testid="download"]')]);
+  const [again] = await Promise.all([ada.page.waitForEvent("download"), fileMenu(ada.page, "download")]);
   const roundTripped = JSON.parse(await readFile(await again.path(), "utf8"));
   const strip = (nb) =>
     nb.cells.map((c) => ({

@@ -104,6 +104,12 @@ const markdown = (source) => ({ cell_type: "markdown", source, metadata: {} });
 /** The titles listed under "Your notebooks", in order. */
 const ownedTitles = (page) => page.locator('[data-testid="owned"] [data-testid="nb-title"]').allTextContents();
 /** A notebook page whose first cell's editor is ready. */
+/** Opens the notebook page's File menu (where "Make a copy" is). */
+async function openFileMenu(page) {
+  await page.click('[data-testid="menu-file"]');
+  await page.locator('[data-testid="make-copy"]').waitFor();
+}
+
 async function openNotebook(page, id) {
   await page.goto(`${BASE}/n/${id}`);
   await page.locator('[data-testid="cell"] .cm-content >> visible=true').first().waitFor();
@@ -246,7 +252,7 @@ try {
   await openNotebook(bob.page, gamma);
   await bob.page.locator('[data-testid="role"]', { hasText: "Viewer" }).waitFor();
   await shot(bob.page, "viewer-make-copy");
-  await Promise.all([bob.page.waitForURL((url) => url.pathname.startsWith("/n/") && !url.pathname.endsWith(gamma)), bob.page.click('[data-testid="make-copy"]')]);
+  await Promise.all([bob.page.waitForURL((url) => url.pathname.startsWith("/n/") && !url.pathname.endsWith(gamma)), openFileMenu(bob.page).then(() => bob.page.click('[data-testid="make-copy"]'))]);
   await bob.page.locator('[data-testid="cell"] .cm-content').first().waitFor();
   await bob.page.locator('[data-testid="role"]', { hasText: "Owner" }).waitFor();
   const copyId = new URL(bob.page.url()).pathname.split("/").pop();
@@ -259,7 +265,7 @@ try {
   {
     const visitor = await newContext("anonymous");
     await openNotebook(visitor.page, gamma);
-    await Promise.all([visitor.page.waitForURL((url) => url.pathname === "/signin"), visitor.page.click('[data-testid="make-copy"]')]);
+    await Promise.all([visitor.page.waitForURL((url) => url.pathname === "/signin"), openFileMenu(visitor.page).then(() => visitor.page.click('[data-testid="make-copy"]'))]);
     assert.equal(new URL(visitor.page.url()).searchParams.get("return_to"), `/n/${gamma}`);
     await visitor.context.close();
     log("signed out, making a copy asks to sign in");

@@ -134,8 +134,22 @@ export interface Inspection {
   text: string;
 }
 
+/** `GET /api/session`: always 200, so a signed-out page logs no failed request. */
+export interface Session {
+  signed_in: boolean;
+  user?: Me;
+}
+
 export const api = {
-  me: () => request<Me>("GET", "/api/me"),
+  /**
+   * The signed-in user. Asks `/api/session` (200 whether signed in or not) and throws the
+   * same 401 `ApiError` `/api/me` would when signed out, so callers stay as they were.
+   */
+  me: async (): Promise<Me> => {
+    const session = await request<Session>("GET", "/api/session");
+    if (!session.signed_in || !session.user) throw new ApiError(401, "unauthorized", "not signed in");
+    return session.user;
+  },
   providers: () =>
     request<{ providers: { name: string; label: string; url: string }[]; local: boolean }>(
       "GET",
@@ -165,6 +179,9 @@ export const api = {
       stale: true,
       state_vector: stateVector,
     }),
+  /** Clears outputs and execution counts: of these code cells, or of all when none given. */
+  clearOutputs: (id: string, cellIds?: string[]) =>
+    request<{ cleared: string[] }>("POST", `/api/notebooks/${encodeURIComponent(id)}/outputs/clear`, cellIds ? { cell_ids: cellIds } : {}),
   interrupt: (id: string) => request<void>("POST", `/api/notebooks/${encodeURIComponent(id)}/interrupt`),
   restart: (id: string) => request<void>("POST", `/api/notebooks/${encodeURIComponent(id)}/restart`),
   /** Completions from the running kernel at `cursor` (UTF-16 code units) of `code`. */

@@ -3,8 +3,7 @@
 // a notebook by its link can so fork it and run their own copy.
 
 import { ApiError, NotebookInfo, request, signInUrl } from "./api";
-import { h, toast } from "./dom";
-import { icon } from "./icons";
+import { toast } from "./dom";
 
 /** Copies the notebook; the copy's listing. Throws the API's error (401 signed out). */
 export function copyNotebook(notebookId: string): Promise<NotebookInfo> {
@@ -24,18 +23,4 @@ export async function makeCopy(notebookId: string): Promise<void> {
     }
     toast(`Could not make a copy: ${(error as Error).message}`);
   }
-}
-
-/** The notebook page's "Make a copy" button. */
-export function makeCopyButton(notebookId: string): HTMLButtonElement {
-  return h(
-    "button",
-    {
-      onclick: () => void makeCopy(notebookId),
-      title: "Make a copy of this notebook that you own",
-      "data-testid": "make-copy",
-    },
-    icon("copy", 14),
-    "Make a copy",
-  );
 }

@@ -6,6 +6,7 @@ mod execution;
 mod git;
 mod intel;
 mod library;
+mod outputs;
 mod secrets;
 mod sharing;
 mod versions;
@@ -18,7 +19,9 @@ use axum::response::IntoResponse;
 use axum::{Json, Router, routing};
 use serde::de::DeserializeOwned;
 use tandem_crdt::Notebook;
-use tandem_protocol::{CreateNotebook, GeneralAccess, Me, NotebookInfo, Role, UpdateNotebook};
+use tandem_protocol::{
+    CreateNotebook, GeneralAccess, Me, NotebookInfo, Role, Session, UpdateNotebook,
+};
 use tower_http::compression::CompressionLayer;
 use yrs::{Map, ReadTxn, StateVector, Transact, WriteTxn};
 
@@ -39,6 +42,7 @@ pub fn routes() -> Router<App> {
     Router::new()
         .route("/healthz", routing::get(healthz))
         .route("/api/me", routing::get(me))
+        .route("/api/session", routing::get(session))
         .route(
             "/api/notebooks",
             routing::get(list_notebooks).post(create_notebook),
@@ -102,6 +106,7 @@ pub fn routes() -> Router<App> {
         )
         .merge(git::routes())
         .merge(intel::routes())
+        .merge(outputs::routes())
         .merge(versions::routes())
         .merge(secrets::routes())
         .merge(drive::routes())
@@ -131,6 +136,24 @@ async fn me(SignedIn(user): SignedIn) -> Json<Me> {
         id: user.id,
         email: user.email,
         name: user.name,
+    })
+}
+
+/// `GET /api/session`: whether the caller is signed in (and as whom), always 200: pages ask
+/// it where a signed-out visitor is normal, so the browser logs no failed request. A bad or
+/// expired token still answers 401, as everywhere.
+async fn session(caller: Caller) -> Json<Session> {
+    let user = match caller {
+        Caller::User(user) => Some(Me {
+            id: user.id,
+            email: user.email,
+            name: user.name,
+        }),
+        Caller::Service | Caller::Anonymous => None,
+    };
+    Json(Session {
+        signed_in: user.is_some(),
+        user,
     })
 }
 

@@ -11,8 +11,9 @@ import { renderMarkdown } from "./markdown";
 import { FormView } from "./formview";
 import { OutputArea } from "./outputs";
 import { codeIntel, completing } from "./intel";
-import { formatElapsed, runStatus, statusTitle } from "./status";
+import { formatElapsed, runStatus, statusTitle } from "./runstatus";
 import { StdinView } from "./stdin";
+import { OutputBox } from "./outputbox";
 import type { WebsocketProvider } from "y-websocket";
 
 export interface Person {
@@ -31,7 +32,7 @@ export interface CellHost {
   canComment(): boolean;
   /** Opens a comment on the cell's selection (or on the whole cell). */
   comment(view: CellView): void;
-  select(view: CellView, edit?: boolean): void;
+  select(view: CellView, scroll?: boolean): void;
   run(view: CellView, then: "stay" | "next" | "insert"): void;
   leave(view: CellView): void;
   editorFocused(view: CellView, focused: boolean): void;
@@ -44,6 +45,10 @@ export interface CellHost {
   meId(): string | null;
   /** Every code cell's source (names to complete before the kernel knows them). */
   notebookSources(): string[];
+  /** Whether this person may clear outputs now (an editor, online). */
+  canClear(): boolean;
+  /** Clears this cell's outputs (through the server). */
+  clearOutputs(view: CellView): void;
 }
 
 const STALE_TITLE =
@@ -63,6 +68,9 @@ export class CellView {
   private readonly commentButton: HTMLElement;
   private commentRanges: CommentRange[] = [];
   private readonly outputs: OutputArea | null = null;
+  /** The outputs' scroll box, expand toggle and clear button (code cells). */
+  readonly outputBox: OutputBox | null = null;
+  private readonly runButton: HTMLButtonElement | null = null;
   /** The `# @param` form beside the code (code cells). */
   private readonly form: FormView | null = null;
   private readonly staleBadge: HTMLElement | null = null;
@@ -106,10 +114,14 @@ export class CellView {
     );
     const tools = this.tools();
     const gutter = h("div.cell-gutter");
+    if (!host.readOnly()) {
+      // Drag to reorder (the page handles the drop).
+      gutter.appendChild(h("span.drag-handle", { draggable: "true", title: "Drag to move the cell", "aria-hidden": "true", "data-testid": "drag-handle" }, "⠿"));
+    }
     const main = h("div.cell-main", {}, this.input);
     if (this.type === "code") {
       this.marker = h("span.marker", { "data-testid": "marker" }, "[ ]");
-      const runButton = h(
+      const runButton = (this.runButton = h(
         "button.run-cell",
         {
           title: "Run cell (Ctrl+Enter)",
@@ -121,7 +133,7 @@ export class CellView {
           },
         },
         "▶",
-      );
+      ));
       this.staleBadge = h(
         "span.stale-badge",
         { "data-testid": "stale", hidden: true, title: STALE_TITLE },
@@ -133,9 +145,11 @@ export class CellView {
       const body = h("div.cell-body");
       this.input.replaceWith(body);
       body.append(this.input, this.form.el);
+      body.classList.toggle("title-only", this.form.el.classList.contains("title-only") && !this.form.el.hidden);
       this.outputs = new OutputArea(cell, host.notebookId);
       this.stdin = new StdinView(host.notebookId, this.id);
-      main.append(this.ranBy, this.outputs.el, this.stdin.el);
+      this.outputBox = new OutputBox(this.outputs, { canClear: () => host.canClear(), clear: () => host.clearOutputs(this) });
+      main.append(this.ranBy, this.outputBox.el, this.stdin.el);
     } else if (this.type === "markdown") {
       this.rendered = h("div.markdown.cell-rendered", { "data-testid": "rendered" });
       this.rendered.addEventListener("dblclick", () => this.startEditing());
@@ -149,7 +163,9 @@ export class CellView {
       h("div.cell-side", {}, this.presence, h("div.cell-side-row", {}, this.commentButton, tools)),
     );
     if (this.form) this.el.classList.toggle("has-form", !this.form.el.hidden);
-    this.el.addEventListener("mousedown", () => this.host.select(this));
+    // A click selects without scrolling: what was clicked is in view, and a scroll between
+    // mousedown and mouseup would move the button away from under the pointer.
+    this.el.addEventListener("mousedown", () => this.host.select(this, false));
     // For tests and debugging: what this page holds for the cell, in the document and editor.
     Object.assign(this.el, {
       tandemCell: { source: () => this.source.toString(), editorText: () => this.editor?.state.doc.toString() ?? null },
@@ -237,6 +253,21 @@ export class CellView {
       editor.dispatch({ selection: { anchor: pos } });
     }
     editor.focus();
+  }
+
+  /** Selects a range of the source in the editor and scrolls to it (find). */
+  selectRange(from: number, to: number) {
+    this.focusEditor();
+    const editor = this.editor;
+    if (!editor) return;
+    const length = editor.state.doc.length;
+    editor.dispatch({ selection: { anchor: Math.min(from, length), head: Math.min(to, length) }, scrollIntoView: true });
+  }
+
+  /** Run buttons work only while the page is connected (and for people who may run). */
+  setRunnable(runnable: boolean) {
+    if (this.runButton && this.runButton.disabled === runnable) this.runButton.disabled = !runnable;
+    this.outputBox?.refresh(this.host.canClear());
   }
 
   hasEditorFocus(): boolean {
@@ -384,6 +415,7 @@ export class CellView {
     this.source.unobserve(this.onSource);
     this.cell.unobserve(this.onCell);
     this.outputs?.destroy();
+    this.outputBox?.destroy();
     this.editor?.destroy();
     this.editor = null;
   }

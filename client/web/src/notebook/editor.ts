@@ -7,7 +7,7 @@
 import { closeBrackets, closeBracketsKeymap } from "@codemirror/autocomplete";
 import { defaultKeymap, indentWithTab } from "@codemirror/commands";
 import { python } from "@codemirror/lang-python";
-import { bracketMatching, defaultHighlightStyle, indentUnit, syntaxHighlighting } from "@codemirror/language";
+import { bracketMatching, indentUnit, syntaxHighlighting } from "@codemirror/language";
 import { EditorState, Extension, Prec, StateEffect, StateField } from "@codemirror/state";
 import {
   Decoration,
@@ -22,6 +22,7 @@ import {
 import { yCollab, yUndoManagerKeymap } from "y-codemirror.next";
 import * as Y from "yjs";
 import type { WebsocketProvider } from "y-websocket";
+import { editorExtras, tandemHighlight } from "./editorprefs";
 
 type Awareness = WebsocketProvider["awareness"];
 
@@ -101,7 +102,7 @@ export function createEditor(parent: HTMLElement, options: EditorOptions): Edito
     bracketMatching(),
     closeBrackets(),
     indentUnit.of("    "),
-    syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
+    syntaxHighlighting(tandemHighlight, { fallback: true }),
     keymap.of([...closeBracketsKeymap, ...yUndoManagerKeymap, ...defaultKeymap, indentWithTab]),
     EditorView.lineWrapping,
     theme,
@@ -116,6 +117,7 @@ export function createEditor(parent: HTMLElement, options: EditorOptions): Edito
     }),
     EditorView.contentAttributes.of({ "aria-label": options.language === "python" ? "Code cell" : "Text cell" }),
     EditorView.cspNonce.of(styleNonce),
+    ...editorExtras(),
   ];
   if (options.language === "python") extensions.push(python());
   if (options.extensions) extensions.push(...options.extensions);

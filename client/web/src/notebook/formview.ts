@@ -39,11 +39,17 @@ export class FormView {
       // Leave what someone is typing alone; their own edit produced this source anyway.
       if (!input.focused() || field.control === "slider" || field.control === "boolean") input.set(field.value);
     });
-    this.el.closest(".cell")?.classList.toggle("has-form", fields.length > 0);
+    this.el.closest(".cell")?.classList.toggle("has-form", !this.el.hidden);
   }
 
   private build(fields: FormField[]) {
     this.inputs = [];
+    // A bare `# @title` (no text) shows nothing; a title without params shows as a title
+    // above the code, not as an empty form box beside it.
+    fields = fields.filter((f) => !(f.kind === "title" && !f.text));
+    const titleOnly = fields.length > 0 && !fields.some((f) => f.kind === "param");
+    this.el.classList.toggle("title-only", titleOnly);
+    this.el.parentElement?.classList.toggle("title-only", titleOnly && !this.el.hidden);
     this.el.hidden = fields.length === 0;
     const counts = new Map<string, number>();
     this.el.replaceChildren(

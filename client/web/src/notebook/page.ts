@@ -6,28 +6,41 @@
 // Keyboard (as in Jupyter): in a cell's editor, Shift+Enter runs and moves on, Ctrl+Enter runs,
 // Alt+Enter runs and inserts a cell below, Esc leaves the editor. With a cell selected (not
 // editing): Enter edits, ↑/↓ or K/J select, A/B insert above/below, D D deletes, M/Y make it
-// markdown/code, Shift+Enter runs.
+// markdown/code, Shift+Enter runs. Colab's Ctrl+M chords, the command palette and the menus
+// are in commandkeys.ts, palette.ts and menus.ts, all built from pagecommands.ts.
+//
+// Offline (the WebSocket is down), the page says so where the kernel status was (an old
+// "Idle" would be a lie), disables what needs the server (run, interrupt, clear), and keeps
+// every edit in the local document: y-websocket sends them once it is back.
 
 import * as Y from "yjs";
 import { WebsocketProvider } from "y-websocket";
 import { api, ApiError, ipynbUrl, Me, NotebookInfo, Role, signInUrl } from "../api";
 import { colorFor, h, initials, toast } from "../dom";
 import { header } from "../home";
-import { makeCopyButton } from "../copy";
+import "./page.css";
+import { makeCopy } from "../copy";
 import { CellHost, CellView, Person } from "./cell";
 import { CommentsPanel } from "./comments";
 import { openHistory, openShareDialog } from "./lazy";
 import { FilesPanel } from "./files";
 import { SecretsPanel } from "./secrets";
 import { CellType, NotebookDoc } from "./doc";
-import { confirmRun, holderLabel, holderOf, holderTitle } from "./runtime";
+import { confirmRun } from "./runtime";
 import { ResourcesView } from "./resources";
+import { Banners, KernelStatus } from "./status";
 import { TitleView } from "./title";
+import { Commands } from "./commands";
+import { installCommandKeys } from "./commandkeys";
+import { FindBar } from "./find";
+import { closeMenus, MenuBar } from "./menus";
+import { openPalette, openShortcutSheet } from "./palette";
+import { PageActions, pageCommands } from "./pagecommands";
+import { blobUrl, notebookHeader, pythonScript, runtimeTypeDialog, uploadNotebook } from "./shell";
+import { headingsOf, Heading, Sections, TocPanel } from "./toc";
+import { actionToast, DeleteUndo, dismissActionToasts } from "./undo";
+import { dragToReorder } from "./dragcells";
 
-/** Warn this long before the runtime's idle shutdown (it is 90 minutes idle by default). */
-const IDLE_WARNING_MS = 10 * 60 * 1000;
-/** Warn this long before the kernel's maximum lifetime ends. */
-const LIFETIME_WARNING_MS = 30 * 60 * 1000;
 /** Cells this close to the viewport get their editor built. */
 const ACTIVATE_MARGIN = "800px 0px";
 
@@ -59,7 +72,7 @@ export async function showNotebook(root: HTMLElement, id: string) {
   new NotebookPage(root, info, me);
 }
 
-class NotebookPage implements CellHost {
+class NotebookPage implements CellHost, PageActions {
   readonly notebookId: string;
   readonly doc = new Y.Doc();
   readonly nb = new NotebookDoc(this.doc);
@@ -70,23 +83,29 @@ class NotebookPage implements CellHost {
   private order: CellView[] = [];
   private selected: CellView | null = null;
   private readonly cellsEl = h("div.cells", { "data-testid": "cells" });
-  private readonly statusEl = h("span.kernel-status", { "data-testid": "kernel-status", role: "status" });
-  private readonly holderEl = h("span.runtime-holder", { "data-testid": "runtime-holder" });
+  private readonly status = new KernelStatus();
   private readonly resources = new ResourcesView();
-  /** The server's last refusal to run here (someone else's runtime, not shared), until the
-   * runtime changes hands or the person dismisses it. */
-  private refusal: { message: string; holder: string | null } | null = null;
   private readonly connectionEl = h("span.connection", { "data-testid": "connection", role: "status" });
   private readonly peopleEl = h("div.people-here", { "data-testid": "presence", "aria-label": "Who is here" });
-  private readonly bannerEl = h("div.banners");
+  private readonly banners = new Banners(() => this.nb.kernel());
   private readonly runtimeSelect: HTMLSelectElement;
   private readonly observer: IntersectionObserver;
   private readonly comments: CommentsPanel;
-  private readonly files = new FilesPanel();
-  private readonly download: HTMLAnchorElement;
   private pendingD = 0;
   private synced = false;
   private failures = 0;
+  /** Connected and synced: the server can be asked to run, and the kernel state is live. */
+  private connected = false;
+  private readonly deletes: DeleteUndo;
+  private readonly commands: Commands;
+  private readonly findBar: FindBar;
+  private readonly toc: TocPanel;
+  private readonly sections: Sections;
+  private readonly files = new FilesPanel();
+  private secrets: SecretsPanel | null = null;
+  /** Toolbar buttons that need the server (disabled offline). */
+  private readonly serverButtons: HTMLButtonElement[] = [];
+  private tocScheduled = false;
 
   constructor(
     private readonly root: HTMLElement,
@@ -110,8 +129,24 @@ class NotebookPage implements CellHost {
       h("option", { value: "gpu" }, "GPU"),
     );
     this.runtimeSelect.addEventListener("change", () => void this.setRuntime(this.runtimeSelect.value as "cpu" | "gpu"));
-    this.download = h("a.button", { href: ipynbUrl(this.notebookId), "data-testid": "download" }, "Download .ipynb");
     this.comments = new CommentsPanel(this, me, this.role, this.nb.state);
+    this.deletes = new DeleteUndo(this.nb);
+    if (me) this.secrets = new SecretsPanel(info.id, this.canEdit());
+    this.toc = new TocPanel((cellId) => this.goTo(cellId));
+    this.sections = new Sections(() => this.scheduleToc());
+    this.findBar = new FindBar({
+      sources: () => this.order.map((v) => ({ id: v.id, source: v.cell.get("source") as Y.Text })).filter((c) => c.source instanceof Y.Text),
+      show: (cellId, from, to) => {
+        this.sections.expandTo(cellId);
+        const view = this.order.find((v) => v.id === cellId);
+        if (!view) return;
+        this.select(view, false);
+        view.selectRange(from, to);
+      },
+      canEdit: () => this.canEdit(),
+    });
+    this.commands = pageCommands(this);
+    installCommandKeys(this.commands);
 
     this.observer = new IntersectionObserver(
       (entries) => {
@@ -136,38 +171,54 @@ class NotebookPage implements CellHost {
     const title = new TitleView(this.notebookId, this.info.title, editable, this.nb.state, (title) => {
       this.info.title = title;
       document.title = `${title} · Tandem`;
-      this.download.setAttribute("download", `${title || "notebook"}.ipynb`);
     });
     const roleBadge = h("span.role-badge", { "data-testid": "role" }, this.roleLabel());
     const share = h(
-      "button.primary",
-      { onclick: () => void openShareDialog(this.notebookId, this.info.title, this.role), "data-testid": "share" },
-      "Share",
+      "button.primary.share-button",
+      { onclick: () => void openShareDialog(this.notebookId, this.info.title, this.role), "data-testid": "share", title: "Share" },
+      h("span.share-icon", { "aria-hidden": "true" }, "⇪"),
+      h("span.share-label", {}, "Share"),
     );
-    const history = h(
-      "button",
-      { onclick: () => openHistory(this.notebookId, this.role), "data-testid": "history-toggle", title: "Version history" },
-      "History",
-    );
-    const top = header(this.me, title.el, roleBadge, this.connectionEl, this.peopleEl, this.comments.toggle, history, this.download, makeCopyButton(this.notebookId), share);
+    const toggles: HTMLElement[] = [this.toc.toggle, this.comments.toggle];
+    if (this.me) toggles.push(this.files.toggle);
+    if (this.secrets) toggles.push(this.secrets.toggle);
+    const menus = new MenuBar(this.commands);
+    const top = notebookHeader({
+      me: this.me,
+      title: title.el,
+      role: roleBadge,
+      menus: menus.el,
+      connection: this.connectionEl,
+      people: this.peopleEl,
+      toggles,
+      share,
+    });
 
-    const button = (label: string, title: string, action: () => void, testid: string) =>
-      h("button", { title, "aria-label": title, onclick: action, "data-testid": testid }, label);
+    const button = (icon: string, label: string, title: string, action: () => void, testid: string, needsServer = false) => {
+      const el = h(
+        "button.tb-button",
+        { title, "aria-label": title, onclick: action, "data-testid": testid },
+        h("span.tb-icon", { "aria-hidden": "true" }, icon),
+        h("span.tb-label", {}, label),
+      );
+      if (needsServer) this.serverButtons.push(el);
+      return el;
+    };
     const toolbar = h(
       "div.toolbar",
-      { role: "toolbar", "aria-label": "Notebook" },
-      editable ? button("+ Code", "Insert a code cell below", () => this.insertAfterSelection("code"), "add-code") : null,
-      editable ? button("+ Text", "Insert a markdown cell below", () => this.insertAfterSelection("markdown"), "add-markdown") : null,
+      { role: "toolbar", "aria-label": "Notebook", "data-testid": "toolbar" },
+      editable ? button("+", "Code", "Insert a code cell below (Ctrl+M B)", () => this.insertAfterSelection("code"), "add-code") : null,
+      editable ? button("+", "Text", "Insert a markdown cell below", () => this.insertAfterSelection("markdown"), "add-markdown") : null,
       editable ? h("span.sep") : null,
-      editable ? button("▶▶ Run all", "Run all cells", () => void this.runAll(), "run-all") : null,
-      editable ? button("⟳ Run stale", "Run the stale cells (and what depends on them), in order, so that no cell is stale", () => void this.runStale(), "run-stale") : null,
-      editable ? button("■ Interrupt", "Interrupt the running cell and clear the queue", () => void this.control("interrupt"), "interrupt") : null,
-      editable ? button("↻ Restart", "Restart the kernel (clears variables)", () => void this.control("restart"), "restart") : null,
+      editable ? button("▶▶", "Run all", "Run all cells (Ctrl+F9)", () => void this.runAll(), "run-all", true) : null,
+      editable ? button("⟳", "Run stale", "Run the stale cells (and what depends on them), in order, so that no cell is stale", () => void this.runStale(), "run-stale", true) : null,
+      editable ? button("■", "Interrupt", "Interrupt the running cell and clear the queue (Ctrl+M I)", () => void this.control("interrupt"), "interrupt", true) : null,
+      editable ? button("↻", "Restart", "Restart the kernel (clears variables)", () => void this.control("restart"), "restart", true) : null,
       editable ? this.runtimeSelect : null,
       h("div.spacer"),
-      this.statusEl,
+      this.status.el,
       this.resources.el,
-      this.holderEl,
+      this.status.holder,
     );
     const readOnly = editable
       ? null
@@ -179,28 +230,32 @@ class NotebookPage implements CellHost {
             : `You are a ${this.role} of this notebook: you see every change live but cannot edit or run it.`,
           this.me ? null : h("a", { href: signInUrl() }, " Sign in"),
         );
+    const body = h("div.notebook-body", {}, this.toc.el, h("main.notebook", {}, this.cellsEl), this.comments.el);
     this.root.replaceChildren(
-      h(
-        `div.notebook-page${editable ? "" : ".read-only"}`,
-        {},
-        top,
-        toolbar,
-        readOnly,
-        this.bannerEl,
-        h("div.notebook-body", {}, h("main.notebook", {}, this.cellsEl), this.comments.el),
-      ),
+      h(`div.notebook-page${editable ? "" : ".read-only"}`, {}, top, toolbar, this.findBar.el, readOnly, this.banners.el, body),
     );
-    // The Files panel (the person's drive): its toggle beside Comments, the panel beside them.
-    if (this.me) {
-      this.comments.toggle.after(this.files.toggle);
-      this.comments.el.before(this.files.el);
-      // The Secrets panel: the person's secrets and this notebook's access to them.
-      const secrets = new SecretsPanel(this.notebookId, editable);
-      this.comments.toggle.after(secrets.toggle);
-      this.comments.el.before(secrets.el);
-    }
+    // The side panels: the person's drive and secrets, beside the comments.
+    if (this.me) this.comments.el.before(this.files.el);
+    if (this.secrets) this.comments.el.before(this.secrets.el);
+    // Sticky parts below the header (cells' controls, scrolling to a cell) sit below the
+    // toolbar, whatever its height.
+    const chrome = () => {
+      const height = top.offsetHeight + toolbar.offsetHeight + (this.findBar.el.hidden ? 0 : this.findBar.el.offsetHeight);
+      document.documentElement.style.setProperty("--chrome-h", `${height}px`);
+      document.documentElement.style.setProperty("--header-h", `${top.offsetHeight}px`);
+    };
+    new ResizeObserver(chrome).observe(toolbar);
+    new ResizeObserver(chrome).observe(top);
+    new ResizeObserver(chrome).observe(this.findBar.el);
+    chrome();
     this.cellsEl.appendChild(h("p.muted.loading", {}, "Connecting…"));
     this.cellsEl.addEventListener("keydown", (e) => this.commandKey(e));
+    dragToReorder(this.cellsEl, {
+      viewOf: (el) => this.viewOf(el),
+      order: () => this.order,
+      canEdit: () => this.canEdit(),
+      move: (view, delta) => this.move(view, delta),
+    });
     this.renderConnection("connecting");
   }
 
@@ -211,8 +266,19 @@ class NotebookPage implements CellHost {
   // --- Document and connection events -------------------------------------------------------
 
   private listen() {
+    let connectedBefore = false;
     this.provider.on("status", ({ status }) => {
-      if (status === "connected") this.failures = 0;
+      if (status === "connected") {
+        this.failures = 0;
+        // While this page was away, the server dropped its presence and told the others so
+        // with a newer clock than this page's state, which they would now ignore: announce it
+        // again past that clock (each set counts one up).
+        if (connectedBefore) {
+          const state = this.awareness.getLocalState();
+          if (state) for (let i = 0; i < 2; i++) this.awareness.setLocalState({ ...state });
+        }
+        connectedBefore = true;
+      }
       this.renderConnection(status);
     });
     this.provider.on("sync", (synced: boolean) => {
@@ -233,12 +299,24 @@ class NotebookPage implements CellHost {
     this.nb.cells.observe(() => {
       if (this.synced) this.reconcile();
     });
+    // Headings may change with any markdown edit: the contents and sections follow.
+    this.nb.cells.observeDeep(() => {
+      if (this.synced) this.scheduleToc();
+    });
     this.nb.state.observeDeep(() => this.renderKernel());
     this.awareness.on("change", () => this.renderPresence());
-    window.addEventListener("online", () => this.renderConnection(this.provider.wsconnected ? "connected" : "connecting"));
-    window.addEventListener("offline", () => this.renderConnection("disconnected"));
+    // The browser knows first: the socket may take a while to notice that it is gone. The
+    // local document keeps every edit meanwhile; reconnecting syncs them both ways.
+    window.addEventListener("online", () => {
+      this.provider.connect();
+      this.renderConnection(this.provider.wsconnected ? "connected" : "connecting");
+    });
+    window.addEventListener("offline", () => {
+      this.provider.disconnect();
+      this.renderConnection("disconnected");
+    });
     // The lifecycle warnings count down.
-    setInterval(() => this.renderBanners(), 15_000);
+    setInterval(() => this.banners.render(), 15_000);
     this.renderKernel();
   }
 
@@ -253,7 +331,7 @@ class NotebookPage implements CellHost {
       if (error instanceof ApiError && (error.status === 403 || error.status === 404 || error.status === 401)) {
         this.provider.disconnect();
         this.renderConnection("disconnected");
-        this.bannerEl.replaceChildren(h("div.banner.error", {}, "You no longer have access to this notebook."));
+        this.banners.accessLost();
       }
     }
   }
@@ -270,6 +348,12 @@ class NotebookPage implements CellHost {
             ? "Reconnecting… your edits are kept"
             : "Connecting…";
     this.connectionEl.dataset.state = state;
+    const connected = state === "online";
+    if (connected !== this.connected) {
+      this.connected = connected;
+      this.root.querySelector(".notebook-page")?.classList.toggle("offline", !connected);
+      this.renderKernel();
+    }
     this.connectionEl.title = label;
     this.connectionEl.replaceChildren(h("span.dot"), h("span.connection-label", {}, state === "online" ? "Connected" : state === "offline" ? "Offline" : "Connecting…"));
   }
@@ -318,6 +402,7 @@ class NotebookPage implements CellHost {
     }
     this.order = next;
     if (reselect) this.select(reselect, false);
+    this.scheduleToc();
     if (!next.length) {
       this.cellsEl.replaceChildren(h("p.muted.empty-notebook", {}, this.canEdit() ? "This notebook is empty. Add a cell with + Code or + Text." : "This notebook is empty."));
     } else {
@@ -329,78 +414,17 @@ class NotebookPage implements CellHost {
 
   private renderKernel() {
     const kernel = this.nb.kernel();
-    const labels: Record<string, string> = {
-      not_started: "Not started",
-      starting: "Starting…",
-      idle: "Idle",
-      busy: "Busy",
-      dead: "Dead",
-    };
-    const runtime = (kernel.runtime ?? "cpu").toUpperCase();
-    const queued = kernel.queue.length;
-    this.statusEl.dataset.status = kernel.status;
-    this.statusEl.replaceChildren(
-      h("span.dot"),
-      h("span", {}, `${labels[kernel.status] ?? kernel.status} · ${runtime}`),
-      queued ? h("span.queue", { title: "Cells waiting to run" }, ` · ${queued} queued`) : "",
-      kernel.execution_count ? h("span.muted", {}, ` · [${kernel.execution_count}]`) : "",
-      kernel.stale?.length ? h("span.stale-count", { title: "Cells whose code or inputs changed since they ran", "data-testid": "stale-count" }, ` · ${kernel.stale.length} stale`) : "",
-    );
-    this.statusEl.title = kernel.reason ? `Kernel ${kernel.status}: ${kernel.reason}` : `Kernel ${labels[kernel.status] ?? kernel.status}${kernel.gpu ? ` on ${kernel.gpu}` : ""}`;
-    if (document.activeElement !== this.runtimeSelect) this.runtimeSelect.value = kernel.runtime === "gpu" ? "gpu" : "cpu";
-    const meId = this.me?.id ?? null;
-    this.holderEl.textContent = holderLabel(kernel, meId);
-    this.holderEl.title = holderTitle(kernel, meId);
-    this.holderEl.hidden = !this.holderEl.textContent;
-    // A refusal named the runtime of the time: once it stops or changes hands, it no longer holds.
-    if (this.refusal && this.refusal.holder !== (holderOf(kernel)?.id ?? null)) this.refusal = null;
+    for (const button of this.serverButtons) button.disabled = !this.connected;
+    this.runtimeSelect.disabled = !this.connected;
+    for (const view of this.order) view.setRunnable(this.connected && this.canRun());
+    this.commands?.changed();
+    const state = this.connectionEl.dataset.state;
+    const link = this.connected ? "online" : state === "offline" ? "offline" : this.synced ? "reconnecting" : "connecting";
+    this.status.render(kernel, this.me?.id ?? null, link);
+    if (this.connected && document.activeElement !== this.runtimeSelect) this.runtimeSelect.value = kernel.runtime === "gpu" ? "gpu" : "cpu";
     this.resources.update(kernel);
     for (const view of this.order) view.kernelChanged(kernel);
-    this.renderBanners();
-  }
-
-  private renderBanners() {
-    const kernel = this.nb.kernel();
-    const now = Date.now();
-    const banners: HTMLElement[] = [];
-    if (this.refusal) {
-      banners.push(
-        h(
-          "div.banner.error",
-          { role: "alert", "data-testid": "runtime-refused" },
-          this.refusal.message,
-          " ",
-          h(
-            "button.link",
-            {
-              onclick: () => {
-                this.refusal = null;
-                this.renderBanners();
-              },
-            },
-            "Dismiss",
-          ),
-        ),
-      );
-    }
-    if (kernel.status === "dead" && kernel.reason) {
-      banners.push(h("div.banner.error", { role: "alert" }, `The kernel died: ${kernel.reason}. The next run starts a fresh one.`));
-    }
-    if (kernel.idle_shutdown_at && kernel.status === "idle" && kernel.idle_shutdown_at - now < IDLE_WARNING_MS) {
-      const minutes = Math.max(0, Math.ceil((kernel.idle_shutdown_at - now) / 60000));
-      banners.push(
-        h(
-          "div.banner.warning",
-          { role: "alert", "data-testid": "idle-warning" },
-          `The runtime shuts down in ${minutes} min for inactivity; its variables will be lost. Run a cell to keep it.`,
-        ),
-      );
-    }
-    if (kernel.lifetime_ends_at && kernel.status !== "not_started" && kernel.lifetime_ends_at - now < LIFETIME_WARNING_MS) {
-      const minutes = Math.max(0, Math.ceil((kernel.lifetime_ends_at - now) / 60000));
-      banners.push(h("div.banner.warning", { role: "alert" }, `The runtime reaches its maximum lifetime in ${minutes} min and will be stopped.`));
-    }
-    this.bannerEl.replaceChildren(...banners);
+    this.banners.render();
   }
 
   private renderPresence() {
@@ -537,7 +561,8 @@ class NotebookPage implements CellHost {
   remove(view: CellView) {
     if (!this.canEdit()) return;
     const index = this.order.indexOf(view);
-    this.nb.remove(view.cell);
+    this.deletes.remove(view.cell);
+    actionToast("Cell deleted", "Undo", () => this.undoDelete());
     const next = this.order[Math.min(index, this.order.length - 1)];
     if (next) {
       this.select(next);
@@ -548,6 +573,206 @@ class NotebookPage implements CellHost {
   insert(view: CellView, where: "above" | "below", type: CellType) {
     const cell = this.insertAt(view, where, type);
     if (cell) this.focusWhenReady(cell);
+  }
+
+  canClear(): boolean {
+    return this.canEdit() && this.connected;
+  }
+
+  clearOutputs(which: CellView | "selected" | "all") {
+    const view = which === "selected" ? this.selected : which;
+    if (view !== "all" && (!view || view.type !== "code")) return;
+    void this.clear(view === "all" ? undefined : [view.id]);
+  }
+
+  private async clear(cellIds?: string[]) {
+    try {
+      await api.clearOutputs(this.notebookId, cellIds);
+    } catch (error) {
+      this.actionFailed("clear outputs", error);
+    }
+  }
+
+  // --- PageActions (the menus' commands) ----------------------------------------------------
+
+  signedIn(): boolean {
+    return this.me !== null;
+  }
+
+  online(): boolean {
+    return this.connected;
+  }
+
+  hasSelection(): boolean {
+    return this.selected !== null && this.order.includes(this.selected);
+  }
+
+  selectionIsCode(): boolean {
+    return this.hasSelection() && this.selected?.type === "code";
+  }
+
+  insertCell(where: "above" | "below", type: "code" | "markdown", source?: string) {
+    const cell = this.insertAt(this.hasSelection() ? this.selected : null, where, type);
+    if (!cell) return;
+    if (source) (cell.get("source") as Y.Text).insert(0, source);
+    this.focusWhenReady(cell, type === "markdown" && source ? "cell" : "editor");
+  }
+
+  deleteSelected() {
+    if (this.selected && this.hasSelection()) this.remove(this.selected);
+  }
+
+  canUndoDelete(): boolean {
+    return this.deletes.canUndo();
+  }
+
+  undoDelete() {
+    if (!this.canEdit()) return;
+    dismissActionToasts();
+    const id = this.deletes.undo();
+    const view = id ? this.order.find((v) => v.id === id) : undefined;
+    if (view) this.focusCell(view);
+  }
+
+  setSelectedType(type: CellType) {
+    if (this.selected && this.hasSelection()) this.setType(this.selected, type);
+  }
+
+  moveSelected(delta: number) {
+    if (this.selected && this.hasSelection()) this.move(this.selected, delta);
+  }
+
+  selectNext(delta: number) {
+    const index = this.selected ? this.order.indexOf(this.selected) : -1;
+    this.focusCell(this.order[Math.max(0, index + delta)]);
+  }
+
+  runCells(which: "all" | "before" | "selected" | "after" | "stale") {
+    if (which === "all") return void this.runAll();
+    if (which === "stale") return void this.runStale();
+    const index = this.selected ? this.order.indexOf(this.selected) : -1;
+    if (index < 0) return;
+    const range = which === "before" ? this.order.slice(0, index) : which === "after" ? this.order.slice(index) : [this.order[index]];
+    const ids = range.filter((v) => v.type === "code").map((v) => v.id);
+    if (ids.length) void this.execute(ids);
+    else toast("No code cell to run there", "info");
+  }
+
+  interrupt() {
+    void this.control("interrupt");
+  }
+
+  restart() {
+    void this.control("restart");
+  }
+
+  changeRuntimeType() {
+    const current = this.nb.kernel().runtime === "gpu" ? "gpu" : "cpu";
+    runtimeTypeDialog(current, (type) => {
+      this.runtimeSelect.value = type;
+      void this.setRuntime(type);
+    });
+  }
+
+  toggleSelectedOutput() {
+    const box = this.selected?.outputBox;
+    if (box) box.setExpanded(!box.isExpanded);
+  }
+
+  setAllSections(collapse: boolean) {
+    this.sections.setAll(collapse);
+  }
+
+  openFind() {
+    closeMenus();
+    const selection = window.getSelection()?.toString() ?? "";
+    this.findBar.open(selection.includes("\n") ? undefined : selection);
+  }
+
+  openPalette() {
+    const focus = document.activeElement as HTMLElement | null;
+    openPalette(this.commands, () => focus?.focus());
+  }
+
+  openShortcuts() {
+    const focus = document.activeElement as HTMLElement | null;
+    openShortcutSheet(this.commands, () => focus?.focus());
+  }
+
+  newNotebook() {
+    void (async () => {
+      try {
+        const nb = await api.create("Untitled");
+        location.href = `/n/${nb.id}`;
+      } catch (error) {
+        this.actionFailed("create a notebook", error);
+      }
+    })();
+  }
+
+  openNotebook() {
+    location.href = "/home";
+  }
+
+  uploadNotebook() {
+    uploadNotebook();
+  }
+
+  history() {
+    openHistory(this.notebookId, this.role);
+  }
+
+  makeCopy() {
+    void makeCopy(this.notebookId);
+  }
+
+  ipynbDownload() {
+    return { href: ipynbUrl(this.notebookId), filename: `${this.info.title || "notebook"}.ipynb` };
+  }
+
+  pyDownload() {
+    return { href: blobUrl(pythonScript(this.nb), "text/x-python"), filename: `${this.info.title || "notebook"}.py` };
+  }
+
+  panels() {
+    const panel = (id: string, label: string, el: HTMLElement, toggle: HTMLElement) => ({ id, label, open: () => !el.hidden, toggle: () => toggle.click() });
+    const list = [panel("toc", "Table of contents", this.toc.el, this.toc.toggle), panel("comments", "Comments", this.comments.el, this.comments.toggle)];
+    if (this.me) list.push(panel("files", "Files", this.files.el, this.files.toggle));
+    if (this.secrets) list.push(panel("secrets", "Secrets", this.secrets.el, this.secrets.toggle));
+    return list;
+  }
+
+  // --- Table of contents and sections -------------------------------------------------------
+
+  private scheduleToc() {
+    if (this.tocScheduled) return;
+    this.tocScheduled = true;
+    requestAnimationFrame(() => {
+      this.tocScheduled = false;
+      this.renderToc();
+    });
+  }
+
+  private renderToc() {
+    const headings: Heading[] = [];
+    const cells = this.order.map((view) => {
+      if (view.type !== "markdown") return { id: view.id, el: view.el, level: null };
+      const found = headingsOf((view.cell.get("source") as Y.Text | undefined)?.toString() ?? "");
+      for (const heading of found) headings.push({ cellId: view.id, ...heading });
+      return { id: view.id, el: view.el, level: found.length ? Math.min(...found.map((f) => f.level)) : null };
+    });
+    this.sections.apply(cells);
+    this.toc.render(headings);
+  }
+
+  /** Scrolls to a cell (opening the sections that hide it) and selects it. */
+  private goTo(cellId: string) {
+    this.sections.expandTo(cellId);
+    const view = this.order.find((v) => v.id === cellId);
+    if (!view) return;
+    this.select(view, false);
+    view.el.scrollIntoView({ block: "start" });
+    view.el.focus({ preventScroll: true });
   }
 
   // --- Actions ------------------------------------------------------------------------------
@@ -591,8 +816,15 @@ class NotebookPage implements CellHost {
     return confirmRun(this.notebookId, this.nb.kernel(), this.me);
   }
 
+  /** Running needs the server: offline, say so rather than fail. */
+  private offlineRefusal(): boolean {
+    if (this.connected) return false;
+    toast("Offline: running needs the connection (your edits are kept)", "info");
+    return true;
+  }
+
   private async execute(cellIds: string[]) {
-    if (!(await this.mayRun())) return;
+    if (this.offlineRefusal() || !(await this.mayRun())) return;
     try {
       await api.execute(this.notebookId, cellIds, this.stateVector());
       this.ran();
@@ -602,7 +834,7 @@ class NotebookPage implements CellHost {
   }
 
   private async runAll() {
-    if (!(await this.mayRun())) return;
+    if (this.offlineRefusal() || !(await this.mayRun())) return;
     try {
       await api.executeAll(this.notebookId, this.stateVector());
       this.ran();
@@ -613,13 +845,11 @@ class NotebookPage implements CellHost {
 
   /** A run went through: an earlier refusal is out of date. */
   private ran() {
-    if (!this.refusal) return;
-    this.refusal = null;
-    this.renderBanners();
+    this.banners.ran();
   }
 
   private async runStale() {
-    if (!(await this.mayRun())) return;
+    if (this.offlineRefusal() || !(await this.mayRun())) return;
     try {
       const { queued } = await api.executeStale(this.notebookId, this.stateVector());
       this.ran();
@@ -630,6 +860,7 @@ class NotebookPage implements CellHost {
   }
 
   private async control(action: "interrupt" | "restart") {
+    if (this.offlineRefusal()) return;
     if (action === "restart" && !confirm("Restart the kernel? Its variables are lost for everyone.")) return;
     try {
       await (action === "interrupt" ? api.interrupt(this.notebookId) : api.restart(this.notebookId));
@@ -655,8 +886,7 @@ class NotebookPage implements CellHost {
     }
     if (error instanceof ApiError && error.code === "runtime_not_shared") {
       // Not a passing failure: it holds until the runtime stops, so it stays in view.
-      this.refusal = { message: error.message, holder: holderOf(this.nb.kernel())?.id ?? null };
-      this.renderBanners();
+      this.banners.refuse(error.message);
       return;
     }
     toast(`Could not ${what}: ${error instanceof Error ? error.message : String(error)}`);

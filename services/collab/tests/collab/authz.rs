@@ -104,9 +104,10 @@ enum Route {
     Complete,
     Inspect,
     Input,
+    ClearOutputs,
 }
 
-const ROUTES: [Route; 14] = [
+const ROUTES: [Route; 15] = [
     Route::GetNotebook,
     Route::GetIpynb,
     Route::GetSharing,
@@ -121,6 +122,7 @@ const ROUTES: [Route; 14] = [
     Route::Complete,
     Route::Inspect,
     Route::Input,
+    Route::ClearOutputs,
 ];
 
 impl Route {
@@ -167,6 +169,7 @@ impl Route {
                 format!("{nb}/input"),
                 Some(json!({"value": "Ada"})),
             ),
+            Route::ClearOutputs => (Method::POST, format!("{nb}/outputs/clear"), Some(json!({}))),
         }
     }
 
@@ -183,18 +186,21 @@ const RT: u16 = 503;
 
 /// The specification: the status each caller gets from each route.
 #[rustfmt::skip]
-const MATRIX: [(Who, [u16; 14]); 9] = [
-    //                     GET   GET    GET    PUT    POST   DELETE exec int  rest PUT      GET     compl insp input
-    //                     nb    ipynb  share  share  owner  nb                     runtime  output
-    (Who::Owner,          [200,  200,   200,   200,   200,   204,   RT,  RT,  RT,  RT,      RT,     RT,   RT,  RT]),
-    (Who::Editor,         [200,  200,   200,   403,   403,   403,   RT,  RT,  RT,  RT,      RT,     RT,   RT,  RT]),
-    (Who::Commenter,      [200,  200,   403,   403,   403,   403,   403, 403, 403, 403,     RT,     403,  403, 403]),
-    (Who::Viewer,         [200,  200,   403,   403,   403,   403,   403, 403, 403, 403,     RT,     403,  403, 403]),
-    (Who::Outsider,       [404,  404,   404,   404,   404,   404,   404, 404, 404, 404,     404,    404,  404, 404]),
-    (Who::AnonRestricted, [401,  401,   401,   401,   401,   401,   401, 401, 401, 401,     401,    401,  401, 401]),
-    (Who::AnonLinkViewer, [200,  200,   401,   401,   401,   401,   401, 401, 401, 401,     RT,     401,  401, 401]),
-    (Who::AnonLinkEditor, [200,  200,   401,   401,   401,   401,   401, 401, 401, 401,     RT,     401,  401, 401]),
-    (Who::LinkCommenter,  [200,  200,   403,   403,   403,   403,   403, 403, 403, 403,     RT,     403,  403, 403]),
+const MATRIX: [(Who, [u16; 15]); 9] = [
+    //                     GET   GET    GET    PUT    POST   DELETE exec int  rest PUT      GET     compl insp input POST
+    //                     nb    ipynb  share  share  owner  nb                     runtime  output                  clear
+    (Who::Owner,          [200,  200,   200,   200,   200,   204,   RT,  RT,  RT,  RT,      RT,     RT,   RT,  RT,   200]),
+    (Who::Editor,         [200,  200,   200,   403,   403,   403,   RT,  RT,  RT,  RT,      RT,     RT,   RT,  RT,   200]),
+    (Who::Commenter,      [200,  200,   403,   403,   403,   403,   403, 403, 403, 403,     RT,     403,  403, 403,  403]),
+    (Who::Viewer,         [200,  200,   403,   403,   403,   403,   403, 403, 403, 403,     RT,     403,  403, 403,  403]),
+    (Who::Outsider,       [404,  404,   404,   404,   404,   404,   404, 404, 404, 404,     404,    404,  404, 404,  404]),
+    (Who::AnonRestricted, [401,  401,   401,   401,   401,   401,   401, 401, 401, 401,     401,    401,  401, 401,  401]),
+    // Clearing outputs is an edit of the document, which a link editor may make signed out
+    // (running code, completing and answering input are not).
+    (Who::AnonLinkViewer, [200,  200,   401,   401,   401,   401,   401, 401, 401, 401,     RT,     401,  401, 401,  403]),
+    (Who::AnonLinkEditor, [200,  200,   401,   401,   401,   401,   401, 401, 401, 401,     RT,     401,  401, 401,  200]),
+    (Who::LinkCommenter,  [200,  200,   403,   403,   403,   403,   403, 403, 403, 403,     RT,     403,  403, 403,  403]),
+];
 ];
 
 /// What each caller may do over the WebSocket.

@@ -17,6 +17,7 @@ mod git_ssrf;
 mod integrity;
 mod local_sign_in;
 mod oauth;
+mod outputs;
 mod persistence;
 mod presence;
 mod quotas;

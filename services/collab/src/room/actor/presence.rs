@@ -9,6 +9,11 @@
 //! noticed its old socket was gone): Yjs keeps its client id across reconnects, so the new
 //! connection takes the id over.
 //!
+//! A removal (a null state) never claims a free id: y-websocket clients relay every awareness
+//! change they see, so when someone's connection drops, the others echo the removal back. Had
+//! that echo bound the id to whoever echoed it first, the person's own new connection (after
+//! a reconnect) could no longer speak for it, and their presence would be gone for good.
+//!
 //! Each state is also capped in size (`--max-awareness-bytes`): states are relayed to every
 //! peer of the notebook, so one large state costs everyone.
 
@@ -91,7 +96,12 @@ impl Presence {
             });
         }
         let mut refused = Vec::new();
-        update.clients.retain(|client, _| {
+        update.clients.retain(|client, entry| {
+            if entry.json.as_ref() == "null" && !self.owners.contains_key(client) {
+                // Removing a state nobody holds (an echo): nothing to claim or relay, and
+                // nobody's id was taken.
+                return false;
+            }
             let allowed = self.take(conn, user, *client, &foreign);
             if !allowed {
                 refused.push(*client);
@@ -242,6 +252,28 @@ mod tests {
                 .unwrap()),
             [10]
         );
+    }
+
+    #[test]
+    fn an_echoed_removal_does_not_claim_a_free_id() {
+        let mut presence = Presence::new(1024);
+        let bob: Arc<str> = "bob".into();
+        let ada: Arc<str> = "ada".into();
+        let none = |_| false;
+        presence
+            .claim(1, Some(&bob), update(&[(7, "{}")]), none)
+            .unwrap();
+        // Bob's connection drops; Ada's page echoes the removal it was sent.
+        assert_eq!(presence.release(1), HashSet::from([c(7)]));
+        let echo = presence
+            .claim(2, Some(&ada), update(&[(7, "null")]), none)
+            .unwrap();
+        assert!(echo.update.clients.is_empty() && echo.refused.is_empty());
+        // Bob, back on a new connection, still speaks for his id.
+        let back = presence
+            .claim(3, Some(&bob), update(&[(7, "{}")]), none)
+            .unwrap();
+        assert_eq!(ids(&back), [7]);
     }
 
     #[test]

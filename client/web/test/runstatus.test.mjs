@@ -1,9 +1,9 @@
-// Unit tests of a cell's run status (src/notebook/status.ts) and the resource gauges' sizes
+// Unit tests of a cell's run status (src/notebook/runstatus.ts) and the resource gauges' sizes
 // (src/notebook/resources.ts). Run by `npm test`.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import * as Y from "yjs";
-import { formatElapsed, runStatus, statusTitle } from "../src/notebook/status.ts";
+import { formatElapsed, runStatus, statusTitle } from "../src/notebook/runstatus.ts";
 import { formatBytes } from "../src/notebook/resources.ts";
 
 /** A code cell as the runtime leaves it, in a document (as the page reads it). */
