@@ -102,13 +102,16 @@ impl Upgrade {
             .max_message_size(Some(max_message))
             .max_frame_size(Some(max_message));
         let on_upgrade = self.on_upgrade;
+        let connections = tracker.clone();
         tracker.spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let io = TokioIo::new(upgraded);
                     let socket =
                         WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-                    serve(socket).await;
+                    // A task of its own, so an open connection holds only its own state, not
+                    // this handshake's too (issue 14: memory per idle connection).
+                    connections.spawn(serve(socket));
                 }
                 Err(err) => tracing::debug!(error = %err, "the client did not switch protocols"),
             }
