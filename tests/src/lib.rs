@@ -52,7 +52,7 @@ use tempfile::TempDir;
 /// SQLite and replaying a log is well under a second; the margin is for a loaded CI machine.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// What `tandem serve` prints on stdout once its listener is bound (DESIGN.md, CLI contract).
+/// What `tandem serve` prints on stdout once its listener is bound (docs/design.md, CLI contract).
 const LISTENING_PREFIX: &str = "listening on http://";
 
 /// What `tandem serve` and `tandem collab` print on stdout, just before `listening on`, when

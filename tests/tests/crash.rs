@@ -1,6 +1,6 @@
 //! Crash test: `tandem serve` is killed with SIGKILL while clients type, then restarted on the
 //! same data dir. Every edit any client saw broadcast before the crash must be there after it
-//! (DESIGN.md: updates are durable before they are broadcast).
+//! (docs/design.md: updates are durable before they are broadcast).
 //!
 //! Each seeded round: two writers type into the same cell's source, one character per
 //! transaction, each from its own alphabet; an observer records what it sees broadcast; once the

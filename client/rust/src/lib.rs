@@ -1,6 +1,6 @@
 //! Rust client for Tandem, used by its integration tests, benchmarks and tools.
 //!
-//! Two halves, one per interface of DESIGN.md:
+//! Two halves, one per interface of docs/design.md:
 //! - [`Client`]: the JSON HTTP API (`/api/me`, `/api/notebooks`, ...) with a Bearer token;
 //!   error answers become [`ApiError::Status`] carrying the status and the error body.
 //! - [`DocConnection`]: one y-websocket connection (`GET /ws/{notebook_id}`) on

@@ -1,4 +1,4 @@
-// The REST API of DESIGN.md, as the browser calls it: the session cookie authenticates, and
+// The REST API of docs/design.md, as the browser calls it: the session cookie authenticates, and
 // every change carries the `tandem_csrf` cookie's value in `X-CSRF-Token`.
 
 export type Role = "viewer" | "commenter" | "editor" | "owner";

@@ -1,4 +1,4 @@
-//! The REST API of DESIGN.md for notebooks and the signed-in user.
+//! The REST API of docs/design.md for notebooks and the signed-in user.
 
 mod comments;
 mod drive;

@@ -1,4 +1,4 @@
-//! The HTTP edge's error: a status, a stable code and a message, rendered as DESIGN.md's
+//! The HTTP edge's error: a status, a stable code and a message, rendered as docs/design.md's
 //! `{"error": {"code", "message"}}`. Internal failures are logged in full and shown to the
 //! client as a plain "internal error".
 
@@ -110,7 +110,7 @@ impl From<JsonRejection> for ApiError {
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
             _ => "invalid_json",
         };
-        // axum's 422 for a well-formed body of the wrong shape is a 400 in DESIGN.md.
+        // axum's 422 for a well-formed body of the wrong shape is a 400 in docs/design.md.
         let status = if status == StatusCode::UNPROCESSABLE_ENTITY {
             StatusCode::BAD_REQUEST
         } else {

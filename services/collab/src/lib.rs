@@ -3,7 +3,7 @@
 //! An axum server that speaks the y-websocket protocol at `GET /ws/{notebook_id}` (so stock
 //! Yjs and pycrdt clients work against it), keeps one in-memory room per open notebook,
 //! persists every document update durably before broadcasting it, and serves the REST API of
-//! DESIGN.md.
+//! docs/design.md.
 //!
 //! # Layout
 //! - [`config`]: the [`Config`] struct (flags and `TANDEM_*` variables).

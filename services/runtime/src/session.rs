@@ -7,7 +7,7 @@
 //! queue and document and rejoins through any collab node (`session/link.rs`); only after
 //! [`SessionConfig::reconnect_timeout`] without one does it end the kernel.
 //! The task owns the queue and the kernel and is the only writer of outputs, execution
-//! counts, cells' `execution_state` and `state.kernel`, exactly as DESIGN.md lays them out:
+//! counts, cells' `execution_state` and `state.kernel`, exactly as docs/design.md lays them out:
 //!
 //! - `state.kernel`: `status` (`"not_started"`, `"starting"`, `"idle"`, `"busy"`, `"dead"`),
 //!   `runtime`, `execution_count` (the last one), `queue` (queued cell ids, in order),

@@ -1,5 +1,5 @@
 // The notebook document: Jupyter's YNotebook schema (document version 2.0.0) on Yjs, as
-// DESIGN.md and crdt/src/lib.rs lay it out. Every edit here is one transaction and leaves the
+// docs/design.md and crdt/src/lib.rs lay it out. Every edit here is one transaction and leaves the
 // document in the shape jupyter_ydoc, @jupyter/ydoc and tandem-crdt read.
 //
 //   cells: Y.Array<Y.Map>   id, cell_type, source: Y.Text, metadata: Y.Map,

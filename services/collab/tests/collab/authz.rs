@@ -201,7 +201,6 @@ const MATRIX: [(Who, [u16; 15]); 9] = [
     (Who::AnonLinkEditor, [200,  200,   401,   401,   401,   401,   401, 401, 401, 401,     RT,     401,  401, 401,  200]),
     (Who::LinkCommenter,  [200,  200,   403,   403,   403,   403,   403, 403, 403, 403,     RT,     403,  403, 403,  403]),
 ];
-];
 
 /// What each caller may do over the WebSocket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

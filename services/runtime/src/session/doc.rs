@@ -17,7 +17,7 @@ use tandem_crdt::schema::CELLS;
 /// The key of the runtime's map under the root `state` map.
 pub const KERNEL_KEY: &str = tandem_crdt::schema::STATE_KERNEL;
 
-/// `state.kernel.status`, as DESIGN.md names the values.
+/// `state.kernel.status`, as docs/design.md names the values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KernelStatus {
     /// No kernel process: before the first execute, or after a shutdown.
