@@ -151,9 +151,7 @@ impl Config {
     pub fn with_data(data: impl Into<PathBuf>) -> Result<Self, clap::Error> {
         let mut config = Defaults::try_parse_from(["tandem"])?.config;
         config.store.data = data.into();
-        // Tests and embedders get a drive beside their store rather than in the working
-        // directory; a real deployment keeps it out of `--data` (`tandem serve` does).
-        config.drive.drive_dir = config.store.data.join("drive");
+        config.drive.settle(&config.store.data);
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         Ok(config)
     }

@@ -30,11 +30,12 @@ const MAX_NAME_BYTES: usize = 255;
 /// and `tandem runtime` (a runtime node links the same folders into its kernels).
 #[derive(Debug, Clone, clap::Args)]
 pub struct DriveConfig {
-    /// The folder of users' drives (one folder per user id inside). Keep it outside `--data`
-    /// and `--kernel-dir`; with several nodes it must be a volume they all share, at the same
-    /// path.
-    #[arg(long, env = "TANDEM_DRIVE_DIR", default_value = "./tandem-drive")]
-    pub drive_dir: PathBuf,
+    /// The folder of users' drives (one folder per user id inside); by default `drive` in
+    /// `--data` (for `tandem runtime`, which has no `--data`: `./tandem-data/drive`, the
+    /// collab service's default). With several nodes it must be a volume they all share, at
+    /// the same path.
+    #[arg(long, env = "TANDEM_DRIVE_DIR")]
+    pub drive_dir: Option<PathBuf>,
 
     /// The most one user's drive may hold, in MiB. Uploads past it get 413; kernels that
     /// write past it get a warning under the cell (their writes are not stopped).
@@ -42,7 +43,22 @@ pub struct DriveConfig {
     pub drive_quota_mib: u64,
 }
 
+/// Where `tandem runtime` looks for drives when not told: the collab service's default.
+pub const RUNTIME_DEFAULT_DRIVE_DIR: &str = "./tandem-data/drive";
+
 impl DriveConfig {
+    /// Gives `--drive-dir` its default when it was not set: `drive` in `data`.
+    pub fn settle(&mut self, data: &Path) {
+        self.drive_dir.get_or_insert_with(|| data.join("drive"));
+    }
+
+    /// The drives' folder ([`RUNTIME_DEFAULT_DRIVE_DIR`] when never given nor settled).
+    pub fn folder(&self) -> &Path {
+        self.drive_dir
+            .as_deref()
+            .unwrap_or(Path::new(RUNTIME_DEFAULT_DRIVE_DIR))
+    }
+
     /// The quota in bytes.
     pub fn quota_bytes(&self) -> u64 {
         self.drive_quota_mib.saturating_mul(1024 * 1024)
@@ -50,7 +66,7 @@ impl DriveConfig {
 
     /// Opens (creating it if needed) the drive of `user_id`. Blocking.
     pub fn open(&self, user_id: &str) -> Result<UserDrive, DriveError> {
-        UserDrive::open(&self.drive_dir, user_id)
+        UserDrive::open(self.folder(), user_id)
     }
 
     /// The lock that serializes `user_id`'s uploads, so two at once cannot both pass the
@@ -58,7 +74,7 @@ impl DriveConfig {
     pub fn upload_lock(&self, user_id: &str) -> Arc<tokio::sync::Mutex<()>> {
         static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
             OnceLock::new();
-        let key = self.drive_dir.join(user_id);
+        let key = self.folder().join(user_id);
         let mut locks = LOCKS
             .get_or_init(Mutex::default)
             .lock()

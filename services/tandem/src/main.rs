@@ -188,6 +188,7 @@ async fn serve(mut config: Config, kernels: Option<KernelConfig>) -> anyhow::Res
         config.service_token = Some(tandem_collab::ids::new_token());
     }
     let service_token = config.service_token.clone();
+    config.drive.settle(&data);
     let drive = drive_settings(&config.drive);
     let server = Server::bind(config).await?;
     let addr = server.local_addr();
@@ -285,7 +286,7 @@ async fn run_runtime(args: RuntimeArgs) -> anyhow::Result<()> {
 /// What a runtime node needs of the drive settings (the same flags as the collab service's).
 fn drive_settings(config: &DriveConfig) -> tandem_runtime::drive::DriveSettings {
     tandem_runtime::drive::DriveSettings {
-        dir: config.drive_dir.clone(),
+        dir: config.folder().to_owned(),
         quota_bytes: config.quota_bytes(),
     }
 }

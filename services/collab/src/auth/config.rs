@@ -31,7 +31,7 @@ pub struct AuthConfig {
     #[arg(long, env = "TANDEM_LOCAL_SIGN_IN", value_enum, default_value = "auto")]
     pub local_sign_in: LocalSignIn,
 
-    /// A TOML file of OAuth / OpenID Connect providers (see the README's "Sign-in" section).
+    /// A TOML file of OAuth / OpenID Connect providers (see docs/api.md, "Sign-in").
     #[arg(long, env = "TANDEM_AUTH_PROVIDERS")]
     pub auth_providers: Option<PathBuf>,
 

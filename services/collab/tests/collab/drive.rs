@@ -289,7 +289,7 @@ async fn paths_cannot_leave_the_drive() {
     // A kernel can plant symbolic links in its drive; the API never follows them.
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("secret"), "server secret").unwrap();
-    let folder = server.app.config.drive.drive_dir.join(&alice.id);
+    let folder = server.app.config.drive.folder().join(&alice.id);
     std::os::unix::fs::symlink(outside.path(), folder.join("out")).unwrap();
     std::os::unix::fs::symlink(outside.path().join("secret"), folder.join("s")).unwrap();
     for (path, what) in [
