@@ -5,6 +5,8 @@
 //!   while the kernel is idle: the session rejoins through the other node, keeping its kernel
 //!   (`v = 41`, then `print(v + 1)` through the surviving node prints 42) and the running
 //!   cell's output, written while it was away, arrives.
+//! - A runtime given only the node that dies cannot rejoin: after `--collab-reconnect-timeout`
+//!   its session ends the kernel, and the surviving node shows the kernel dead with a reason.
 //! - SIGKILL every runtime node: the collab node with the notebook open marks the kernel dead
 //!   within the lease's lifetime; a new runtime node then runs the notebook again.
 
@@ -110,11 +112,16 @@ struct Setup {
 /// Collab nodes 0 and 1, a runtime given both (it joins through 0), a notebook with
 /// `v = 41`, a cell that prints, sleeps and prints, and `print(v + 1)`; an observer on 1.
 async fn setup() -> Setup {
+    setup_with_runtime(&[0, 1], &[]).await
+}
+
+/// [`setup`] with the runtime given the collab nodes `via` and the flags `extra`.
+async fn setup_with_runtime(via: &[usize], extra: &[&str]) -> Setup {
     require_kernel_venv().unwrap();
     let mut cluster = Cluster::new().unwrap();
     cluster.start_collab(&[]).await.unwrap();
     cluster.start_collab(&[]).await.unwrap();
-    cluster.start_runtime_via(&[0, 1], &[]).await.unwrap();
+    cluster.start_runtime_via(via, extra).await.unwrap();
     let token = cluster.token_for("ada@example.com").await.unwrap();
     let code = |id: &str, source: &str| {
         json!({"id": id, "cell_type": "code", "source": source, "metadata": {},
@@ -237,4 +244,87 @@ async fn an_idle_kernel_survives_its_collab_node_and_dies_visibly_with_every_run
         )
         .await
         .unwrap_or_else(|_| panic!("{:#}", cell(observer.doc(), "use")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_cannot_rejoin_within_its_timeout_ends_the_kernel_visibly() {
+    let Setup {
+        mut cluster,
+        token,
+        id,
+        observer,
+    } = setup_with_runtime(&[0], &["--collab-reconnect-timeout", "2s"]).await;
+    let survivor = cluster.collabs[1].http_url();
+    execute(&survivor, &token, &id, &["define"]).await;
+    wait_output(&observer, "define", "").await;
+    let metrics = cluster.runtimes[0].http_url();
+    let http = reqwest::Client::new();
+    wait_gauges(&http, &metrics, (1.0, 1.0)).await;
+
+    // The only node this runtime knows dies; it retries for 2 s, then gives the kernel up.
+    cluster.collabs[0].kill_9().unwrap();
+    let killed = Instant::now();
+    let dead = observer
+        .wait_until(
+            |doc| {
+                Notebook::from_doc(doc.clone())
+                    .state_value("kernel")
+                    .is_some_and(|k| k["status"] == "dead")
+            },
+            DEAD_WITHIN,
+        )
+        .await;
+    let state = kernel(&observer);
+    assert!(dead.is_ok(), "not dead after {DEAD_WITHIN:?}: {state:#}");
+    eprintln!(
+        "kernel dead {:?} after its collab node's SIGKILL",
+        killed.elapsed()
+    );
+    assert!(
+        state["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("lost the notebook")),
+        "{state:#}"
+    );
+    // The runtime node lives on, without the kernel: it was ended, not left running unseen.
+    assert!(cluster.runtimes[0].is_running());
+    wait_gauges(&http, &metrics, (0.0, 0.0)).await;
+}
+
+/// Waits (the gauges are refreshed each second) until the runtime node at `url` counts
+/// `(kernels, sessions)`.
+async fn wait_gauges(http: &reqwest::Client, url: &str, expected: (f64, f64)) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let counts = (
+            gauge(http, url, "tandem_runtime_kernels").await,
+            gauge(http, url, "tandem_runtime_sessions").await,
+        );
+        if counts == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "(kernels, sessions) on the runtime node: {counts:?}, not {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The value of the unlabelled sample `name` on a runtime node's `/metrics`.
+async fn gauge(http: &reqwest::Client, url: &str, name: &str) -> f64 {
+    let text = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let samples = tandem_tests::cluster::parse_metrics(&text).unwrap();
+    samples
+        .iter()
+        .find(|(series, _)| series == name)
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+        .1
 }
