@@ -24,6 +24,7 @@
 pub mod comments;
 pub mod drive;
 pub mod git;
+pub mod kernel;
 pub mod secrets;
 pub mod versions;
 

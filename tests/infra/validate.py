@@ -64,7 +64,7 @@ MUST_KEEP = [
     ".cargo/config.toml",
     "crdt/Cargo.toml",
     "services/tandem/src/main.rs",
-    "services/runtime/python/requirements.txt",
+    "services/kernel/python/requirements.txt",
     "scripts/setup-python",
     "client/web/package.json",
     "client/web/package-lock.json",

@@ -55,7 +55,7 @@ pub use intel::{Completions, Inspection, QUERY_TIMEOUT};
 pub use scratch::{DRIVE_LINK, DriveLink, Scratch, link_drive, process_gone, sweep};
 pub use usage::Usage;
 
-use crate::protocol::Request;
+use tandem_protocol::kernel::Request;
 
 /// How many events of one cell may wait for its reader before the kernel is paused.
 const EVENT_BUFFER: usize = 256;
@@ -113,7 +113,7 @@ struct Shared {
     /// Sandbox counters already reported under a cell: OOM kills, process-limit hits.
     reported: Mutex<(u64, u64)>,
     /// Code intelligence requests waiting for their reply event, by request id.
-    queries: Mutex<std::collections::HashMap<u64, oneshot::Sender<crate::protocol::Event>>>,
+    queries: Mutex<std::collections::HashMap<u64, oneshot::Sender<tandem_protocol::kernel::Event>>>,
 }
 
 #[derive(Debug, Default)]
@@ -130,8 +130,10 @@ impl Shared {
 
     fn queries(
         &self,
-    ) -> MutexGuard<'_, std::collections::HashMap<u64, oneshot::Sender<crate::protocol::Event>>>
-    {
+    ) -> MutexGuard<
+        '_,
+        std::collections::HashMap<u64, oneshot::Sender<tandem_protocol::kernel::Event>>,
+    > {
         self.queries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -181,9 +183,13 @@ impl Kernel {
 
     /// Answers the running cell's [`KernelEvent::SecretRequest`] `id` with the value or why
     /// there is none. Nothing else reaches the kernel: it never sees how the value was found.
-    pub fn answer_secret(&self, id: u64, answer: Result<String, crate::protocol::SecretFailure>) {
+    pub fn answer_secret(
+        &self,
+        id: u64,
+        answer: Result<String, tandem_protocol::kernel::SecretFailure>,
+    ) {
         let (value, error) = match answer {
-            Ok(value) => (Some(crate::protocol::SecretText(value)), None),
+            Ok(value) => (Some(tandem_protocol::kernel::SecretText(value)), None),
             Err(failure) => (None, Some(failure)),
         };
         // A kernel that is gone no longer waits for it.

@@ -190,6 +190,8 @@ struct Node {
     holders: Mutex<holders::Holders>,
     /// Notebooks switched to the GPU runtime.
     gpu: Mutex<std::collections::HashSet<String>>,
+    /// Whether the kernel program opens a CUDA device (asked once, see [`Node::cuda_available`]).
+    cuda: tokio::sync::OnceCell<bool>,
     /// A CPU kernel started ahead of need, and its working directory.
     spare: Mutex<Option<Spare>>,
     next_group: AtomicU64,
@@ -261,6 +263,7 @@ impl Node {
             sessions: Mutex::default(),
             holders: Mutex::default(),
             gpu: Mutex::default(),
+            cuda: tokio::sync::OnceCell::new(),
             spare: Mutex::default(),
             next_group: AtomicU64::new(1),
             drives: Mutex::default(),
@@ -287,7 +290,7 @@ impl Node {
         kernel.gpu = gpu;
         let runtime = if gpu { "gpu" } else { "cpu" };
         kernel.env.push((
-            crate::tensor::device::RUNTIME_ENV.to_owned(),
+            tandem_protocol::kernel::RUNTIME_ENV.to_owned(),
             runtime.to_owned(),
         ));
         // Truncated outputs are kept per notebook, wherever its kernel runs.
@@ -332,6 +335,35 @@ impl Node {
         let session = Session::start_with_kernel(config, spare).await?;
         sessions.insert(notebook_id.to_owned(), session.clone());
         Ok(session)
+    }
+
+    /// Whether this node can offer a GPU runtime: the kernel program (which links CUDA when
+    /// built with the `cuda` feature; this crate never does) is asked once whether a CUDA
+    /// device opens.
+    pub(crate) async fn cuda_available(&self) -> bool {
+        *self
+            .cuda
+            .get_or_init(|| async {
+                let mut probe = tokio::process::Command::new(&self.kernel.program);
+                if self.config.kernels.kernel_program.is_none() {
+                    probe.arg("kernel");
+                }
+                let status = probe
+                    .arg(tandem_protocol::kernel::PROBE_CUDA_FLAG)
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .kill_on_drop(true)
+                    .status()
+                    .await;
+                match status {
+                    Ok(status) => status.success(),
+                    Err(error) => {
+                        tracing::warn!(%error, "could not ask the kernel program about CUDA");
+                        false
+                    }
+                }
+            })
+            .await
     }
 
     /// Whether the notebook's session ended because it could not reach the notebook again.

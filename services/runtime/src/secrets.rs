@@ -19,7 +19,7 @@ use reqwest::Method;
 use tandem_protocol::secrets::{LOOKUP_PATH, SecretRequest};
 
 use crate::kernel::Kernel;
-use crate::protocol::SecretFailure;
+use tandem_protocol::kernel::SecretFailure;
 
 /// How long a lookup may take before the cell gets a timeout error.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);

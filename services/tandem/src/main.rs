@@ -67,7 +67,7 @@ enum Command {
     Runtime(Box<RuntimeArgs>),
     /// Internal: one kernel worker process (spawned by a runtime node).
     #[command(hide = true)]
-    Kernel(tandem_runtime::worker::WorkerArgs),
+    Kernel(tandem_kernel::worker::WorkerArgs),
     /// Manage personal access tokens.
     Token {
         #[command(subcommand)]
@@ -138,7 +138,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Command::Kernel(args) = cli.command {
         // A kernel owns its process: no logging setup, no async runtime, its fds are its own.
-        return tandem_runtime::worker::run(args);
+        return tandem_kernel::worker::run(args);
     }
     init_logging(cli.log_format);
     let tokio_runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

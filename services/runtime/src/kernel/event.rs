@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
-pub use crate::protocol::{ExecStatus, Names, StreamName, Variable};
+pub use tandem_protocol::kernel::{ExecStatus, Names, StreamName, Variable};
 
 /// One event of a cell, in the order the cell produced it. The last one is always
 /// [`KernelEvent::Done`], even when the kernel dies mid-cell.

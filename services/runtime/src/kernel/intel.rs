@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 pub use tandem_protocol::{Completions, Inspection};
 
 use super::{Kernel, KernelError, Shared};
-use crate::protocol::{Event, Request};
+use tandem_protocol::kernel::{Event, Request};
 
 /// How long a completion or inspection may take. IPython's own completer answers in
 /// milliseconds (jedi takes over once it has warmed up in the background); a cell holding the

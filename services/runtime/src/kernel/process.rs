@@ -24,8 +24,8 @@ use tracing::Instrument;
 use super::death::{Death, LogTail};
 use super::event::{KernelEvent, Output};
 use super::{Cells, Kernel, KernelError, KernelOptions, Shared, scratch};
-use crate::protocol::{Event, ExecStatus, Request};
 use crate::sandbox::Isolation;
+use tandem_protocol::kernel::{Event, ExecStatus, Request};
 
 /// How long a worker may take from spawn to `ready`. A cold start is well under a second;
 /// this only bounds a wedged one (or a machine swapping hard).
@@ -593,7 +593,7 @@ fn sandbox_notes(shared: &Shared) -> Vec<KernelEvent> {
         .into_iter()
         .map(|text| {
             KernelEvent::Output(Output::Stream {
-                name: crate::protocol::StreamName::Stderr,
+                name: tandem_protocol::kernel::StreamName::Stderr,
                 text,
             })
         })
@@ -601,7 +601,7 @@ fn sandbox_notes(shared: &Shared) -> Vec<KernelEvent> {
 }
 
 fn kernel_event(event: Event) -> Option<KernelEvent> {
-    let display_id = |transient: Option<crate::protocol::Transient>| {
+    let display_id = |transient: Option<tandem_protocol::kernel::Transient>| {
         transient.and_then(|transient| transient.display_id)
     };
     Some(match event {

@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// The name of the drive's link in a kernel's working directory.
-pub const DRIVE_LINK: &str = "drive";
+pub use tandem_protocol::kernel::DRIVE_LINK;
 
 /// Scratch mode of [`KernelOptions`](super::KernelOptions): `workdir` is then the parent of
 /// each kernel's own folder.

@@ -254,7 +254,7 @@ impl Node {
         access: &RuntimeAccess,
     ) -> Result<(), (&'static str, String)> {
         let gpu = runtime == "gpu";
-        if gpu && !crate::tensor::device::cuda_available() {
+        if gpu && !self.cuda_available().await {
             return Err((
                 "gpu_unavailable",
                 "no GPU runtime here: this server has no CUDA build or no usable NVIDIA GPU; \

@@ -16,7 +16,7 @@ impl Node {
         let mut options = self.kernel.clone();
         options.scratch = options.scratch.map(|_| Scratch::default());
         options.env.push((
-            crate::tensor::device::RUNTIME_ENV.to_owned(),
+            tandem_protocol::kernel::RUNTIME_ENV.to_owned(),
             "cpu".to_owned(),
         ));
         tokio::spawn(async move {

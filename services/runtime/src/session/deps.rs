@@ -22,7 +22,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
-use crate::protocol::Names;
+use tandem_protocol::kernel::Names;
 
 /// A code cell of the notebook as the stale computation sees it.
 #[derive(Debug, Clone)]

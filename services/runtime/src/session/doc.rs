@@ -59,7 +59,7 @@ pub(crate) struct KernelState {
     /// When the kernel reaches its maximum lifetime (ms since the Unix epoch).
     pub lifetime_ends_at: Option<i64>,
     /// The variable inspector: the kernel's user variables after the last cell.
-    pub variables: Vec<crate::protocol::Variable>,
+    pub variables: Vec<tandem_protocol::kernel::Variable>,
     /// On a GPU runtime: the card's name and memory.
     pub gpu: Option<String>,
     /// The stale cells, in notebook order (`session/deps.rs`).

@@ -14,8 +14,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use super::sink::Sink;
-use crate::protocol::{Event, ExecStatus, Request, StreamName};
 use crate::tensor::inspect::Inspector;
+use tandem_protocol::kernel::{Event, ExecStatus, Request, StreamName};
 
 /// The glue module's source.
 const GLUE: &str = include_str!("../../python/tandem_kernel.py");

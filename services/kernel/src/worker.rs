@@ -1,8 +1,8 @@
 //! The kernel worker: one process per running notebook session (`tandem kernel`).
 //!
 //! It embeds CPython through pyo3 and runs cells through IPython's `InteractiveShell` from
-//! the kernel venv. The manager ([`crate::kernel`]) spawns it with a clean environment and
-//! speaks the JSON-lines [`crate::protocol`] with it over the pipes it was given as fds 0
+//! the kernel venv. The manager (`tandem_runtime::kernel`) spawns it with a clean environment and
+//! speaks the JSON-lines [`tandem_protocol::kernel`] with it over the pipes it was given as fds 0
 //! and 1. At startup the worker:
 //! 1. applies the memory limit (`RLIMIT_AS`, hard and soft, so user code cannot raise it);
 //! 2. moves the protocol pipes to private close-on-exec descriptors (so `!cmd` children do
@@ -38,8 +38,8 @@ use anyhow::Context;
 use clap::Parser;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 
-use crate::protocol::{Event, Request};
 pub use sink::STREAM_INTERVAL;
+use tandem_protocol::kernel::{Event, Request};
 
 /// How long a worker whose manager went away (EOF on requests) waits for its main thread to
 /// run exit hooks before exiting anyway.
@@ -52,8 +52,13 @@ const ORPHAN_GRACE: Duration = Duration::from_secs(2);
 pub struct WorkerArgs {
     /// The kernel venv (made by `scripts/setup-python`), shared by every kernel and never
     /// written.
+    #[arg(long, required_unless_present = "probe_cuda")]
+    pub venv: Option<PathBuf>,
+    /// Only say whether a CUDA device opens (exit status 0) or not (1), then exit: how a
+    /// runtime node, which links no CUDA, learns whether it can offer a GPU runtime
+    /// ([`tandem_protocol::kernel::PROBE_CUDA_FLAG`]).
     #[arg(long)]
-    pub venv: PathBuf,
+    pub probe_cuda: bool,
     /// Where this kernel makes its own venv layered on `--venv` ([`layer`]): what
     /// `pip install` adds lands there, for this kernel only. Without it, the kernel uses
     /// `--venv` directly.
@@ -67,7 +72,7 @@ pub struct WorkerArgs {
     #[arg(long)]
     pub run_as: Option<String>,
     /// The quota of the user's drive (`drive/` in the working directory), in bytes: past
-    /// it, each cell ends with a warning ([`crate::drive::QuotaWatch`]).
+    /// it, each cell ends with a warning ([`crate::quota::QuotaWatch`]).
     #[arg(long)]
     pub drive_quota: Option<u64>,
 }
@@ -94,6 +99,14 @@ pub fn main() -> anyhow::Result<()> {
 
 /// Runs a worker: takes over fds 0–2, starts Python, serves requests until shutdown or EOF.
 pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
+    if args.probe_cuda {
+        std::process::exit(if crate::tensor::device::cuda_available() {
+            0
+        } else {
+            1
+        });
+    }
+    let shared_venv = args.venv.clone().context("--venv is required")?;
     if let Some(limit) = args.memory_limit {
         rlimit::setrlimit(rlimit::Resource::AS, limit, limit)
             .context("could not apply the kernel memory limit")?;
@@ -104,22 +117,22 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let (requests, events) = take_protocol_fds()?;
     let sink = sink::Sink::start(events).context("could not start the stream flusher")?;
     let mut quota = match (args.drive_quota, std::env::current_dir()) {
-        (Some(bytes), Ok(workdir)) => Some(crate::drive::QuotaWatch::new(&workdir, bytes)),
+        (Some(bytes), Ok(workdir)) => Some(crate::quota::QuotaWatch::new(&workdir, bytes)),
         _ => None,
     };
 
     let venv = match &args.layer {
-        Some(layer) => match layer::create(layer, &args.venv) {
+        Some(layer) => match layer::create(layer, &shared_venv) {
             Ok(()) => layer.clone(),
             Err(error) => {
                 // The kernel still runs, on the shared venv; only `pip install` cannot.
                 eprintln!(
                     "tandem kernel: no venv layer of its own ({error:#}); pip installs will fail"
                 );
-                args.venv.clone()
+                shared_venv
             }
         },
-        None => args.venv.clone(),
+        None => shared_venv,
     };
     let interpreter = match python::Interpreter::start(sink.clone(), &venv) {
         Ok(interpreter) => interpreter,
@@ -158,7 +171,8 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
                 let outcome = interpreter.execute(&code);
                 secrets::set_in_cell(false);
                 if let Some(warning) = quota.as_mut().and_then(|q| q.after_cell()) {
-                    let _ = sink.write_stream(crate::protocol::StreamName::Stderr, &warning);
+                    let _ =
+                        sink.write_stream(tandem_protocol::kernel::StreamName::Stderr, &warning);
                 }
                 let done = Event::Done {
                     id,

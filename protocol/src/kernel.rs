@@ -35,7 +35,7 @@
 //! {"type":"inspect_reply","id":10,"found":true,"text":"Signature: print(*args, …)\nDocstring: …"}
 //! ```
 //! A `secret_request` (from `tandem.secrets.get` in the running cell) is answered by a
-//! `secret_reply` with its id; see `crate::secrets`. An `input_request` (from `input()` or
+//! `secret_reply` with its id; see `tandem_runtime::secrets`. An `input_request` (from `input()` or
 //! `getpass()` in the running cell) is answered by an `input_reply` with its id; without a
 //! `value` the cell's `input()` raises `EOFError`.
 //!
@@ -54,8 +54,21 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// The environment variable the manager sets to choose a kernel's runtime type: `gpu` makes
+/// `tandem.default_device()` the first CUDA device (when the build and machine have one);
+/// anything else, or unset, keeps it on the CPU.
+pub const RUNTIME_ENV: &str = "TANDEM_RUNTIME";
+
+/// The name of the drive's link in a kernel's working directory.
+pub const DRIVE_LINK: &str = "drive";
+
+/// The worker's flag that makes it only say whether a CUDA device opens (exit status 0 when
+/// one does) and exit: how a runtime node, which links no CUDA itself, learns whether it can
+/// offer a GPU runtime.
+pub const PROBE_CUDA_FLAG: &str = "--probe-cuda";
+
 /// One completion of a `complete_reply` (the HTTP API's shape).
-pub use tandem_protocol::Completion;
+pub use crate::Completion;
 
 /// A request from the manager to the worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

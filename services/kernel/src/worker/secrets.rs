@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 
-use crate::protocol::{Event, SecretFailure, SecretText};
+use tandem_protocol::kernel::{Event, SecretFailure, SecretText};
 
 /// The Python side, compiled into the binary.
 const SOURCE: &str = include_str!("../../python/tandem_secrets.py");

@@ -431,7 +431,7 @@ async fn heavy_ops_release_the_gil_and_interrupts_still_land() {
 }
 
 /// The CPU benchmark of issue 4, side by side with numpy in the same kernel: `cargo test -p
-/// tandem-runtime --release --test kernel -- --ignored bench_tensor --nocapture`.
+/// tandem-kernel --release --test kernel -- --ignored bench_tensor --nocapture`.
 const BENCH: &str = include_str!("tensor/bench.py");
 
 #[tokio::test]

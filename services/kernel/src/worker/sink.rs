@@ -18,7 +18,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::protocol::{Event, StreamName};
+use tandem_protocol::kernel::{Event, StreamName};
 
 /// How often stream text may leave the worker while a cell prints. Frontends (and the
 /// document every collaborator watches) redraw at about this rate anyway; faster only

@@ -6,10 +6,7 @@ use candle_core::{Device, DeviceLocation};
 
 use super::error::{Result, TensorError};
 
-/// The environment variable the manager sets to choose a kernel's runtime type: `gpu` makes
-/// `tandem.default_device()` the first CUDA device (when the build and machine have one);
-/// anything else, or unset, keeps it on the CPU.
-pub const RUNTIME_ENV: &str = "TANDEM_RUNTIME";
+pub use tandem_protocol::kernel::RUNTIME_ENV;
 
 /// A device from its name: `cpu`, `cuda`, `cuda:N` (`gpu` is an alias of `cuda`).
 pub fn parse(text: &str) -> Result<Device> {

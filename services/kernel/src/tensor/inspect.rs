@@ -14,7 +14,7 @@ use pyo3::types::{PyBool, PyComplex, PyDict, PyFloat, PyInt, PyString};
 use super::class::PyTensor;
 use super::device;
 use super::dtype;
-use crate::protocol::{Event, Variable};
+use tandem_protocol::kernel::{Event, Variable};
 
 /// At most this many variables are listed: the list goes into the shared document, and a
 /// loop that makes 10 000 globals should not make every collaborator's page heavy.

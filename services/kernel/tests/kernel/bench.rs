@@ -1,4 +1,4 @@
-//! Timings (not timed tests): `cargo test -p tandem-runtime --release --test kernel --
+//! Timings (not timed tests): `cargo test -p tandem-kernel --release --test kernel --
 //! --ignored bench --nocapture`.
 
 use std::time::{Duration, Instant};

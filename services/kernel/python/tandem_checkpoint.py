@@ -2,7 +2,7 @@
 the kernel, and load them in a later one.
 
 Compiled into the kernel binary and loaded when the `tandem` module is built (see
-`services/runtime/src/tensor/checkpoint.rs`). Checkpoints are pickles in
+`services/kernel/src/tensor/checkpoint.rs`). Checkpoints are pickles in
 `drive/.checkpoints/<name>.pkl`, written to a temporary file and renamed into place, so a
 kernel that dies mid-save leaves the previous checkpoint whole. `tandem.Tensor`s anywhere in
 the object (a dict of weights, a list, an attribute) are saved through numpy and come back

@@ -13,7 +13,7 @@ use std::time::Duration;
 use pyo3::exceptions::{PyEOFError, PyRuntimeError};
 use pyo3::prelude::*;
 
-use crate::protocol::Event;
+use tandem_protocol::kernel::Event;
 
 /// How often a waiting read checks for an interrupt.
 const POLL: Duration = Duration::from_millis(100);

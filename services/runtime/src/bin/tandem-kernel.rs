@@ -1,8 +1,0 @@
-//! `tandem-kernel`: one kernel worker process, the same as `tandem kernel`.
-//!
-//! Spawned by [`tandem_runtime::kernel::Kernel::start`] (the integration tests point it
-//! here); not meant to be run by hand. See [`tandem_runtime::worker`].
-
-fn main() -> anyhow::Result<()> {
-    tandem_runtime::worker::main()
-}
