@@ -9,7 +9,8 @@
 //!   Collab nodes also mark dead the kernels of runtimes that vanished ([`orphans`]), so a
 //!   deployment whose runtime nodes all died shows it.
 //!
-//! HTTP handlers use [`RuntimeHub::call`] either way; with no runtime reachable they get
+//! HTTP handlers use [`RuntimeHub::call`] either way, with one request type and get its
+//! answer type back (or the runtime's [`Refusal`]); with no runtime reachable they get
 //! [`HubError::NoRuntime`] at once instead of a request that hangs.
 
 mod orphans;
@@ -24,7 +25,7 @@ use axum::extract::State;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
-use tandem_protocol::runtime::{Command, Reply};
+use tandem_protocol::runtime::{Command, Refusal, Reply, Request};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::App;
@@ -85,20 +86,27 @@ impl RuntimeHub {
         }
     }
 
-    /// Sends the command built from a fresh request number and waits for the reply.
-    pub async fn call(
+    /// Sends `request` about `notebook_id` to its runtime and waits for the answer: the
+    /// request type's response, or the runtime's refusal.
+    pub async fn call<R: Request>(
         &self,
         timeout: Duration,
-        make: impl FnOnce(u64) -> Command,
-    ) -> Result<Reply, HubError> {
-        let request = self.next.fetch_add(1, Ordering::Relaxed);
-        let result = match &self.redis {
-            Some(redis) => redis.call(timeout, make(request)).await,
-            None => self.call_socket(timeout, request, make).await,
+        notebook_id: &str,
+        request: R,
+    ) -> Result<Result<R::Response, Refusal>, HubError> {
+        let command = Command {
+            request: self.next.fetch_add(1, Ordering::Relaxed),
+            notebook_id: notebook_id.to_owned(),
+            body: request.into(),
         };
+        let result = match &self.redis {
+            Some(redis) => redis.call(timeout, command).await,
+            None => self.call_socket(timeout, command).await,
+        }
+        .map(|reply: Reply| tandem_protocol::runtime::answer::<R>(reply.outcome));
         crate::metrics::runtime_call(match &result {
-            Ok(Reply::Error { .. }) => "refused",
-            Ok(_) => "ok",
+            Ok(Err(_)) => "refused",
+            Ok(Ok(_)) => "ok",
             Err(_) => "unavailable",
         });
         result
@@ -119,21 +127,16 @@ impl RuntimeHub {
         }
     }
 
-    async fn call_socket(
-        &self,
-        timeout: Duration,
-        request: u64,
-        make: impl FnOnce(u64) -> Command,
-    ) -> Result<Reply, HubError> {
+    async fn call_socket(&self, timeout: Duration, command: Command) -> Result<Reply, HubError> {
         let (reply, answer) = oneshot::channel();
         let commands = {
             let link = self.lock();
             let link = link.as_ref().ok_or(HubError::NoRuntime)?;
-            lock(&link.pending).insert(request, reply);
+            lock(&link.pending).insert(command.request, reply);
             link.commands.clone()
         };
         commands
-            .send(make(request))
+            .send(command)
             .await
             .map_err(|_| HubError::Disconnected)?;
         match tokio::time::timeout(timeout, answer).await {
@@ -220,7 +223,7 @@ async fn serve(app: App, socket: WebSocket) {
             frame = stream.next() => match frame {
                 Some(Ok(WsMessage::Text(text))) => match serde_json::from_str::<Reply>(&text) {
                     Ok(reply) => {
-                        if let Some(waiter) = lock(&pending).remove(&reply.request()) {
+                        if let Some(waiter) = lock(&pending).remove(&reply.request) {
                             let _ = waiter.send(reply);
                         }
                     }

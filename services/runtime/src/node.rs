@@ -28,6 +28,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
+use tandem_protocol::runtime::RuntimeKind;
 
 use anyhow::Context;
 use tokio::sync::Mutex;
@@ -288,10 +289,14 @@ impl Node {
         }
         let mut kernel = self.kernel.clone();
         kernel.gpu = gpu;
-        let runtime = if gpu { "gpu" } else { "cpu" };
+        let runtime = if gpu {
+            RuntimeKind::Gpu
+        } else {
+            RuntimeKind::Cpu
+        };
         kernel.env.push((
             tandem_protocol::kernel::RUNTIME_ENV.to_owned(),
-            runtime.to_owned(),
+            runtime.as_str().to_owned(),
         ));
         // Truncated outputs are kept per notebook, wherever its kernel runs.
         let outputs = kernel

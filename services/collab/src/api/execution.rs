@@ -20,7 +20,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use base64::Engine;
 use tandem_crdt::{CellType, Notebook};
-use tandem_protocol::runtime::{Command, Reply, RuntimeAccess};
+use tandem_protocol::runtime::{
+    Caller as RuntimeCaller, ErrorCode, Execute, Interrupt, ReadOutput, Refusal, Request, Restart,
+    RuntimeAccess, RuntimeKind, SetRuntime, Target,
+};
 use tandem_protocol::{ExecuteRequest, Queued, RuntimeType};
 
 use super::ApiJson;
@@ -96,19 +99,21 @@ pub(super) async fn execute(
     if cell_ids.is_empty() && !body.stale {
         return Ok((StatusCode::ACCEPTED, Json(Queued { queued: Vec::new() })));
     }
-    let reply = call(&app, |request| Command::Execute {
-        request,
-        notebook_id: id.clone(),
-        cell_ids,
-        stop_on_error: body.all,
-        stale: body.stale,
-        user_id: user.id.clone(),
-        user_name: user.name.clone(),
+    let target = if body.stale {
+        Target::Stale
+    } else if body.all {
+        Target::All(cell_ids)
+    } else {
+        Target::Cells(cell_ids)
+    };
+    let execute = Execute {
+        target,
+        caller: runtime_caller(&user),
         state_vector,
         access: access(&record),
-    })
-    .await?;
-    Ok((StatusCode::ACCEPTED, Json(Queued { queued: reply })))
+    };
+    let queued = call(&app, &id, execute).await?;
+    Ok((StatusCode::ACCEPTED, Json(Queued { queued })))
 }
 
 /// Waits until the room's document includes the caller's state vector (v1, base64). Returns
@@ -153,16 +158,11 @@ pub(super) async fn interrupt(
     SignedIn(user): SignedIn,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let user_id = user.id.clone();
-    control(&app, &user, id, |request, notebook_id, access| {
-        Command::Interrupt {
-            request,
-            notebook_id,
-            user_id,
-            access,
-        }
-    })
-    .await
+    let caller = RuntimeCaller {
+        user_id: user.id.clone(),
+        user_name: String::new(),
+    };
+    control(&app, &user, id, |access| Interrupt { caller, access }).await
 }
 
 pub(super) async fn restart(
@@ -170,17 +170,8 @@ pub(super) async fn restart(
     SignedIn(user): SignedIn,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let (user_id, user_name) = (user.id.clone(), user.name.clone());
-    control(&app, &user, id, |request, notebook_id, access| {
-        Command::Restart {
-            request,
-            notebook_id,
-            user_id,
-            user_name,
-            access,
-        }
-    })
-    .await
+    let caller = runtime_caller(&user);
+    control(&app, &user, id, |access| Restart { caller, access }).await
 }
 
 /// `PUT /api/notebooks/{id}/runtime`: CPU or GPU; the runtime restarts the kernel there, or
@@ -194,7 +185,7 @@ pub(super) async fn set_runtime(
 ) -> Result<Json<RuntimeType>, ApiError> {
     let (record, role) = notebook_access(&app, &user, &id).await?;
     require_editor(role)?;
-    if !matches!(body.kind.as_str(), "cpu" | "gpu") {
+    let Some(runtime) = RuntimeKind::parse(&body.kind) else {
         return Err(ApiError::bad_request(
             "invalid_runtime",
             format!(
@@ -202,17 +193,13 @@ pub(super) async fn set_runtime(
                 body.kind
             ),
         ));
-    }
-    let runtime = body.kind.clone();
-    call(&app, |request| Command::SetRuntime {
-        request,
-        notebook_id: id,
+    };
+    let switch = SetRuntime {
         runtime,
-        user_id: user.id.clone(),
-        user_name: user.name.clone(),
+        caller: runtime_caller(&user),
         access: access(&record),
-    })
-    .await?;
+    };
+    call(&app, &id, switch).await?;
     Ok(Json(body))
 }
 
@@ -226,52 +213,39 @@ pub(super) async fn full_output(
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     caller_access(&app, &caller, &id).await?;
-    let reply = app
-        .runtimes
-        .call(app.config.runtime_timeout, |request| Command::ReadOutput {
-            request,
-            notebook_id: id.clone(),
-            file: file.clone(),
-        })
-        .await;
-    match reply {
-        Ok(Reply::Output { text, .. }) => {
-            let disposition = format!("attachment; filename=\"{}\"", file.replace('"', ""));
-            let headers = [
-                (
-                    axum::http::header::CONTENT_TYPE,
-                    "text/plain; charset=utf-8".to_owned(),
-                ),
-                (axum::http::header::CONTENT_DISPOSITION, disposition),
-            ];
-            Ok((headers, text).into_response())
-        }
-        Ok(Reply::Error { message, .. }) => {
-            Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", message))
-        }
-        Ok(_) => Err(ApiError::internal(anyhow::anyhow!(
-            "the runtime answered a read with no text"
-        ))),
-        Err(err) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "runtime_unavailable",
-            err.to_string(),
-        )),
-    }
+    let read = ReadOutput { file: file.clone() };
+    let text = call(&app, &id, read).await?;
+    let disposition = format!("attachment; filename=\"{}\"", file.replace('"', ""));
+    let headers = [
+        (
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8".to_owned(),
+        ),
+        (axum::http::header::CONTENT_DISPOSITION, disposition),
+    ];
+    Ok((headers, text).into_response())
 }
 
 /// Interrupt and restart: editors only, answered 202 once the runtime took the command.
 #[tracing::instrument(skip_all, fields(doc_id = %id, user_id = %user.id))]
-async fn control(
+async fn control<R: Request<Response = ()>>(
     app: &App,
     user: &User,
     id: String,
-    make: impl FnOnce(u64, String, RuntimeAccess) -> Command,
+    make: impl FnOnce(RuntimeAccess) -> R,
 ) -> Result<StatusCode, ApiError> {
     let (record, role) = notebook_access(app, user, &id).await?;
     require_editor(role)?;
-    call(app, |request| make(request, id, access(&record))).await?;
+    call(app, &id, make(access(&record))).await?;
     Ok(StatusCode::ACCEPTED)
+}
+
+/// The signed-in caller, as the runtime records who ran a cell or holds a kernel.
+fn runtime_caller(user: &User) -> RuntimeCaller {
+    RuntimeCaller {
+        user_id: user.id.clone(),
+        user_name: user.name.clone(),
+    }
 }
 
 /// What callers may do in a kernel someone else holds, from the notebook's sharing.
@@ -282,34 +256,17 @@ pub(super) fn access(record: &NotebookRecord) -> RuntimeAccess {
     }
 }
 
-/// Calls the runtime and maps its answer and failures to HTTP.
-async fn call(app: &App, make: impl FnOnce(u64) -> Command) -> Result<Vec<String>, ApiError> {
-    match call_reply(app, make).await? {
-        Reply::Ok { queued, .. } => Ok(queued),
-        other => Err(ApiError::internal(anyhow::anyhow!(
-            "unexpected reply: {other:?}"
-        ))),
-    }
-}
-
-/// Calls the runtime; its refusals and failures become HTTP errors, any other reply is
-/// the caller's to read.
-pub(super) async fn call_reply(
+/// Sends `request` to the notebook's runtime and gives back its answer; the runtime's
+/// refusals and failures become HTTP errors.
+pub(super) async fn call<R: Request>(
     app: &App,
-    make: impl FnOnce(u64) -> Command,
-) -> Result<Reply, ApiError> {
-    match app.runtimes.call(app.config.runtime_timeout, make).await {
-        Ok(Reply::Error { code, message, .. }) => {
-            let code = runtime_code(&code);
-            // Someone else's runtime (or cell) is theirs: a permission, not a conflict.
-            let status = if matches!(code, "runtime_not_shared" | "input_not_yours") {
-                StatusCode::FORBIDDEN
-            } else {
-                StatusCode::CONFLICT
-            };
-            Err(ApiError::new(status, code, message))
-        }
-        Ok(reply) => Ok(reply),
+    notebook_id: &str,
+    request: R,
+) -> Result<R::Response, ApiError> {
+    let timeout = app.config.runtime_timeout;
+    match app.runtimes.call(timeout, notebook_id, request).await {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(refusal)) => Err(refused(refusal)),
         Err(err @ HubError::NoRuntime) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "runtime_unavailable",
@@ -323,18 +280,19 @@ pub(super) async fn call_reply(
     }
 }
 
-/// Error codes are `&'static str` at the edge; the runtime's are mapped onto known ones.
-fn runtime_code(code: &str) -> &'static str {
-    match code {
-        "unknown_cell" => "unknown_cell",
-        "kernel_limit" => "kernel_limit",
-        "venv_missing" => "venv_missing",
-        "gpu_unavailable" => "gpu_unavailable",
-        "runtime_not_shared" => "runtime_not_shared",
-        "no_kernel" => "no_kernel",
-        "kernel_busy" => "kernel_busy",
-        "no_input" => "no_input",
-        "input_not_yours" => "input_not_yours",
-        _ => "runtime_error",
-    }
+/// The HTTP answer to a runtime's refusal, under the same code.
+fn refused(refusal: Refusal) -> ApiError {
+    let status = match refusal.code {
+        // Someone else's runtime (or cell) is theirs: a permission, not a conflict.
+        ErrorCode::RuntimeNotShared | ErrorCode::InputNotYours => StatusCode::FORBIDDEN,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::UnknownCell
+        | ErrorCode::KernelLimit
+        | ErrorCode::GpuUnavailable
+        | ErrorCode::NoKernel
+        | ErrorCode::KernelBusy
+        | ErrorCode::NoInput
+        | ErrorCode::RuntimeError => StatusCode::CONFLICT,
+    };
+    ApiError::new(status, refusal.code.as_str(), refusal.message)
 }

@@ -12,11 +12,11 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Json, Router, routing};
-use tandem_protocol::runtime::{Command, Reply};
+use tandem_protocol::runtime::{Complete, Input, Inspect};
 use tandem_protocol::{CompleteRequest, Completions, InputAnswer, InspectRequest, Inspection};
 
 use super::ApiJson;
-use super::execution::{access, call_reply};
+use super::execution::{access, call};
 use crate::App;
 use crate::auth::{SignedIn, notebook_access, require_editor};
 use crate::error::ApiError;
@@ -46,19 +46,13 @@ async fn complete(
     let (record, role) = notebook_access(&app, &user, &id).await?;
     require_editor(role)?;
     check_code(&body.code, body.cursor)?;
-    let reply = call_reply(&app, |request| Command::Complete {
-        request,
-        notebook_id: id,
+    let complete = Complete {
         code: body.code,
         cursor: body.cursor,
         user_id: user.id.clone(),
         access: access(&record),
-    })
-    .await?;
-    match reply {
-        Reply::Completions { completions, .. } => Ok(Json(completions)),
-        other => Err(unexpected(&other)),
-    }
+    };
+    Ok(Json(call(&app, &id, complete).await?))
 }
 
 #[tracing::instrument(skip_all, fields(doc_id = %id, user_id = %user.id))]
@@ -77,20 +71,14 @@ async fn inspect(
             "`detail_level` is 0 (signature and docstring) or 1 (also the source)",
         ));
     }
-    let reply = call_reply(&app, |request| Command::Inspect {
-        request,
-        notebook_id: id,
+    let inspect = Inspect {
         code: body.code,
         cursor: body.cursor,
         detail_level: body.detail_level,
         user_id: user.id.clone(),
         access: access(&record),
-    })
-    .await?;
-    match reply {
-        Reply::Inspection { inspection, .. } => Ok(Json(inspection)),
-        other => Err(unexpected(&other)),
-    }
+    };
+    Ok(Json(call(&app, &id, inspect).await?))
 }
 
 #[tracing::instrument(skip_all, fields(doc_id = %id, user_id = %user.id))]
@@ -108,13 +96,11 @@ async fn input(
             format!("the answer is longer than {MAX_INPUT_BYTES} bytes"),
         ));
     }
-    call_reply(&app, |request| Command::Input {
-        request,
-        notebook_id: id,
+    let answer = Input {
         user_id: user.id.clone(),
         value: body.value,
-    })
-    .await?;
+    };
+    call(&app, &id, answer).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -134,12 +120,6 @@ fn check_code(code: &str, cursor: u32) -> Result<(), ApiError> {
         ));
     }
     Ok(())
-}
-
-fn unexpected(reply: &Reply) -> ApiError {
-    ApiError::internal(anyhow::anyhow!(
-        "the runtime answered with the wrong kind of reply: {reply:?}"
-    ))
 }
 
 #[cfg(test)]

@@ -102,8 +102,8 @@ impl RedisHub {
         if live == 0 {
             return Err(HubError::NoRuntime);
         }
-        let request = command.request();
-        let notebook = keys::notebook_of(&command).to_owned();
+        let request = command.request;
+        let notebook = command.notebook_id.clone();
         let envelope = Envelope {
             reply_to: self.node.clone(),
             deadline_ms: keys::now_ms()
@@ -250,7 +250,7 @@ async fn reply_loop(
         match popped {
             Ok(Some((_, json))) => match serde_json::from_str::<Reply>(&json) {
                 Ok(reply) => {
-                    if let Some(waiter) = lock(&pending).remove(&reply.request()) {
+                    if let Some(waiter) = lock(&pending).remove(&reply.request) {
                         let _ = waiter.send(reply);
                     }
                 }

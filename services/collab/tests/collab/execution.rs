@@ -3,7 +3,7 @@
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use tandem_protocol::runtime::{Command, Reply};
+use tandem_protocol::runtime::{Body, Command, Execute, Outcome, Reply, Target};
 use tokio_tungstenite::tungstenite::Message as Ws;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -83,17 +83,16 @@ async fn execute_reaches_the_runtime_and_answers_what_it_queued() {
         let mut seen = Vec::new();
         while let Some(Ok(Ws::Text(text))) = runtime.next().await {
             let command: Command = serde_json::from_str(&text).unwrap();
-            let reply = match &command {
-                Command::Execute {
-                    request, cell_ids, ..
-                } => Reply::Ok {
-                    request: *request,
-                    queued: cell_ids.clone(),
-                },
-                other => Reply::Ok {
-                    request: other.request(),
-                    queued: vec![],
-                },
+            let queued = match &command.body {
+                Body::Execute(Execute {
+                    target: Target::Cells(cells) | Target::All(cells),
+                    ..
+                }) => cells.clone(),
+                _ => vec![],
+            };
+            let reply = Reply {
+                request: command.request,
+                outcome: Outcome::Ok { queued },
             };
             seen.push(command);
             runtime
@@ -124,40 +123,34 @@ async fn execute_reaches_the_runtime_and_answers_what_it_queued() {
         assert_eq!(status, 202);
     }
     let seen = tokio::time::timeout(WAIT, scripted).await.unwrap().unwrap();
+    assert_eq!(seen[0].notebook_id, nb.id);
     assert!(
-        matches!(&seen[0], Command::Execute { cell_ids, stop_on_error: true, notebook_id, .. }
-        if cell_ids == &["c1", "c2"] && notebook_id == &nb.id)
+        matches!(&seen[0].body, Body::Execute(Execute { target: Target::All(cells), .. })
+        if cells == &["c1", "c2"])
     );
     // Who asked goes along by id and name (for "run by"); no state vector was sent.
     let me = owner.me().await.unwrap();
     assert!(
-        matches!(&seen[0], Command::Execute { user_id, user_name, state_vector: None, .. }
-        if user_id == &me.id && user_name == &me.name)
+        matches!(&seen[0].body, Body::Execute(Execute { caller, state_vector: None, .. })
+        if caller.user_id == me.id && caller.user_name == me.name)
     );
     assert!(matches!(
-        &seen[1],
-        Command::Execute {
-            stop_on_error: false,
+        &seen[1].body,
+        Body::Execute(Execute {
+            target: Target::Cells(_),
             ..
-        }
+        })
     ));
     assert!(
-        matches!(&seen[2], Command::Interrupt { .. })
-            && matches!(&seen[3], Command::Restart { .. })
+        matches!(&seen[2].body, Body::Interrupt(_)) && matches!(&seen[3].body, Body::Restart(_))
     );
     // Each carries the caller and the notebook's rule for someone else's runtime, which the
     // runtime applies (it knows whose kernel runs).
     for command in &seen {
-        let (user, access) = match command {
-            Command::Execute {
-                user_id, access, ..
-            }
-            | Command::Interrupt {
-                user_id, access, ..
-            }
-            | Command::Restart {
-                user_id, access, ..
-            } => (user_id, access),
+        let (user, access) = match &command.body {
+            Body::Execute(Execute { caller, access, .. }) => (&caller.user_id, access),
+            Body::Interrupt(interrupt) => (&interrupt.caller.user_id, &interrupt.access),
+            Body::Restart(restart) => (&restart.caller.user_id, &restart.access),
             other => panic!("{other:?}"),
         };
         assert_eq!(user, &me.id);

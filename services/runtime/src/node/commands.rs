@@ -1,223 +1,149 @@
 //! Command dispatch: each [`Command`] from either link turned into calls on the notebook's
 //! session, after [`Node::authorize`] (whose runtime it is, and the per-user kernel limit:
-//! `holders.rs`), with runtime switches and saved-output downloads.
+//! `holders.rs`), with runtime switches and saved-output downloads. Each request type has a
+//! handler that answers with that type's response ([`Request::Response`]) or a [`Refusal`].
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tandem_protocol::runtime::{Command, Reply, RuntimeAccess};
+use tandem_protocol::runtime::{
+    Body, Caller, Command, Complete, ErrorCode, Execute, Input, Inspect, Interrupt, ReadOutput,
+    Refusal, Reply, Request, Restart, RuntimeAccess, RuntimeKind, SetRuntime, Target, outcome,
+};
+use tandem_protocol::{Completions, Inspection};
 
 use super::Node;
 use super::holders::Action;
+use crate::kernel::Kernel;
 use crate::session::{Holder, SessionError};
 
 /// Largest saved output sent back through the control channel.
 const MAX_OUTPUT_DOWNLOAD: u64 = 32 * 1024 * 1024;
 
 impl Node {
+    /// Handles a command from either link and says what came of it.
     pub(super) async fn handle(&self, command: Command) -> Reply {
-        let request = command.request();
-        let result = match command {
-            Command::Execute {
-                notebook_id,
-                cell_ids,
-                stop_on_error,
-                stale,
-                user_id,
-                user_name,
-                state_vector,
-                access,
-                ..
-            } => {
-                tracing::info!(doc_id = %notebook_id, %user_id, cells = cell_ids.len(), stale, "execute");
-                let group = (stop_on_error || stale)
-                    .then(|| self.next_group.fetch_add(1, Ordering::Relaxed));
-                let caller = Holder {
-                    id: user_id.clone(),
-                    name: user_name.clone(),
-                };
-                if let Err((code, message)) = self
-                    .authorize(&notebook_id, &caller, &access, Action::Execute)
+        let Command {
+            request,
+            notebook_id: id,
+            body,
+        } = command;
+        let outcome = match body {
+            Body::Execute(execute) => outcome::<Execute>(self.execute(&id, execute).await),
+            Body::Interrupt(interrupt) => {
+                outcome::<Interrupt>(self.interrupt(&id, interrupt).await)
+            }
+            Body::Restart(restart) => outcome::<Restart>(self.restart(&id, restart).await),
+            Body::SetRuntime(switch) => outcome::<SetRuntime>(self.set_runtime(&id, switch).await),
+            Body::Complete(complete) => outcome::<Complete>(self.complete(&id, complete).await),
+            Body::Inspect(inspect) => outcome::<Inspect>(self.inspect(&id, inspect).await),
+            Body::Input(input) => outcome::<Input>(self.input(&id, input).await),
+            Body::ReadOutput(read) => outcome::<ReadOutput>(
+                self.read_output(&id, &read.file)
                     .await
-                {
-                    return refused(request, code, message);
-                }
-                self.point_drive(&notebook_id).await;
-                let requester = crate::session::Requester::from_wire(
-                    &user_id,
-                    &user_name,
-                    state_vector.as_deref(),
-                );
-                match self.session(&notebook_id).await {
-                    Ok(session) if stale => session
-                        .execute_stale(group, requester)
-                        .await
-                        .inspect(|queued| crate::metrics::executions(queued.len())),
-                    Ok(session) => session
-                        .execute_for(cell_ids, group, requester)
-                        .await
-                        .inspect(|queued| crate::metrics::executions(queued.len())),
-                    Err(err) => Err(err),
-                }
-            }
-            Command::Interrupt {
-                notebook_id,
-                user_id,
-                access,
-                ..
-            } => match self.running(&notebook_id).await {
-                Some(session) => {
-                    let caller = Holder {
-                        id: user_id,
-                        name: String::new(),
-                    };
-                    if let Err((code, message)) = self
-                        .authorize(&notebook_id, &caller, &access, Action::Interrupt)
-                        .await
-                    {
-                        return refused(request, code, message);
-                    }
-                    session.interrupt().await.map(|()| Vec::new())
-                }
-                None => Ok(Vec::new()),
-            },
-            Command::SetRuntime {
-                notebook_id,
-                runtime,
-                user_id,
-                user_name,
-                access,
-                ..
-            } => {
-                let caller = Holder {
-                    id: user_id,
-                    name: user_name,
-                };
-                return match self
-                    .set_runtime(&notebook_id, &runtime, &caller, &access)
-                    .await
-                {
-                    Ok(()) => Reply::Ok {
-                        request,
-                        queued: Vec::new(),
-                    },
-                    Err((code, message)) => Reply::Error {
-                        request,
-                        code: code.to_owned(),
-                        message,
-                    },
-                };
-            }
-            Command::Complete {
-                notebook_id,
-                code,
-                cursor,
-                user_id,
-                access,
-                ..
-            } => {
-                let kernel = match self.query_kernel(&notebook_id, &user_id, &access).await {
-                    Ok(kernel) => kernel,
-                    Err((code, message)) => return refused(request, code, message),
-                };
-                // The answer is awaited without the kernel: a restart meanwhile ends it.
-                let answer = kernel.complete(&code, cursor);
-                drop(kernel);
-                return match answer.await {
-                    Ok(completions) => Reply::Completions {
-                        request,
-                        completions,
-                    },
-                    Err(error) => refused(request, "kernel_busy", error.to_string()),
-                };
-            }
-            Command::Inspect {
-                notebook_id,
-                code,
-                cursor,
-                detail_level,
-                user_id,
-                access,
-                ..
-            } => {
-                let kernel = match self.query_kernel(&notebook_id, &user_id, &access).await {
-                    Ok(kernel) => kernel,
-                    Err((code, message)) => return refused(request, code, message),
-                };
-                let answer = kernel.inspect(&code, cursor, detail_level);
-                drop(kernel);
-                return match answer.await {
-                    Ok(inspection) => Reply::Inspection {
-                        request,
-                        inspection,
-                    },
-                    Err(error) => refused(request, "kernel_busy", error.to_string()),
-                };
-            }
-            Command::Input {
-                notebook_id,
-                user_id,
-                value,
-                ..
-            } => match self.running(&notebook_id).await {
-                Some(session) => session
-                    .answer_input(&user_id, value)
-                    .await
-                    .map(|()| Vec::new()),
-                None => Err(SessionError::NoInput),
-            },
-            Command::ReadOutput {
-                notebook_id, file, ..
-            } => {
-                return match self.read_output(&notebook_id, &file).await {
-                    Ok(text) => Reply::Output { request, text },
-                    Err(message) => Reply::Error {
-                        request,
-                        code: "not_found".to_owned(),
-                        message,
-                    },
-                };
-            }
-            Command::Restart {
-                notebook_id,
-                user_id,
-                user_name,
-                access,
-                ..
-            } => match self.running(&notebook_id).await {
-                Some(session) => {
-                    let caller = Holder {
-                        id: user_id,
-                        name: user_name,
-                    };
-                    if let Err((code, message)) = self
-                        .authorize(&notebook_id, &caller, &access, Action::Restart)
-                        .await
-                    {
-                        return refused(request, code, message);
-                    }
-                    // A takeover: the fresh kernel sees its new holder's drive.
-                    self.point_drive(&notebook_id).await;
-                    session.restart().await.map(|()| Vec::new())
-                }
-                None => Ok(Vec::new()),
-            },
+                    .map_err(|message| Refusal::new(ErrorCode::NotFound, message)),
+            ),
         };
-        match result {
-            Ok(queued) => Reply::Ok { request, queued },
-            Err(err) => {
-                let code = match err {
-                    SessionError::UnknownCell(_) | SessionError::NotACodeCell(_) => "unknown_cell",
-                    SessionError::Connect(_) | SessionError::Closed => "runtime_error",
-                    SessionError::NoInput => "no_input",
-                    SessionError::NotYourInput(_) => "input_not_yours",
-                };
-                Reply::Error {
-                    request,
-                    code: code.to_owned(),
-                    message: err.to_string(),
-                }
+        Reply { request, outcome }
+    }
+
+    async fn execute(
+        &self,
+        notebook_id: &str,
+        execute: Execute,
+    ) -> Result<<Execute as Request>::Response, Refusal> {
+        let Execute {
+            target,
+            caller,
+            state_vector,
+            access,
+        } = execute;
+        let (cells, stale) = match &target {
+            Target::Cells(cells) | Target::All(cells) => (cells.len(), false),
+            Target::Stale => (0, true),
+        };
+        tracing::info!(doc_id = %notebook_id, user_id = %caller.user_id, cells, stale, "execute");
+        let group = (!matches!(target, Target::Cells(_)))
+            .then(|| self.next_group.fetch_add(1, Ordering::Relaxed));
+        let holder = holder(&caller);
+        self.authorize(notebook_id, &holder, &access, Action::Execute)
+            .await?;
+        self.point_drive(notebook_id).await;
+        let requester = crate::session::Requester::from_wire(
+            &caller.user_id,
+            &caller.user_name,
+            state_vector.as_deref(),
+        );
+        let session = self.session(notebook_id).await.map_err(refusal)?;
+        let queued = match target {
+            Target::Stale => session.execute_stale(group, requester).await,
+            Target::Cells(cells) | Target::All(cells) => {
+                session.execute_for(cells, group, requester).await
             }
         }
+        .map_err(refusal)?;
+        crate::metrics::executions(queued.len());
+        Ok(queued)
+    }
+
+    async fn interrupt(&self, notebook_id: &str, interrupt: Interrupt) -> Result<(), Refusal> {
+        let Some(session) = self.running(notebook_id).await else {
+            return Ok(());
+        };
+        let caller = holder(&interrupt.caller);
+        self.authorize(notebook_id, &caller, &interrupt.access, Action::Interrupt)
+            .await?;
+        session.interrupt().await.map_err(refusal)
+    }
+
+    async fn restart(&self, notebook_id: &str, restart: Restart) -> Result<(), Refusal> {
+        let Some(session) = self.running(notebook_id).await else {
+            return Ok(());
+        };
+        let caller = holder(&restart.caller);
+        self.authorize(notebook_id, &caller, &restart.access, Action::Restart)
+            .await?;
+        // A takeover: the fresh kernel sees its new holder's drive.
+        self.point_drive(notebook_id).await;
+        session.restart().await.map_err(refusal)
+    }
+
+    async fn complete(
+        &self,
+        notebook_id: &str,
+        complete: Complete,
+    ) -> Result<Completions, Refusal> {
+        let kernel = self
+            .query_kernel(notebook_id, &complete.user_id, &complete.access)
+            .await?;
+        // The answer is awaited without the kernel: a restart meanwhile ends it.
+        let answer = kernel.complete(&complete.code, complete.cursor);
+        drop(kernel);
+        answer
+            .await
+            .map_err(|error| Refusal::new(ErrorCode::KernelBusy, error.to_string()))
+    }
+
+    async fn inspect(&self, notebook_id: &str, inspect: Inspect) -> Result<Inspection, Refusal> {
+        let kernel = self
+            .query_kernel(notebook_id, &inspect.user_id, &inspect.access)
+            .await?;
+        let answer = kernel.inspect(&inspect.code, inspect.cursor, inspect.detail_level);
+        drop(kernel);
+        answer
+            .await
+            .map_err(|error| Refusal::new(ErrorCode::KernelBusy, error.to_string()))
+    }
+
+    async fn input(&self, notebook_id: &str, input: Input) -> Result<(), Refusal> {
+        let session = self
+            .running(notebook_id)
+            .await
+            .ok_or_else(|| refusal(SessionError::NoInput))?;
+        session
+            .answer_input(&input.user_id, input.value)
+            .await
+            .map_err(refusal)
     }
 
     /// The notebook's running kernel, for a completion or inspection by `user_id`: they must
@@ -227,11 +153,11 @@ impl Node {
         notebook_id: &str,
         user_id: &str,
         access: &RuntimeAccess,
-    ) -> Result<std::sync::Arc<crate::kernel::Kernel>, (&'static str, String)> {
+    ) -> Result<Arc<Kernel>, Refusal> {
         let no_kernel = || {
-            (
-                "no_kernel",
-                "no kernel runs in this notebook yet: run a cell to start one".to_owned(),
+            Refusal::new(
+                ErrorCode::NoKernel,
+                "no kernel runs in this notebook yet: run a cell to start one",
             )
         };
         let session = self.running(notebook_id).await.ok_or_else(no_kernel)?;
@@ -246,27 +172,21 @@ impl Node {
 
     /// Switches a notebook between the CPU and GPU runtimes: its session (and kernel) is
     /// replaced by one on the new device, started at once so everyone sees the change.
-    async fn set_runtime(
-        &self,
-        notebook_id: &str,
-        runtime: &str,
-        caller: &Holder,
-        access: &RuntimeAccess,
-    ) -> Result<(), (&'static str, String)> {
-        let gpu = runtime == "gpu";
+    async fn set_runtime(&self, notebook_id: &str, switch: SetRuntime) -> Result<(), Refusal> {
+        let gpu = switch.runtime == RuntimeKind::Gpu;
         if gpu && !self.cuda_available().await {
-            return Err((
-                "gpu_unavailable",
+            return Err(Refusal::new(
+                ErrorCode::GpuUnavailable,
                 "no GPU runtime here: this server has no CUDA build or no usable NVIDIA GPU; \
-                 the notebook stays on the CPU"
-                    .to_owned(),
+                 the notebook stays on the CPU",
             ));
         }
         if gpu == self.gpu.lock().await.contains(notebook_id) {
             return Ok(());
         }
         // A switch restarts the kernel: the same rule as a restart.
-        self.authorize(notebook_id, caller, access, Action::Restart)
+        let caller = holder(&switch.caller);
+        self.authorize(notebook_id, &caller, &switch.access, Action::Restart)
             .await?;
         self.point_drive(notebook_id).await;
         let changed = {
@@ -287,7 +207,7 @@ impl Node {
         self.start_session(notebook_id, true)
             .await
             .map(|_| ())
-            .map_err(|e| ("runtime_error", e.to_string()))
+            .map_err(refusal)
     }
 
     /// The full text of a truncated output of `notebook_id`, from the file its session wrote.
@@ -324,11 +244,21 @@ impl Node {
     }
 }
 
-/// A refusal from [`Node::authorize`] as the reply to `request`.
-fn refused(request: u64, code: &str, message: String) -> Reply {
-    Reply::Error {
-        request,
-        code: code.to_owned(),
-        message,
+/// Who asked, as the node records a kernel's holder.
+fn holder(caller: &Caller) -> Holder {
+    Holder {
+        id: caller.user_id.clone(),
+        name: caller.user_name.clone(),
     }
+}
+
+/// A session's failure as the runtime's refusal.
+fn refusal(error: SessionError) -> Refusal {
+    let code = match error {
+        SessionError::UnknownCell(_) | SessionError::NotACodeCell(_) => ErrorCode::UnknownCell,
+        SessionError::Connect(_) | SessionError::Closed => ErrorCode::RuntimeError,
+        SessionError::NoInput => ErrorCode::NoInput,
+        SessionError::NotYourInput(_) => ErrorCode::InputNotYours,
+    };
+    Refusal::new(code, error.to_string())
 }

@@ -56,7 +56,7 @@ impl Node {
                             continue;
                         }
                     };
-                    if command.is_query() {
+                    if command.body.is_query() {
                         // A completion may wait seconds for a busy kernel: it must not hold
                         // up other notebooks' commands, which are handled in order.
                         let (node, replies) = (Arc::clone(self), replies.clone());

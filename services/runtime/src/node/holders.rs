@@ -19,15 +19,10 @@
 
 use std::collections::HashMap;
 
-use tandem_protocol::runtime::RuntimeAccess;
+use tandem_protocol::runtime::{ErrorCode, Refusal, RuntimeAccess};
 
 use super::Node;
 use crate::session::{Holder, HolderLink};
-
-/// The error code of a refusal, 403 at the HTTP API.
-pub(super) const NOT_SHARED: &str = "runtime_not_shared";
-/// The error code of a caller at the per-user kernel limit, 409 at the HTTP API.
-pub(super) const KERNEL_LIMIT: &str = "kernel_limit";
 
 /// The holders of the notebooks' kernels on this node.
 #[derive(Debug, Default)]
@@ -163,7 +158,7 @@ impl Node {
         caller: &Holder,
         access: &RuntimeAccess,
         action: Action,
-    ) -> Result<(), (&'static str, String)> {
+    ) -> Result<(), Refusal> {
         let sessions = self.sessions.lock().await;
         let live = |id: &str| {
             sessions
@@ -175,7 +170,9 @@ impl Node {
         let decision = decide(holders.current.get(notebook_id), &caller.id, access, action);
         let message = match decision {
             Decision::Proceed => return Ok(()),
-            Decision::Refuse(message) => return Err((NOT_SHARED, message)),
+            Decision::Refuse(message) => {
+                return Err(Refusal::new(ErrorCode::RuntimeNotShared, message));
+            }
             Decision::Claim if caller.id.is_empty() => {
                 // Nobody signed in (an older collab service): no holder to record.
                 return Ok(());
@@ -197,7 +194,7 @@ impl Node {
                 )
             }
         };
-        Err((KERNEL_LIMIT, message))
+        Err(Refusal::new(ErrorCode::KernelLimit, message))
     }
 }
 

@@ -25,7 +25,7 @@ use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use tandem_protocol::redis_link::{self as keys, Envelope};
-use tandem_protocol::runtime::{Command, Reply};
+use tandem_protocol::runtime::{ErrorCode, Outcome, Refusal, Reply};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -249,7 +249,7 @@ impl Link {
     async fn received(self: &Arc<Self>, json: &str) {
         match serde_json::from_str::<Envelope>(json) {
             // Completions must not hold up the commands queued behind them.
-            Ok(envelope) if envelope.command.is_query() => {
+            Ok(envelope) if envelope.command.body.is_query() => {
                 let link = Arc::clone(self);
                 tokio::spawn(async move { link.dispatch(envelope).await });
             }
@@ -263,16 +263,13 @@ impl Link {
     async fn dispatch(&self, mut envelope: Envelope) {
         if keys::now_ms() > envelope.deadline_ms {
             tracing::debug!(
-                request = envelope.command.request(),
+                request = envelope.command.request,
                 "dropping an expired command"
             );
             return;
         }
-        let notebook = keys::notebook_of(&envelope.command).to_owned();
-        let starts_session = matches!(
-            envelope.command,
-            Command::Execute { .. } | Command::SetRuntime { .. }
-        );
+        let notebook = envelope.command.notebook_id.clone();
+        let starts_session = envelope.command.body.starts_kernel();
         let owner = if self.node.running(&notebook).await.is_some() {
             Ok(self.id.clone())
         } else if starts_session {
@@ -283,7 +280,7 @@ impl Link {
                 .await
                 .map(|owner| owner.unwrap_or_else(|| self.id.clone()))
         };
-        let request = envelope.command.request();
+        let request = envelope.command.request;
         let owner = match owner {
             Ok(owner) => owner,
             Err(err) => {
@@ -500,9 +497,8 @@ impl Link {
 }
 
 fn error(request: u64, message: String) -> Reply {
-    Reply::Error {
+    Reply {
         request,
-        code: "runtime_error".to_owned(),
-        message,
+        outcome: Outcome::Error(Refusal::new(ErrorCode::RuntimeError, message)),
     }
 }

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use tandem_protocol::runtime::RuntimeKind;
 
 use serde_json::{Map as JsonMap, Value};
 use yrs::{Any, Array, ArrayRef, GetString, Map, MapPrelim, MapRef, Out, ReadTxn, Transact};
@@ -49,7 +50,7 @@ impl KernelStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct KernelState {
     pub status: KernelStatus,
-    pub runtime: &'static str,
+    pub runtime: RuntimeKind,
     pub execution_count: Option<u32>,
     pub queue: Vec<String>,
     pub running: Option<String>,
@@ -117,7 +118,7 @@ fn usage_to_any(usage: &crate::kernel::Usage) -> Any {
 }
 
 impl KernelState {
-    pub(crate) fn new(runtime: &'static str) -> Self {
+    pub(crate) fn new(runtime: RuntimeKind) -> Self {
         KernelState {
             status: KernelStatus::NotStarted,
             runtime,
@@ -141,7 +142,7 @@ impl KernelState {
         let strings: Vec<Any> = self.queue.iter().map(|id| Any::from(id.as_str())).collect();
         [
             ("status", Some(Any::from(self.status.as_str()))),
-            ("runtime", Some(Any::from(self.runtime))),
+            ("runtime", Some(Any::from(self.runtime.as_str()))),
             (
                 "execution_count",
                 Some(
@@ -372,7 +373,7 @@ mod tests {
     #[test]
     fn kernel_state_writes_only_changes_and_removes_reason() {
         let nb = Notebook::new();
-        let mut state = KernelState::new("cpu");
+        let mut state = KernelState::new(RuntimeKind::Cpu);
         write_kernel_state(&nb, &state, None);
         assert_eq!(
             kernel_json(&nb),
