@@ -125,6 +125,15 @@ pub enum Command {
     },
     /// Run a read on the document once everything applied so far is durable.
     Read(Box<dyn FnOnce(&Doc) + Send>),
+    /// Answer once the document includes this state vector and what it includes is durable
+    /// (checked after each batch, and after updates from other nodes). Dropping the receiver
+    /// withdraws the wait. Use [`RoomHandle::includes`].
+    WhenIncludes {
+        /// The state to wait for.
+        state: yrs::StateVector,
+        /// Resolved when the document includes it.
+        reply: oneshot::Sender<()>,
+    },
     /// A change the server itself makes to the document (a title, a comments revision): run
     /// as one local transaction on the room's document, whose update is then persisted and
     /// broadcast exactly like a client's (durable first). Use [`RoomHandle::edit`].
@@ -174,6 +183,23 @@ impl RoomHandle {
 }
 
 impl RoomHandle {
+    /// Waits until the document includes `state` (a client's edits sent over its WebSocket
+    /// while its request came over HTTP), durably, for at most `within`. Returns whether it
+    /// does.
+    pub async fn includes(
+        &self,
+        state: yrs::StateVector,
+        within: std::time::Duration,
+    ) -> Result<bool, RoomError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::WhenIncludes { state, reply }).await?;
+        match tokio::time::timeout(within, answer).await {
+            Ok(Ok(())) => Ok(true),
+            Ok(Err(_)) => Err(RoomError::Stopped),
+            Err(_) => Ok(false),
+        }
+    }
+
     /// Changes the document as the server: `f` runs in one transaction on the room's
     /// document, and this returns once the change is durable and on its way to every
     /// connection, as a client's update would be.

@@ -10,7 +10,8 @@
 //!
 //! An execute may carry the caller's state vector: its edits travel over its WebSocket while
 //! the request travels over HTTP, so the service first waits (up to [`CATCH_UP`]) until the
-//! room's document includes that state, then passes it on, and the runtime waits likewise for
+//! room's document includes that state (the room answers after the batch that brings it,
+//! [`RoomHandle::includes`]), then passes it on, and the runtime waits likewise for
 //! its own replica before it reads the cells' code. The caller's last keystroke always runs.
 
 use std::time::Duration;
@@ -38,9 +39,6 @@ use crate::store::{NotebookRecord, User};
 /// there within a round trip; past this the cells run with what the room has (and a warning
 /// is logged), so a bogus state vector cannot hold a request for long.
 const CATCH_UP: Duration = Duration::from_secs(2);
-
-/// How often the room is asked again while waiting for the caller's edits.
-const CATCH_UP_POLL: Duration = Duration::from_millis(5);
 
 #[tracing::instrument(skip_all, fields(doc_id = %id, user_id = %user.id))]
 pub(super) async fn execute(
@@ -131,26 +129,18 @@ async fn caught_up(room: &RoomHandle, encoded: &str) -> Result<Option<String>, A
         .decode(encoded)
         .map_err(|e| invalid(e.to_string()))?;
     let wanted = yrs::StateVector::decode_v1(&bytes).map_err(|e| invalid(e.to_string()))?;
-    let wanted = std::sync::Arc::new(wanted);
-    let deadline = tokio::time::Instant::now() + CATCH_UP;
-    loop {
-        let check = std::sync::Arc::clone(&wanted);
-        let included = room
-            .read(move |doc| tandem_crdt::doc_includes(doc, &check))
-            .await
-            .map_err(|_| ApiError::notebook_not_found())?;
-        if included {
-            return Ok(Some(encoded.to_owned()));
-        }
-        if tokio::time::Instant::now() >= deadline {
-            tracing::warn!(
-                wait = ?CATCH_UP,
-                "the caller's edits did not reach the room in time; running what it has"
-            );
-            return Ok(None);
-        }
-        tokio::time::sleep(CATCH_UP_POLL).await;
+    let included = room
+        .includes(wanted, CATCH_UP)
+        .await
+        .map_err(|_| ApiError::notebook_not_found())?;
+    if included {
+        return Ok(Some(encoded.to_owned()));
     }
+    tracing::warn!(
+        wait = ?CATCH_UP,
+        "the caller's edits did not reach the room in time; running what it has"
+    );
+    Ok(None)
 }
 
 pub(super) async fn interrupt(

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use tandem_protocol::close;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use yrs::sync::{Awareness, Message, SyncMessage};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
@@ -100,6 +100,8 @@ struct Room {
     versions: crate::versions::Tracker,
     /// The last signed-in person whose edit the room recorded (the home page shows it).
     last_editor: Option<std::sync::Arc<str>>,
+    /// Callers waiting until the document includes a state vector.
+    waiting: Vec<(yrs::StateVector, oneshot::Sender<()>)>,
 }
 
 /// Why a room stops serving.
@@ -194,6 +196,7 @@ impl RoomActor {
                     room.handle_remote(event, &self.rooms).await;
                     room.send_awareness();
                     room.release();
+                    room.answer_waiting();
                     continue;
                 }
                 () = renewals_due(room.outbox.renewal_due()) => {
@@ -224,6 +227,7 @@ impl RoomActor {
                 | Command::Resync { .. }
                 | Command::Leave { .. }
                 | Command::Read(_)
+                | Command::WhenIncludes { .. }
                 | Command::Edit(_)
                 | Command::Version(_) => {}
             }
@@ -273,6 +277,7 @@ impl Room {
             remote,
             versions: crate::versions::Tracker::new(rooms.settings().versions.interval),
             last_editor: None,
+            waiting: Vec::new(),
         })
     }
 
@@ -340,6 +345,7 @@ impl Room {
                     }
                     f(self.awareness.doc());
                 }
+                Command::WhenIncludes { state, reply } => self.waiting.push((state, reply)),
                 Command::Edit(f) => self.apply_local(f),
                 Command::Version(request) => {
                     if let Some(stop) = self.handle_version(request, rooms).await {
@@ -357,7 +363,26 @@ impl Room {
         if !flushed {
             return Some(Stop::StoreFailed);
         }
+        self.answer_waiting();
         None
+    }
+
+    /// Answers the callers whose state the (durable) document now includes, and forgets
+    /// those who stopped waiting.
+    fn answer_waiting(&mut self) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        for (state, reply) in std::mem::take(&mut self.waiting) {
+            if reply.is_closed() {
+                continue;
+            }
+            if tandem_crdt::doc_includes(self.awareness.doc(), &state) {
+                let _ = reply.send(());
+            } else {
+                self.waiting.push((state, reply));
+            }
+        }
     }
 
     /// Handles one message. `Err` stops the room (its document can no longer be trusted).

@@ -185,3 +185,51 @@ pub async fn wait(mut cond: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// An execute waits until the room holds the caller's edits (`RoomHandle::includes`): the
+/// room answers after the batch that brings them, not by being polled, and not before.
+#[tokio::test]
+async fn the_room_answers_once_it_includes_a_state_vector() {
+    use yrs::Text;
+    let server = TestServer::start().await;
+    let owner = server.client("owner@example.com").await;
+    let nb = owner.create_notebook("includes", None).await.unwrap();
+    let watcher = server.connect(&owner, &nb.id).await;
+    let room = server.app.rooms.get(&nb.id);
+
+    // A client's edit that has not been sent yet.
+    let client = yrs::Doc::new();
+    let text = client.get_or_insert_text("t");
+    text.insert(&mut client.transact_mut(), 0, "typed just before the run");
+    let wanted = client.transact().state_vector();
+    let waiting = {
+        let (room, wanted) = (room.clone(), wanted.clone());
+        tokio::spawn(async move { room.includes(wanted, Duration::from_secs(30)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "answered before the edit arrived");
+
+    // The edit arrives over the WebSocket: the wait ends, and everyone has the edit.
+    let mut raw = raw_connect(&server, &nb.id, owner.token()).await;
+    let update = client
+        .transact()
+        .encode_state_as_update_v1(&StateVector::default());
+    send(&mut raw, &Message::Sync(SyncMessage::Update(update))).await;
+    let included = tokio::time::timeout(WAIT, waiting).await.unwrap().unwrap();
+    assert!(included.unwrap());
+    wait_for_text(&watcher, "t", "typed just before the run").await;
+    // Asked again once it is there, the room answers at once (after its next batch).
+    assert!(room.includes(wanted, WAIT).await.unwrap());
+
+    // A state the room never sees: a bounded wait, then no.
+    let mut unseen = StateVector::default();
+    unseen.set_max(yrs::ClientID::new(424_242), 7);
+    let started = std::time::Instant::now();
+    assert!(
+        !room
+            .includes(unseen, Duration::from_millis(300))
+            .await
+            .unwrap()
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}
