@@ -212,7 +212,7 @@ pub fn is_valid_cell_id(id: &str) -> bool {
 }
 
 /// Converts JSON to a yrs value for storing as a plain (non-collaborative) value.
-pub(crate) fn json_to_any(value: &Value) -> Any {
+pub fn json_to_any(value: &Value) -> Any {
     match value {
         Value::Null => Any::Null,
         Value::Bool(b) => Any::Bool(*b),
@@ -222,12 +222,17 @@ pub(crate) fn json_to_any(value: &Value) -> Any {
         },
         Value::String(s) => Any::String(Arc::from(s.as_str())),
         Value::Array(items) => Any::Array(items.iter().map(json_to_any).collect()),
-        Value::Object(map) => Any::Map(Arc::new(
-            map.iter()
-                .map(|(k, v)| (k.clone(), json_to_any(v)))
-                .collect::<HashMap<_, _>>(),
-        )),
+        Value::Object(map) => object_to_any(map),
     }
+}
+
+/// [`json_to_any`] of a JSON object.
+pub fn object_to_any(map: &JsonMap<String, Value>) -> Any {
+    Any::Map(Arc::new(
+        map.iter()
+            .map(|(k, v)| (k.clone(), json_to_any(v)))
+            .collect::<HashMap<_, _>>(),
+    ))
 }
 
 /// A JSON object as a `Y.Map` prelim whose values are plain JSON: how both jupyter_ydoc and

@@ -274,35 +274,9 @@ pub enum Event {
     },
 }
 
-/// One entry of the variable inspector: a tensor, numpy array, pandas DataFrame or Series,
-/// or scalar (bool, int, float, complex, str, numpy scalar) in the user namespace. Names
-/// starting with `_`, IPython's own (`In`, `Out`, ...) and every other kind of object
-/// (modules, functions, classes, ...) are left out.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Variable {
-    /// The variable's name.
-    pub name: String,
-    /// Its type: `tandem.Tensor`, `numpy.ndarray`, `pandas.DataFrame`, `pandas.Series`,
-    /// `int`, `float`, `str`, `numpy.float32`, ...
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Dimensions, for tensors, arrays and frames.
-    #[serde(default)]
-    pub shape: Option<Vec<u64>>,
-    /// Element type (`float32`, ...), for tensors, arrays, Series and numpy scalars.
-    #[serde(default)]
-    pub dtype: Option<String>,
-    /// `cpu` or `cuda:N`, for tensors.
-    #[serde(default)]
-    pub device: Option<String>,
-    /// Size of the data in bytes (a frame's columns and index, not the Python objects
-    /// they may hold).
-    #[serde(default)]
-    pub bytes: Option<u64>,
-    /// `repr` of a scalar, cut at 80 characters.
-    #[serde(default)]
-    pub value: Option<String>,
-}
+/// One entry of the variable inspector, as the worker reports it after each cell: the shape
+/// the session writes into `state.kernel.variables`.
+pub use tandem_crdt::kernel::Variable;
 
 /// What a cell's code binds and reads at module level (see `python/tandem_names.py`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -325,7 +325,10 @@ impl Node {
         config.output_cap_bytes = self.config.kernels.output_cap;
         config.interrupt_grace = self.config.kernels.interrupt_grace;
         config.idle_timeout = self.config.kernels.kernel_idle_timeout;
-        config.runtime = runtime;
+        config.runtime = match runtime {
+            RuntimeKind::Cpu => tandem_crdt::kernel::KernelRuntime::Cpu,
+            RuntimeKind::Gpu => tandem_crdt::kernel::KernelRuntime::Gpu,
+        };
         config.gpu = if gpu { gpu_description().await } else { None };
         config.eager_start = eager;
         config.max_lifetime = self.config.kernels.kernel_max_lifetime;

@@ -156,7 +156,7 @@ pub struct SessionConfig {
     /// directory's `.tandem-outputs`, so the notebook's own code can read it too.
     pub full_output_dir: Option<PathBuf>,
     /// `state.kernel.runtime`: `"cpu"` or `"gpu"`.
-    pub runtime: tandem_protocol::runtime::RuntimeKind,
+    pub runtime: tandem_crdt::kernel::KernelRuntime,
     /// `state.kernel.gpu` on a GPU runtime: the card's name and memory, for everyone to see.
     pub gpu: Option<String>,
     /// An idle kernel is shut down after this long without a cell running.
@@ -183,7 +183,7 @@ impl SessionConfig {
             interrupt_grace: DEFAULT_INTERRUPT_GRACE,
             eager_start: false,
             full_output_dir: None,
-            runtime: tandem_protocol::runtime::RuntimeKind::Cpu,
+            runtime: tandem_crdt::kernel::KernelRuntime::Cpu,
             gpu: None,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_lifetime: DEFAULT_MAX_LIFETIME,

@@ -11,28 +11,13 @@
 
 import * as Y from "yjs";
 import { uuid } from "../dom";
+import type { KernelState } from "../generated/kernel";
 
 export type CellType = "code" | "markdown" | "raw";
 
-export interface KernelState {
-  status: "not_started" | "starting" | "idle" | "busy" | "dead" | string;
-  runtime?: "cpu" | "gpu" | string;
-  execution_count?: number | null;
-  queue: string[];
-  running?: string | null;
-  reason?: string;
-  idle_shutdown_at?: number;
-  lifetime_ends_at?: number;
-  gpu?: string;
-  /** Stale cells, in notebook order (written by the runtime, as `tandem_stale` on each). */
-  stale?: string[];
-  /** Who the kernel runs for (who started it), while it runs: see runtime.ts. */
-  holder?: { id: string; name: string };
-  /** The running cell waits in `input()` for the person who ran it: see stdin.ts. */
-  input?: import("./stdin").InputRequest;
-  /** The kernel's memory and disk, sampled while it runs: see resources.ts. */
-  resources?: import("./resources").Resources;
-}
+/** `state.kernel`, written by the runtime: the types are generated from the Rust ones
+ * (`crdt/src/kernel.rs` → `src/generated/kernel.ts`). */
+export type { KernelState, KernelStatus, Person } from "../generated/kernel";
 
 export class NotebookDoc {
   readonly cells: Y.Array<Y.Map<unknown>>;
@@ -112,13 +97,20 @@ export class NotebookDoc {
     return replacement;
   }
 
+  /** `state.kernel`; before any runtime wrote it (or where a key is missing), what a
+   * notebook without a kernel shows. */
   kernel(): KernelState {
     const kernel = this.state.get("kernel");
     const json = (kernel instanceof Y.Map ? kernel.toJSON() : kernel ?? {}) as Partial<KernelState>;
     return {
       ...json,
       status: json.status ?? "not_started",
+      runtime: json.runtime ?? "cpu",
+      execution_count: json.execution_count ?? null,
       queue: Array.isArray(json.queue) ? json.queue : [],
+      running: json.running ?? null,
+      variables: Array.isArray(json.variables) ? json.variables : [],
+      stale: Array.isArray(json.stale) ? json.stale : [],
     };
   }
 }

@@ -7,12 +7,8 @@ import { h } from "../dom";
 import type { KernelState } from "./doc";
 
 /** `state.kernel.resources`, in bytes. */
-export interface Resources {
-  memory_bytes: number;
-  memory_limit_bytes: number;
-  disk_bytes: number;
-  disk_limit_bytes: number;
-}
+/** `state.kernel.resources` (generated from the Rust type). */
+export type { Resources } from "../generated/kernel";
 
 /** 1536 MiB → "1.5 GB"; binary units with the short names people read, as Colab does. */
 export function formatBytes(bytes: number): string {

@@ -11,12 +11,10 @@
 
 import { api, Me } from "../api";
 import { h } from "../dom";
-import { KernelState } from "./doc";
+import type { KernelState, Person } from "./doc";
 
-export interface Holder {
-  id: string;
-  name: string;
-}
+/** `state.kernel.holder` (generated from the Rust type). */
+export type Holder = Person;
 
 /** The holder of the running kernel; none when no kernel runs (or the runtime wrote none). */
 export function holderOf(kernel: KernelState): Holder | null {

@@ -6,15 +6,12 @@
 
 import { api } from "../api";
 import { h, toast } from "../dom";
+import type { InputPrompt } from "../generated/kernel";
 import type { KernelState } from "./doc";
 
 /** `state.kernel.input`, as the runtime writes it. */
-export interface InputRequest {
-  cell: string;
-  prompt: string;
-  password: boolean;
-  by: { id: string; name: string } | null;
-}
+/** `state.kernel.input` (generated from the Rust type). */
+export type InputRequest = InputPrompt;
 
 export function inputRequest(kernel: KernelState): InputRequest | null {
   const input = kernel.input;

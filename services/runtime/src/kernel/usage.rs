@@ -3,30 +3,18 @@
 
 use std::path::Path;
 
-use serde::Serialize;
-
 use super::Kernel;
 
 /// Most directory entries one disk count walks (an unsandboxed kernel's scratch folder):
 /// beyond it the count stops, so a folder of millions of files cannot stall the sampler.
 const MAX_ENTRIES: usize = 200_000;
 
-/// A kernel's memory and disk use, in bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Usage {
-    /// In a sandbox: its cgroup's memory (every process in it, tmpfs files included);
-    /// otherwise the worker process's resident set.
-    pub memory_bytes: u64,
-    /// The cgroup's limit, or the address-space limit, or the machine's memory, whichever
-    /// applies (the smallest).
-    pub memory_limit_bytes: u64,
-    /// In a sandbox: what its `/content` filesystem holds; otherwise the size of the files
-    /// in the kernel's scratch folder (the Drive, a link, not counted).
-    pub disk_bytes: u64,
-    /// In a sandbox: the size of `/content`; otherwise what the scratch folder holds plus
-    /// the free space of its filesystem.
-    pub disk_limit_bytes: u64,
-}
+/// A kernel's memory and disk use, in bytes (in a sandbox: its cgroup's memory, every
+/// process in it and tmpfs files included, and what its `/content` filesystem holds, against
+/// the cgroup's limit and the size of `/content`; otherwise the worker's resident set against
+/// the smallest applicable limit, and the files of its scratch folder, the Drive not counted,
+/// against what they hold plus the free space), as `state.kernel.resources` holds it.
+pub use tandem_crdt::kernel::Resources as Usage;
 
 impl Kernel {
     /// Measures the kernel's memory and disk use now. Blocking (reads `/proc`, the cgroup and

@@ -9,27 +9,9 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use yrs::Any;
-
-/// The person a kernel runs for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Holder {
-    /// Their user id.
-    pub id: String,
-    /// Their display name, as collaborators see it.
-    pub name: String,
-}
-
-impl Holder {
-    /// `{"id", "name"}`, as `state.kernel.holder` holds it (the shape of a cell's
-    /// `execution_by`).
-    pub(crate) fn to_any(&self) -> Any {
-        Any::Map(Arc::new(std::collections::HashMap::from([
-            ("id".to_owned(), Any::from(self.id.as_str())),
-            ("name".to_owned(), Any::from(self.name.as_str())),
-        ])))
-    }
-}
+/// The person a kernel runs for (`{"id", "name"}` in `state.kernel.holder`, the shape of a
+/// cell's `execution_by`).
+pub use tandem_crdt::kernel::Person as Holder;
 
 /// Who the session's next kernel runs for, set by the runtime node and read by the session
 /// when a kernel starts. Clones share the value.
