@@ -396,4 +396,57 @@ mod tests {
         assert!(raw.get("holder").is_none(), "{raw}");
         assert_eq!(raw["reason"], "gone");
     }
+
+    fn kernel_json(nb: &Notebook) -> serde_json::Value {
+        let txn = nb.doc().transact();
+        match nb.state().get(&txn, KERNEL) {
+            Some(Out::YMap(map)) => {
+                let mut out = serde_json::Map::new();
+                for (k, v) in map.iter(&txn) {
+                    if let Out::Any(any) = v {
+                        out.insert(k.to_string(), serde_json::to_value(&any).unwrap());
+                    }
+                }
+                serde_json::Value::Object(out)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn kernel_state_writes_only_changes_and_removes_reason() {
+        let nb = Notebook::new();
+        let mut state = KernelState::new(KernelRuntime::Cpu);
+        write_kernel_state(&nb, &state, None);
+        assert_eq!(
+            kernel_json(&nb),
+            json!({"status": "not_started", "runtime": "cpu", "execution_count": null,
+                   "queue": [], "running": null, "variables": [], "stale": []})
+        );
+        let before = state.clone();
+        state.status = KernelStatus::Dead;
+        state.reason = Some("boom".into());
+        state.queue = vec!["a".into()];
+        write_kernel_state(&nb, &state, Some(&before));
+        assert_eq!(kernel_json(&nb)["reason"], "boom");
+        assert_eq!(kernel_json(&nb)["queue"], json!(["a"]));
+        let before = state.clone();
+        state.reason = None;
+        write_kernel_state(&nb, &state, Some(&before));
+        assert!(kernel_json(&nb).get("reason").is_none());
+        let before = state.clone();
+        state.holder = Some(Person {
+            id: "u1".into(),
+            name: "Alice".into(),
+        });
+        write_kernel_state(&nb, &state, Some(&before));
+        assert_eq!(
+            kernel_json(&nb)["holder"],
+            json!({"id": "u1", "name": "Alice"})
+        );
+        let before = state.clone();
+        state.holder = None;
+        write_kernel_state(&nb, &state, Some(&before));
+        assert!(kernel_json(&nb).get("holder").is_none());
+    }
 }

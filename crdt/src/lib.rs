@@ -108,6 +108,7 @@
 //! dropped when malformed. Object keys come out sorted, as nbformat writes them.
 
 pub mod clear;
+mod code;
 mod edit;
 mod error;
 pub mod guard;
@@ -119,6 +120,7 @@ mod limits;
 mod read;
 pub mod schema;
 
+pub use code::{CodeLookup, CodeSource};
 pub use error::{EditError, ImportError};
 pub use guard::{Guard, Outcome};
 pub use limits::ImportLimits;

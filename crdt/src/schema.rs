@@ -53,11 +53,16 @@ pub const RUNTIME_CELL_KEYS: [&str; 5] = [
 /// Other keys of `state` (Jupyter's `dirty`, `path`) stay open to editors.
 pub const SERVER_STATE_KEYS: [&str; 4] = [STATE_KERNEL, STATE_GIT, STATE_TITLE, STATE_COMMENTS_REV];
 
-pub(crate) const ID: &str = "id";
-pub(crate) const CELL_TYPE: &str = "cell_type";
-pub(crate) const SOURCE: &str = "source";
-pub(crate) const METADATA: &str = "metadata";
-pub(crate) const OUTPUTS: &str = "outputs";
+/// Key of a cell's `Y.Map`: its id.
+pub const ID: &str = "id";
+/// Key of a cell's `Y.Map`: `code`, `markdown` or `raw`.
+pub const CELL_TYPE: &str = "cell_type";
+/// Key of a cell's `Y.Map`: its source, a `Y.Text`.
+pub const SOURCE: &str = "source";
+/// Key of a cell's `Y.Map`: its metadata, a `Y.Map` of plain JSON values.
+pub const METADATA: &str = "metadata";
+/// Key of a code cell's `Y.Map`: its outputs, a `Y.Array` of `Y.Map`s.
+pub const OUTPUTS: &str = "outputs";
 pub(crate) const EXECUTION_COUNT: &str = "execution_count";
 pub(crate) const EXECUTION_STATE: &str = "execution_state";
 pub(crate) const ATTACHMENTS: &str = "attachments";

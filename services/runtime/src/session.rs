@@ -489,7 +489,7 @@ impl Session {
     /// The ids of the notebook's code cells in order, as the session sees the document now
     /// (what a run-all queues).
     pub fn code_cell_ids(&self) -> Vec<String> {
-        doc::code_cell_ids(&self.notebook)
+        self.notebook.code_cell_ids()
     }
 
     async fn send(&self, command: Command) -> Result<(), SessionError> {

@@ -26,7 +26,6 @@ use tokio::time::Instant;
 
 use tandem_crdt::Notebook;
 
-use super::doc;
 use crate::kernel::{Output, StreamName};
 
 /// How often buffered stream text reaches the document while a cell prints. Collaborators'
@@ -66,7 +65,7 @@ impl Displays {
         metadata: &serde_json::Map<String, Value>,
     ) {
         for (cell, index) in self.by_id.get(display_id).into_iter().flatten() {
-            if !doc::replace_output_data(notebook, cell, *index, data, metadata) {
+            if !notebook.replace_output_data(cell, *index, data, metadata) {
                 tracing::debug!(cell, index, display_id, "display to update is gone");
             }
         }
@@ -190,7 +189,7 @@ impl CellOutput {
             tracing::warn!(path = %spill.path.display(), %error, "could not write the full output");
         }
         let (data, metadata) = notice(self.cap, self.shown, spill, true);
-        doc::replace_output_data(nb, &self.cell_id, spill.notice_index, &data, &metadata);
+        nb.replace_output_data(&self.cell_id, spill.notice_index, &data, &metadata);
     }
 
     fn stream(&mut self, nb: &Notebook, displays: &mut Displays, name: StreamName, text: String) {
@@ -257,7 +256,7 @@ impl CellOutput {
             self.kept.push('\n');
         }
         if let Some(display_id) = display_id {
-            let index = doc::output_count(nb, &self.cell_id).saturating_sub(1);
+            let index = nb.output_count(&self.cell_id).saturating_sub(1);
             displays.register(display_id, &self.cell_id, index);
         }
     }
@@ -278,7 +277,7 @@ impl CellOutput {
             if let Err(error) = nb.append_output(&self.cell_id, &output) {
                 tracing::debug!(cell = %self.cell_id, %error, "truncation notice not written");
             }
-            spill.notice_index = doc::output_count(nb, &self.cell_id).saturating_sub(1);
+            spill.notice_index = nb.output_count(&self.cell_id).saturating_sub(1);
             self.kept = String::new();
             self.spill = Some(spill);
         }

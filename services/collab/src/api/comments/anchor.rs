@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tandem_crdt::schema::CELLS;
+use tandem_crdt::schema::{CELLS, ID, SOURCE};
 use yrs::branch::Branch;
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
@@ -27,11 +27,6 @@ use yrs::{
 };
 
 use crate::store::comments::Anchor;
-
-/// A cell's id key in the YNotebook schema.
-const ID: &str = "id";
-/// A cell's source key in the YNotebook schema.
-const SOURCE: &str = "source";
 
 /// Why a range cannot be anchored.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]

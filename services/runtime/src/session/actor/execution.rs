@@ -8,7 +8,7 @@ use tandem_crdt::ExecutionState;
 
 use super::{Actor, Running, Slot};
 use crate::kernel::{ExecStatus, KernelError, KernelEvent, Output};
-use crate::session::doc::{self, InputPrompt, KernelStatus};
+use crate::session::doc::{InputPrompt, KernelStatus};
 use crate::session::outputs::CellOutput;
 use crate::session::{FULL_OUTPUT_DIR, Holder, SessionError};
 
@@ -52,7 +52,7 @@ impl Actor {
         while let Some(entry) = self.queue.pop_front() {
             let id = entry.cell_id.clone();
             // The code as it is now: edits made while the cell was queued count.
-            let Ok(code) = doc::code_source(&self.notebook, &id) else {
+            let Ok(code) = self.notebook.code_source(&id) else {
                 tracing::debug!(cell = %id, "queued cell was deleted or changed type");
                 continue;
             };

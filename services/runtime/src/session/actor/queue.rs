@@ -3,10 +3,9 @@
 
 use tokio::time::Instant;
 
-use tandem_crdt::ExecutionState;
+use tandem_crdt::{CodeLookup, ExecutionState};
 
 use super::{Actor, Entry, Slot, Waiting};
-use crate::session::doc::{self, Lookup};
 use crate::session::{CATCH_UP, Command, SessionError};
 
 impl Actor {
@@ -108,10 +107,10 @@ impl Actor {
         by: Option<(String, String)>,
     ) -> Result<Vec<String>, SessionError> {
         for id in &cell_ids {
-            match doc::code_source(&self.notebook, id) {
+            match self.notebook.code_source(id) {
                 Ok(_) => {}
-                Err(Lookup::NotFound) => return Err(SessionError::UnknownCell(id.clone())),
-                Err(Lookup::NotCode) => return Err(SessionError::NotACodeCell(id.clone())),
+                Err(CodeLookup::NotFound) => return Err(SessionError::UnknownCell(id.clone())),
+                Err(CodeLookup::NotCode) => return Err(SessionError::NotACodeCell(id.clone())),
             }
         }
         for id in &cell_ids {

@@ -19,12 +19,13 @@ pub(super) const STALE_DEBOUNCE: Duration = Duration::from_millis(200);
 impl Actor {
     /// The notebook's code cells now, with their places among all cells.
     fn code_cells(&self) -> Vec<CodeCell> {
-        crate::session::doc::code_sources(&self.notebook)
+        self.notebook
+            .code_sources()
             .into_iter()
-            .map(|(position, id, source)| CodeCell {
-                id,
-                source,
-                position,
+            .map(|code| CodeCell {
+                id: code.id,
+                source: code.source,
+                position: code.place,
             })
             .collect()
     }
