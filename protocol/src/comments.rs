@@ -31,13 +31,14 @@
 //! grows it, text typed right before or right after it does not.
 
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 /// Longest comment accepted, in characters (Unicode scalar values).
 pub const MAX_COMMENT_CHARS: usize = 10_000;
 
 /// `POST /api/notebooks/{id}/comments`: opens a thread on a cell, or on a range of its source
 /// when `from` and `to` are given (both or neither).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct NewThread {
     /// The cell the thread is about.
     pub cell_id: String,
@@ -45,28 +46,30 @@ pub struct NewThread {
     pub text: String,
     /// Start of the range, in UTF-16 code units of the cell's source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub from: Option<u32>,
     /// End of the range (exclusive), in UTF-16 code units; at least `from`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub to: Option<u32>,
 }
 
 /// `POST /api/notebooks/{id}/comments/{thread_id}/replies`: a reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct NewReply {
     /// The reply's text.
     pub text: String,
 }
 
 /// `PATCH /api/notebooks/{id}/comments/{thread_id}`: resolves or reopens a thread.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct ThreadUpdate {
     /// Whether the thread is resolved.
     pub resolved: bool,
 }
 
 /// Who wrote a comment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct CommentAuthor {
     /// The user's id.
     pub id: String,
@@ -76,11 +79,12 @@ pub struct CommentAuthor {
     /// list anyway); left out for viewers and commenters, signed in or not, so a link shared
     /// with anyone does not hand out every commenter's address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub email: Option<String>,
 }
 
 /// One comment of a thread.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Comment {
     /// The comment's id.
     pub id: String,
@@ -93,7 +97,7 @@ pub struct Comment {
 }
 
 /// A comment thread as the API shows it, its range resolved against the live document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Thread {
     /// The thread's id.
     pub id: String,
@@ -115,9 +119,11 @@ pub struct Thread {
     pub resolved: bool,
     /// When it was resolved, RFC 3339 in UTC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub resolved_at: Option<String>,
     /// Who resolved it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub resolved_by: Option<CommentAuthor>,
     /// When it was opened, RFC 3339 in UTC.
     pub created_at: String,

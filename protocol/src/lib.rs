@@ -30,13 +30,14 @@ pub mod secrets;
 pub mod versions;
 
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 /// The query parameter that carries a personal access token on WebSocket and HTTP requests,
 /// for clients (such as the stock y-websocket provider) that cannot set an `Authorization` header.
 pub const TOKEN_QUERY_PARAM: &str = "token";
 
 /// A caller's role on one notebook, from most to least powerful.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// May read the notebook.
@@ -85,7 +86,7 @@ impl std::fmt::Display for Role {
 }
 
 /// `GET /api/me`: the signed-in user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Me {
     /// The user's id.
     pub id: String,
@@ -98,12 +99,13 @@ pub struct Me {
 /// `GET /api/session`: whether the caller is signed in, and as whom. Always 200, so a
 /// signed-out page can ask without an error in the browser's console (`GET /api/me` answers
 /// 401 then).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Session {
     /// Whether the request carried a valid session cookie or token.
     pub signed_in: bool,
     /// The signed-in user; absent when signed out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub user: Option<Me>,
 }
 
@@ -120,14 +122,14 @@ pub struct CreateNotebook {
 /// `PATCH /api/notebooks/{id}` (editors and the owner): renames a notebook. The title is
 /// trimmed; an empty one becomes "Untitled"; at most 500 characters. Open pages see it at
 /// once: the server mirrors it into the document's `state.title`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct UpdateNotebook {
     /// The new title.
     pub title: String,
 }
 
 /// A notebook as the HTTP API lists and describes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct NotebookInfo {
     /// The notebook's unguessable id (URL-safe, at least 128 random bits).
     pub id: String,
@@ -137,25 +139,30 @@ pub struct NotebookInfo {
     pub role: Role,
     /// When the notebook's content or title last changed, RFC 3339 in UTC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub updated_at: Option<String>,
     /// When the notebook was created, RFC 3339 in UTC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub created_at: Option<String>,
     /// Its owner (in `GET /api/notebooks`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub owner: Option<Person>,
     /// The last signed-in person who changed its content or title (in `GET /api/notebooks`,
     /// once someone has).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub last_editor: Option<Person>,
     /// When the caller last opened it, RFC 3339 in UTC (in `GET /api/notebooks`, once they
     /// have).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub last_opened_at: Option<String>,
 }
 
 /// A person as a notebook's listing names them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Person {
     /// The user's id.
     pub id: String,
@@ -164,11 +171,12 @@ pub struct Person {
     /// The user's email address, shown only to the notebook's editors and owner (who see
     /// the sharing list anyway).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub email: Option<String>,
 }
 
 /// Who may open a notebook by its link, beyond the people it is shared with.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum GeneralAccess {
     /// Only the owner and the people in `grants`.
@@ -197,7 +205,7 @@ impl GeneralAccess {
 
 /// One person a notebook is shared with, by email. An email that has never signed in gets
 /// the role when its owner first does.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Grant {
     /// The person's email address (compared case-insensitively).
     pub email: String,
@@ -207,7 +215,7 @@ pub struct Grant {
 
 /// `GET/PUT /api/notebooks/{id}/sharing`: a notebook's sharing settings, as in Google Docs.
 /// A PUT replaces the whole set; `owner` is answered by GET and ignored in a PUT.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Sharing {
     /// Restricted, or anyone with the link.
     pub general_access: GeneralAccess,
@@ -218,32 +226,34 @@ pub struct Sharing {
     pub grants: Vec<Grant>,
     /// The owner's email address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub owner: Option<String>,
     /// "Editors may run code in my runtime": whether editors may run, interrupt and restart
     /// code in a kernel someone else started (its holder, see
     /// [`runtime::RuntimeAccess`]). GET always answers it (`true` unless the owner turned it
     /// off); a PUT without it keeps the current setting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub editors_may_run: Option<bool>,
 }
 
 /// `POST /api/notebooks/{id}/owner`: hands the notebook to another signed-up user; the
 /// previous owner keeps editor access.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct TransferOwnership {
     /// The new owner's email address.
     pub email: String,
 }
 
 /// The body of every HTTP error: `{"error": {"code": "...", "message": "..."}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct ErrorBody {
     /// What went wrong.
     pub error: ErrorDetail,
 }
 
 /// The inside of an [`ErrorBody`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct ErrorDetail {
     /// A stable snake_case code for programs, such as `not_found` or `invalid_ipynb`.
     pub code: String,
@@ -252,7 +262,7 @@ pub struct ErrorDetail {
 }
 
 /// `POST /api/notebooks/{id}/execute`: which cells to run.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct ExecuteRequest {
     /// Cells to run, in order.
     #[serde(default)]
@@ -269,11 +279,12 @@ pub struct ExecuteRequest {
     /// the caller had made when it asked, even those still on their way over its WebSocket:
     /// the server waits (briefly) until its copy of the document includes that state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub state_vector: Option<String>,
 }
 
 /// The answer to an accepted execute request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Queued {
     /// The cells now queued, in run order.
     pub queued: Vec<String>,
@@ -282,7 +293,7 @@ pub struct Queued {
 /// `POST /api/notebooks/{id}/complete`: completions at the caret of a cell's code, from the
 /// notebook's running kernel (IPython's completer with jedi). Answered to the caller only;
 /// nothing is written to the document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct CompleteRequest {
     /// The cell's code (as the caller's editor holds it).
     pub code: String,
@@ -292,7 +303,7 @@ pub struct CompleteRequest {
 }
 
 /// One completion.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Completion {
     /// The text that replaces `cursor_start..cursor_end`.
     pub text: String,
@@ -306,7 +317,7 @@ pub struct Completion {
 }
 
 /// The answer to [`CompleteRequest`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Completions {
     /// The completions, best first (at most 500).
     pub matches: Vec<Completion>,
@@ -318,7 +329,7 @@ pub struct Completions {
 
 /// `POST /api/notebooks/{id}/inspect`: what the name at the caret is (inside a call's
 /// parentheses, the function called), as Jupyter's `inspect_request`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct InspectRequest {
     /// The cell's code.
     pub code: String,
@@ -330,7 +341,7 @@ pub struct InspectRequest {
 }
 
 /// The answer to [`InspectRequest`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Inspection {
     /// Whether there is an object at the caret that the kernel knows.
     pub found: bool,
@@ -340,7 +351,7 @@ pub struct Inspection {
 
 /// `POST /api/notebooks/{id}/input`: the line typed for the running cell's `input()` (or
 /// `getpass`), accepted only from who ran that cell.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct InputAnswer {
     /// The line, without its newline.
     pub value: String,
@@ -348,22 +359,23 @@ pub struct InputAnswer {
 
 /// `POST /api/notebooks/{id}/outputs/clear`: which code cells to clear (outputs, execution
 /// count and who ran them).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct ClearOutputs {
     /// The code cells to clear; absent (or null) clears every code cell.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub cell_ids: Option<Vec<String>>,
 }
 
 /// The answer to a clear: the cells cleared, in notebook order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct ClearedOutputs {
     /// Ids of the code cells whose outputs were cleared.
     pub cleared: Vec<String>,
 }
 
 /// `PUT /api/notebooks/{id}/runtime`: the runtime type of a notebook.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct RuntimeType {
     /// `"cpu"` or `"gpu"`.
     #[serde(rename = "type")]

@@ -1,64 +1,26 @@
 // The REST API of docs/design.md, as the browser calls it: the session cookie authenticates, and
 // every change carries the `tandem_csrf` cookie's value in `X-CSRF-Token`.
 
-export type Role = "viewer" | "commenter" | "editor" | "owner";
+// The bodies' types are generated from the server's (protocol/src → src/generated/api.ts).
+import type {
+  Comment,
+  CommentAuthor,
+  Completion,
+  Completions,
+  Grant,
+  Inspection,
+  Me,
+  NotebookInfo,
+  Role,
+  Session,
+  Sharing,
+  Thread,
+} from "./generated/api";
 
-export interface Me {
-  id: string;
-  email: string;
-  name: string;
-}
+export type { Comment, CommentAuthor, Completions, Grant, Inspection, Me, NotebookInfo, Role, Session, Sharing, Thread };
 
-export interface NotebookInfo {
-  id: string;
-  title: string;
-  role: Role;
-  updated_at?: string;
-  created_at?: string;
-}
-
-export interface Grant {
-  email: string;
-  role: Role;
-}
-
-export interface Sharing {
-  general_access: "restricted" | "anyone_with_link";
-  link_role: Role;
-  grants: Grant[];
-  owner?: string;
-  /** "Editors may run code in my runtime" (answered by GET; omitted in a PUT: unchanged). */
-  editors_may_run?: boolean;
-}
-
-export interface CommentAuthor {
-  id: string;
-  name: string;
-  email?: string;
-}
-
-export interface Comment {
-  id: string;
-  author: CommentAuthor;
-  text: string;
-  created_at: string;
-}
-
-/** A comment thread (protocol/src/comments.rs); offsets count UTF-16 code units. */
-export interface Thread {
-  id: string;
-  cell_id: string;
-  from: number | null;
-  to: number | null;
-  quote: string | null;
-  original_quote: string | null;
-  orphaned: boolean;
-  resolved: boolean;
-  resolved_by?: CommentAuthor;
-  created_at: string;
-  author: CommentAuthor;
-  comments: Comment[];
-}
+/** One completion (protocol's `Completion`). */
+export type CompletionMatch = Completion;
 
 /** An HTTP error with the API's `{"error": {"code", "message"}}` body. */
 export class ApiError extends Error {
@@ -111,33 +73,6 @@ export async function request<T>(method: string, path: string, body?: unknown): 
     return (text ? JSON.parse(text) : undefined) as T;
   }
   return (await response.json()) as T;
-}
-
-/** One completion (protocol's `Completion`). */
-export interface CompletionMatch {
-  text: string;
-  /** Jedi's kind: module, function, class, instance, keyword, path, … ("" when unknown). */
-  type: string;
-  signature: string;
-}
-
-/** `POST …/complete`'s answer: what may replace `cursor_start..cursor_end` (UTF-16 units). */
-export interface Completions {
-  matches: CompletionMatch[];
-  cursor_start: number;
-  cursor_end: number;
-}
-
-/** `POST …/inspect`'s answer: IPython's signature and docstring, plain text. */
-export interface Inspection {
-  found: boolean;
-  text: string;
-}
-
-/** `GET /api/session`: always 200, so a signed-out page logs no failed request. */
-export interface Session {
-  signed_in: boolean;
-  user?: Me;
 }
 
 export const api = {

@@ -3,23 +3,16 @@
 // role: rename (editors and the owner), make a copy (anyone), delete (the owner).
 
 import { api, Me, NotebookInfo } from "./api";
+import type { Person } from "./generated/api";
 import { copyNotebook } from "./copy";
 import { h, relativeTime, toast } from "./dom";
 import { icon } from "./icons";
 import "./library.css";
 
-/** A listed notebook, with what GET /api/notebooks adds to NotebookInfo. */
-export interface Listed extends NotebookInfo {
-  owner?: Person;
-  last_editor?: Person;
-  last_opened_at?: string;
-}
+/** A listed notebook: GET /api/notebooks answers NotebookInfo with its owner, last editor
+ * and when the caller last opened it (generated from protocol's types). */
+export type Listed = NotebookInfo;
 
-export interface Person {
-  id: string;
-  name: string;
-  email?: string;
-}
 
 export type SortKey = "opened" | "edited" | "title";
 
