@@ -24,6 +24,7 @@
 pub mod comments;
 pub mod drive;
 pub mod git;
+pub mod ids;
 pub mod kernel;
 pub mod runtime;
 pub mod secrets;

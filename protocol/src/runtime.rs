@@ -16,6 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::NotebookId;
 use crate::{Completions, Inspection};
 
 /// Path of the control WebSocket.
@@ -26,8 +27,9 @@ pub const CONTROL_PATH: &str = "/internal/runtime";
 pub struct Command {
     /// Matches the reply.
     pub request: u64,
-    /// The notebook.
-    pub notebook_id: String,
+    /// The notebook (checked when the command is parsed: a command with an id that could
+    /// not name a file or key is refused whole).
+    pub notebook_id: NotebookId,
     /// What is asked.
     #[serde(flatten)]
     pub body: Body,
@@ -553,7 +555,7 @@ mod tests {
     fn commands_are_flat_objects_as_before() {
         let command = Command {
             request: 7,
-            notebook_id: "n".into(),
+            notebook_id: NotebookId::parse("n").unwrap(),
             body: Execute {
                 target: Target::All(vec!["a".into(), "b".into()]),
                 caller: Caller {
@@ -589,6 +591,10 @@ mod tests {
         let bad = json!({"type": "set_runtime", "request": 2, "notebook_id": "n",
                          "runtime": "tpu"});
         assert!(serde_json::from_value::<Command>(bad).is_err());
+        let escape = json!({"type": "read_output", "request": 3, "notebook_id": "../n",
+                            "file": "f"});
+        let error = serde_json::from_value::<Command>(escape).unwrap_err();
+        assert!(error.to_string().contains("not a notebook id"), "{error}");
     }
 
     #[test]

@@ -204,16 +204,6 @@ impl std::fmt::Display for DrivePath {
     }
 }
 
-/// Whether `user_id` can name a drive folder (user ids are URL-safe base64).
-pub fn is_safe_user_id(user_id: &str) -> bool {
-    !user_id.is_empty()
-        && user_id.len() <= 64
-        && !user_id.starts_with('.')
-        && user_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
-}
-
 /// Creates the drive folder if missing (mode 0711, see the module doc).
 pub fn ensure_root(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
@@ -264,13 +254,5 @@ mod tests {
         }
         assert!(DrivePath::parse(&"x".repeat(256)).is_err());
         assert!(DrivePath::parse(&"x/".repeat(3000)).is_err());
-    }
-
-    #[test]
-    fn user_ids_are_plain_names() {
-        assert!(is_safe_user_id("AbC-d_9"));
-        for bad in ["", "..", ".x", "a/b", "a b", &"x".repeat(65)] {
-            assert!(!is_safe_user_id(bad), "{bad:?}");
-        }
     }
 }

@@ -25,6 +25,7 @@ use axum::extract::State;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
+use tandem_protocol::ids::NotebookId;
 use tandem_protocol::runtime::{Command, Refusal, Reply, Request};
 use tokio::sync::{mpsc, oneshot};
 
@@ -91,12 +92,12 @@ impl RuntimeHub {
     pub async fn call<R: Request>(
         &self,
         timeout: Duration,
-        notebook_id: &str,
+        notebook_id: &NotebookId,
         request: R,
     ) -> Result<Result<R::Response, Refusal>, HubError> {
         let command = Command {
             request: self.next.fetch_add(1, Ordering::Relaxed),
-            notebook_id: notebook_id.to_owned(),
+            notebook_id: notebook_id.clone(),
             body: request.into(),
         };
         let result = match &self.redis {

@@ -48,10 +48,11 @@ impl DriveSettings {
         owner: Option<Owner>,
     ) -> std::io::Result<Option<PathBuf>> {
         use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-        if !crate::session::is_safe_id(user_id) || user_id.starts_with('.') {
+        // An id that could not name a folder gets none (ids never start with '.', hold no '/').
+        let Ok(user_id) = tandem_protocol::ids::UserId::parse(user_id) else {
             return Ok(None);
-        }
-        let folder = self.dir.join(user_id);
+        };
+        let folder = self.dir.join(&user_id);
         match std::fs::DirBuilder::new().mode(0o700).create(&folder) {
             Err(error) if error.kind() != std::io::ErrorKind::AlreadyExists => return Err(error),
             _ => {}

@@ -98,15 +98,6 @@ pub const DEFAULT_INTERRUPT_GRACE: Duration = Duration::from_secs(5);
 /// outputs (unless [`SessionConfig::full_output_dir`] says otherwise).
 pub const FULL_OUTPUT_DIR: &str = ".tandem-outputs";
 
-/// Whether `id` is safe as one path component (notebook ids are URL-safe base64).
-pub fn is_safe_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
-}
-
 /// Default [`SessionConfig::idle_timeout`]: 90 minutes, as Colab.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90 * 60);
 

@@ -21,6 +21,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use base64::Engine;
 use tandem_crdt::{CellType, Notebook};
+use tandem_protocol::ids::NotebookId;
 use tandem_protocol::runtime::{
     Caller as RuntimeCaller, ErrorCode, Execute, Interrupt, ReadOutput, Refusal, Request, Restart,
     RuntimeAccess, RuntimeKind, SetRuntime, Target,
@@ -253,8 +254,10 @@ pub(super) async fn call<R: Request>(
     notebook_id: &str,
     request: R,
 ) -> Result<R::Response, ApiError> {
+    // Ids the store made always parse; anything else names no notebook.
+    let notebook_id = NotebookId::parse(notebook_id).map_err(|_| ApiError::notebook_not_found())?;
     let timeout = app.config.runtime_timeout;
-    match app.runtimes.call(timeout, notebook_id, request).await {
+    match app.runtimes.call(timeout, &notebook_id, request).await {
         Ok(Ok(response)) => Ok(response),
         Ok(Err(refusal)) => Err(refused(refusal)),
         Err(err @ HubError::NoRuntime) => Err(ApiError::new(

@@ -15,7 +15,7 @@ use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat, mkdirat};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, unlinkat};
 use tandem_protocol::drive::DriveEntry;
 
-use super::{DriveError, DrivePath, ensure_root, is_safe_user_id};
+use super::{DriveError, DrivePath, ensure_root};
 
 /// Folders deeper than this are neither counted nor removed (a kernel could nest folders
 /// without end; recursion must stop somewhere).
@@ -56,7 +56,7 @@ pub struct Upload {
 impl UserDrive {
     /// Opens `drive_dir/<user_id>`, making it (0700) and the drive folder if missing.
     pub fn open(drive_dir: &Path, user_id: &str) -> Result<Self, DriveError> {
-        if !is_safe_user_id(user_id) {
+        if tandem_protocol::ids::UserId::parse(user_id).is_err() {
             return Err(DriveError::InvalidPath("not a user id".into()));
         }
         ensure_root(drive_dir)?;

@@ -103,7 +103,7 @@ impl RedisHub {
             return Err(HubError::NoRuntime);
         }
         let request = command.request;
-        let notebook = command.notebook_id.clone();
+        let notebook = command.notebook_id.to_string();
         let envelope = Envelope {
             reply_to: self.node.clone(),
             deadline_ms: keys::now_ms()

@@ -123,7 +123,7 @@ async fn execute_reaches_the_runtime_and_answers_what_it_queued() {
         assert_eq!(status, 202);
     }
     let seen = tokio::time::timeout(WAIT, scripted).await.unwrap().unwrap();
-    assert_eq!(seen[0].notebook_id, nb.id);
+    assert_eq!(seen[0].notebook_id.as_str(), nb.id);
     assert!(
         matches!(&seen[0].body, Body::Execute(Execute { target: Target::All(cells), .. })
         if cells == &["c1", "c2"])

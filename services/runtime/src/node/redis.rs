@@ -268,7 +268,7 @@ impl Link {
             );
             return;
         }
-        let notebook = envelope.command.notebook_id.clone();
+        let notebook = envelope.command.notebook_id.to_string();
         let starts_session = envelope.command.body.starts_kernel();
         let owner = if self.node.running(&notebook).await.is_some() {
             Ok(self.id.clone())
