@@ -226,6 +226,14 @@ fn open_connection(path: &Path, sync_commits: bool) -> Result<Connection, StoreE
     Ok(conn)
 }
 
+/// Begins a write transaction. IMMEDIATE takes the write lock at once, waiting up to the busy
+/// timeout for another writer (another process on the same file, such as `tandem token
+/// create`); a deferred transaction that read first would instead fail at once with
+/// `SQLITE_BUSY` when it tries to write after someone else did.
+pub(super) fn write_tx(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+}
+
 async fn run_blocking<T, F>(conn: Arc<Mutex<Connection>>, f: F) -> Result<T, StoreError>
 where
     T: Send + 'static,
@@ -277,7 +285,7 @@ impl Store for SqliteStore {
         let email = email.trim().to_lowercase();
         let name = name.to_owned();
         self.write(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             let existing = tx
                 .query_row(
                     "SELECT id, email, name FROM users WHERE email = ?1",
@@ -340,7 +348,7 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let (record, state) = (record.clone(), initial_state.to_vec());
         self.write(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             tx.execute(
                 "INSERT INTO notebooks \
                  (id, title, owner_id, created_at, updated_at, general_access, link_role, \
@@ -475,7 +483,7 @@ impl Store for SqliteStore {
         // Read through the writer's connection inside one transaction so the snapshot and the
         // log are from the same moment even while a compaction commits.
         self.write(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             let exists: bool = tx
                 .query_row("SELECT 1 FROM notebooks WHERE id = ?1", [&id], |_| Ok(()))
                 .optional()?
@@ -516,7 +524,7 @@ impl Store for SqliteStore {
     async fn append_updates(&self, id: &str, updates: &[Vec<u8>]) -> Result<u64, StoreError> {
         let (id, updates) = (id.to_owned(), updates.to_vec());
         self.write(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             // The log may be empty after a compaction; numbering continues from the snapshot.
             let last: i64 = tx
                 .prepare_cached(
@@ -550,7 +558,7 @@ impl Store for SqliteStore {
     async fn compact(&self, id: &str, snapshot: &[u8], up_to_seq: u64) -> Result<(), StoreError> {
         let (id, snapshot) = (id.to_owned(), snapshot.to_vec());
         self.write(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             tx.execute(
                 "INSERT INTO doc_snapshots (notebook_id, state, seq) VALUES (?1, ?2, ?3) \
                  ON CONFLICT(notebook_id) DO UPDATE SET state = excluded.state, seq = excluded.seq",
@@ -578,6 +586,38 @@ mod tests {
     }
 
     crate::store::conformance::suite!(super::open());
+
+    /// Two processes on one file (`tandem serve` and `tandem token create`): a write that
+    /// reads first must wait for the other writer, not fail with "database is locked".
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_stores_on_one_file_both_write_while_the_other_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Arc::new(SqliteStore::open(dir.path(), true).unwrap());
+        let busy = {
+            let server = server.clone();
+            tokio::spawn(async move {
+                for i in 0..300 {
+                    server
+                        .upsert_user(&format!("server-{i}@example.com"), "s")
+                        .await
+                        .unwrap();
+                }
+            })
+        };
+        for i in 0..30 {
+            // As `tandem token create` does: its own store, a new user and a token.
+            let other = SqliteStore::open(dir.path(), true).unwrap();
+            let user = other
+                .upsert_user(&format!("cli-{i}@example.com"), "c")
+                .await
+                .unwrap_or_else(|e| panic!("upsert {i}: {e}"));
+            other
+                .insert_token(&user.id, &format!("hash-{i}"))
+                .await
+                .unwrap_or_else(|e| panic!("token {i}: {e}"));
+        }
+        busy.await.unwrap();
+    }
 
     #[tokio::test]
     async fn appending_to_a_deleted_notebook_leaves_nothing_behind() {

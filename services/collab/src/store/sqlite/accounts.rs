@@ -126,7 +126,7 @@ impl AccountStore for SqliteStore {
     async fn take_login(&self, state_hash: &str) -> Result<Option<PendingLogin>, StoreError> {
         let hash = state_hash.to_owned();
         self.write(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = super::write_tx(conn)?;
             let login = tx
                 .query_row(
                     "SELECT provider, pkce_verifier, nonce, return_to, expires_at FROM logins \

@@ -60,7 +60,7 @@ impl ActivityStore for SqliteStore {
     ) -> Result<HashMap<String, Activity>, StoreError> {
         let (user_id, notebook_ids) = (user_id.to_owned(), notebook_ids.to_vec());
         self.read(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = super::write_tx(conn)?;
             let mut out = HashMap::new();
             {
                 let mut stmt = tx.prepare_cached(

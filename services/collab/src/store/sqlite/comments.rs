@@ -54,7 +54,7 @@ impl CommentStore for SqliteStore {
     async fn threads(&self, notebook_id: &str) -> Result<Vec<ThreadRecord>, StoreError> {
         let notebook_id = notebook_id.to_owned();
         self.read(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = super::write_tx(conn)?;
             let mut threads = {
                 let mut stmt = tx.prepare(&format!(
                     "SELECT {THREAD_COLUMNS} FROM {THREAD_JOINS} WHERE t.notebook_id = ?1 \
@@ -80,7 +80,7 @@ impl CommentStore for SqliteStore {
     ) -> Result<Option<ThreadRecord>, StoreError> {
         let (notebook_id, thread_id) = (notebook_id.to_owned(), thread_id.to_owned());
         self.read(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = super::write_tx(conn)?;
             let thread = tx
                 .query_row(
                     &format!(
@@ -108,7 +108,7 @@ impl CommentStore for SqliteStore {
     async fn create_thread(&self, thread: &ThreadRecord) -> Result<(), StoreError> {
         let thread = thread.clone();
         self.write(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = super::write_tx(conn)?;
             let exists = tx
                 .query_row(
                     "SELECT 1 FROM notebooks WHERE id = ?1",
@@ -158,7 +158,7 @@ impl CommentStore for SqliteStore {
         let (notebook_id, thread_id) = (notebook_id.to_owned(), thread_id.to_owned());
         let comment = comment.clone();
         self.write(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = super::write_tx(conn)?;
             if !thread_exists(&tx, &notebook_id, &thread_id)? {
                 return Ok(false);
             }

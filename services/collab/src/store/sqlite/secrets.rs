@@ -51,7 +51,7 @@ impl SecretStore for SqliteStore {
     async fn secrets(&self, user_id: &str) -> Result<Vec<SecretInfo>, StoreError> {
         let user_id = user_id.to_owned();
         self.read(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = super::write_tx(conn)?;
             let mut out: Vec<SecretInfo> = {
                 let mut stmt = tx.prepare(
                     "SELECT name, updated_at FROM secrets WHERE user_id = ?1 ORDER BY name",
@@ -123,7 +123,7 @@ impl SecretStore for SqliteStore {
         let (user_id, name, notebook_id) =
             (user_id.to_owned(), name.to_owned(), notebook_id.to_owned());
         self.write(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = super::write_tx(conn)?;
             let secret: Option<i64> = tx
                 .query_row(
                     "SELECT 1 FROM secrets WHERE user_id = ?1 AND name = ?2",

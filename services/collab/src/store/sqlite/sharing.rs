@@ -75,7 +75,7 @@ pub(super) fn set_sharing(
     settings: &Settings,
     grants: &[Grant],
 ) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
+    let tx = super::write_tx(conn)?;
     let touched = tx.execute(
         "UPDATE notebooks SET general_access = ?2, link_role = ?3, editors_may_run = ?4 \
          WHERE id = ?1",
@@ -113,7 +113,7 @@ pub(super) fn transfer_ownership(
     (new_owner_id, new_owner_email): &(String, String),
     previous_owner_email: &str,
 ) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
+    let tx = super::write_tx(conn)?;
     let touched = tx.execute(
         "UPDATE notebooks SET owner_id = ?2 WHERE id = ?1",
         params![id, new_owner_id],

@@ -62,7 +62,7 @@ impl VersionStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let (version, state) = (version.clone(), state.to_vec());
         self.write(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = super::write_tx(conn)?;
             let exists = tx
                 .query_row(
                     "SELECT 1 FROM notebooks WHERE id = ?1",
@@ -144,7 +144,7 @@ impl VersionStore for SqliteStore {
         let (notebook_id, drop, authors) =
             (notebook_id.to_owned(), drop.to_vec(), authors.to_vec());
         self.write(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = super::write_tx(conn)?;
             for id in &drop {
                 tx.execute(
                     "DELETE FROM versions WHERE notebook_id = ?1 AND id = ?2",
