@@ -20,10 +20,10 @@ mod commands;
 mod control;
 mod drives;
 mod holders;
+mod notebooks;
 mod redis;
 mod spare;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -35,7 +35,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::drive::{DriveSettings, Owner};
-use crate::kernel::{DriveLink, KernelOptions, Scratch};
+use crate::kernel::{KernelOptions, Scratch};
 use crate::metrics::Readiness;
 use crate::sandbox::{Isolation, SandboxConfig};
 use crate::session::{Session, SessionConfig, SessionError};
@@ -186,18 +186,13 @@ struct Node {
     /// WebSocket roots of `collab_urls`, in the same order.
     ws_bases: Vec<String>,
     kernel: KernelOptions,
-    sessions: Mutex<HashMap<String, Session>>,
-    /// Who started each notebook's current kernel: whose runtime it is ([`holders`]).
-    holders: Mutex<holders::Holders>,
-    /// Notebooks switched to the GPU runtime.
-    gpu: Mutex<std::collections::HashSet<String>>,
+    /// Each notebook's session, kernel holder, runtime type and drive ([`notebooks`]).
+    notebooks: Mutex<notebooks::Notebooks>,
     /// Whether the kernel program opens a CUDA device (asked once, see [`Node::cuda_available`]).
     cuda: tokio::sync::OnceCell<bool>,
     /// A CPU kernel started ahead of need, and its working directory.
     spare: Mutex<Option<Spare>>,
     next_group: AtomicU64,
-    /// Per notebook, the drive its next kernel sees (its holder's).
-    drives: Mutex<HashMap<String, DriveLink>>,
     /// The OS account kernels run as, when it is not the server's own.
     kernel_owner: Option<Owner>,
 }
@@ -261,13 +256,10 @@ impl Node {
             config,
             ws_bases,
             kernel,
-            sessions: Mutex::default(),
-            holders: Mutex::default(),
-            gpu: Mutex::default(),
+            notebooks: Mutex::default(),
             cuda: tokio::sync::OnceCell::new(),
             spare: Mutex::default(),
             next_group: AtomicU64::new(1),
-            drives: Mutex::default(),
             kernel_owner,
         })
     }
@@ -282,11 +274,13 @@ impl Node {
 
     /// Starts a session for the notebook on its runtime type, replacing any ended one.
     async fn start_session(&self, notebook_id: &str, eager: bool) -> Result<Session, SessionError> {
-        let gpu = self.gpu.lock().await.contains(notebook_id);
-        let mut sessions = self.sessions.lock().await;
-        if let Some(session) = sessions.get(notebook_id).filter(|s| !s.is_closed()) {
+        // Held while the session starts, so two commands never start two sessions.
+        let mut notebooks = self.notebooks.lock().await;
+        let entry = notebooks.entry(notebook_id.to_owned()).or_default();
+        if let Some(session) = entry.live_session() {
             return Ok(session.clone());
         }
+        let (gpu, drive, holder) = (entry.gpu, entry.drive.clone(), entry.holder_link.clone());
         let mut kernel = self.kernel.clone();
         kernel.gpu = gpu;
         let runtime = if gpu {
@@ -303,7 +297,6 @@ impl Node {
             .workdir
             .join(notebook_id)
             .join(crate::session::FULL_OUTPUT_DIR);
-        let drive = self.drive_link(notebook_id).await;
         kernel.scratch = kernel.scratch.map(|_| Scratch {
             drive: drive.clone(),
         });
@@ -339,9 +332,9 @@ impl Node {
         .inspect_err(|error| tracing::warn!(%error, "secrets unavailable to this session"))
         .ok();
         config.full_output_dir = Some(outputs);
-        config.holder = self.holders.lock().await.link(notebook_id);
+        config.holder = holder;
         let session = Session::start_with_kernel(config, spare).await?;
-        sessions.insert(notebook_id.to_owned(), session.clone());
+        notebooks.entry(notebook_id.to_owned()).or_default().session = Some(session.clone());
         Ok(session)
     }
 
@@ -376,19 +369,20 @@ impl Node {
 
     /// Whether the notebook's session ended because it could not reach the notebook again.
     async fn lost(&self, notebook_id: &str) -> bool {
-        self.sessions
+        self.notebooks
             .lock()
             .await
             .get(notebook_id)
+            .and_then(|entry| entry.session.as_ref())
             .is_some_and(Session::is_lost)
     }
 
     async fn running(&self, notebook_id: &str) -> Option<Session> {
-        self.sessions
+        self.notebooks
             .lock()
             .await
             .get(notebook_id)
-            .filter(|s| !s.is_closed())
+            .and_then(notebooks::NotebookEntry::live_session)
             .cloned()
     }
 
@@ -401,7 +395,13 @@ impl Node {
                 drop(kernel);
             }
         }
-        let sessions: Vec<Session> = self.sessions.lock().await.drain().map(|(_, s)| s).collect();
+        let sessions: Vec<Session> = self
+            .notebooks
+            .lock()
+            .await
+            .drain()
+            .filter_map(|(_, entry)| entry.session)
+            .collect();
         for session in sessions {
             session.shutdown().await;
         }
@@ -416,8 +416,11 @@ async fn refresh_metrics(node: Arc<Node>, stop: CancellationToken) {
             _ = every.tick() => {}
             () = stop.cancelled() => return,
         }
-        let sessions = node.sessions.lock().await;
-        let live: Vec<&Session> = sessions.values().filter(|s| !s.is_closed()).collect();
+        let notebooks = node.notebooks.lock().await;
+        let live: Vec<&Session> = notebooks
+            .values()
+            .filter_map(notebooks::NotebookEntry::live_session)
+            .collect();
         let kernels = live.iter().filter(|s| s.has_kernel()).count();
         let queued = live.iter().map(|s| s.queued()).sum();
         crate::metrics::sessions(live.len(), kernels, queued);

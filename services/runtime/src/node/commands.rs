@@ -182,7 +182,13 @@ impl Node {
                  the notebook stays on the CPU",
             ));
         }
-        if gpu == self.gpu.lock().await.contains(notebook_id) {
+        let on_gpu = self
+            .notebooks
+            .lock()
+            .await
+            .get(notebook_id)
+            .is_some_and(|entry| entry.gpu);
+        if gpu == on_gpu {
             return Ok(());
         }
         // A switch restarts the kernel: the same rule as a restart.
@@ -190,18 +196,15 @@ impl Node {
         self.authorize(notebook_id, &caller, &switch.access, Action::Restart)
             .await?;
         self.point_drive(notebook_id).await;
-        let changed = {
-            let mut set = self.gpu.lock().await;
-            if gpu {
-                set.insert(notebook_id.to_owned())
-            } else {
-                set.remove(notebook_id)
+        let old = {
+            let mut notebooks = self.notebooks.lock().await;
+            let entry = notebooks.entry(notebook_id.to_owned()).or_default();
+            if entry.gpu == gpu {
+                return Ok(());
             }
+            entry.gpu = gpu;
+            entry.session.take()
         };
-        if !changed {
-            return Ok(());
-        }
-        let old = self.sessions.lock().await.remove(notebook_id);
         if let Some(old) = old {
             old.shutdown().await;
         }

@@ -10,7 +10,13 @@ impl Node {
         let Some(drive) = self.config.drive.clone() else {
             return;
         };
-        let Some(holder) = self.holders.lock().await.get(notebook_id).cloned() else {
+        let holder = self
+            .notebooks
+            .lock()
+            .await
+            .get(notebook_id)
+            .and_then(|entry| entry.holder.as_ref().map(|holder| holder.id.clone()));
+        let Some(holder) = holder else {
             return;
         };
         let owner = self.kernel_owner;
@@ -26,11 +32,12 @@ impl Node {
 
     /// The notebook's drive link, shared by all its kernels' options.
     pub(super) async fn drive_link(&self, notebook_id: &str) -> DriveLink {
-        self.drives
+        self.notebooks
             .lock()
             .await
             .entry(notebook_id.to_owned())
             .or_default()
+            .drive
             .clone()
     }
 }

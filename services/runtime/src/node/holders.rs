@@ -17,44 +17,12 @@
 //! takeover starts the fresh kernel for the caller: their drive, their name in
 //! `state.kernel.holder`. Refusals are `runtime_not_shared` with a sentence naming the holder.
 
-use std::collections::HashMap;
-
 use tandem_protocol::runtime::{ErrorCode, Refusal, RuntimeAccess};
 
 use super::Node;
-use crate::session::{Holder, HolderLink};
+use crate::session::Holder;
 
 /// The holders of the notebooks' kernels on this node.
-#[derive(Debug, Default)]
-pub(super) struct Holders {
-    /// Notebook → who started its kernel; entries of kernels that stopped are dropped when
-    /// next looked at.
-    current: HashMap<String, Holder>,
-    /// Notebook → the link its session reads when a kernel starts.
-    links: HashMap<String, HolderLink>,
-}
-
-impl Holders {
-    /// The user id of who holds the notebook's kernel (or held its last one).
-    pub(super) fn get(&self, notebook_id: &str) -> Option<&String> {
-        self.current.get(notebook_id).map(|holder| &holder.id)
-    }
-
-    /// The link the notebook's sessions read their kernel's holder from.
-    pub(super) fn link(&mut self, notebook_id: &str) -> HolderLink {
-        self.links
-            .entry(notebook_id.to_owned())
-            .or_default()
-            .clone()
-    }
-
-    fn set(&mut self, notebook_id: &str, holder: Holder) {
-        self.link(notebook_id).set(holder.clone());
-        self.current.insert(notebook_id.to_owned(), holder);
-    }
-}
-
-/// What a command does to a notebook's kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Action {
     /// Run cells (starting a kernel if none runs).
@@ -159,15 +127,17 @@ impl Node {
         access: &RuntimeAccess,
         action: Action,
     ) -> Result<(), Refusal> {
-        let sessions = self.sessions.lock().await;
-        let live = |id: &str| {
-            sessions
-                .get(id)
-                .is_some_and(|s| !s.is_closed() && s.has_kernel())
-        };
-        let mut holders = self.holders.lock().await;
-        holders.current.retain(|id, _| live(id));
-        let decision = decide(holders.current.get(notebook_id), &caller.id, access, action);
+        let mut notebooks = self.notebooks.lock().await;
+        // A holder is the holder of a running kernel: those of kernels that stopped go.
+        for entry in notebooks.values_mut() {
+            if !entry.has_live_kernel() {
+                entry.holder = None;
+            }
+        }
+        let current = notebooks
+            .get(notebook_id)
+            .and_then(|entry| entry.holder.as_ref());
+        let decision = decide(current, &caller.id, access, action);
         let message = match decision {
             Decision::Proceed => return Ok(()),
             Decision::Refuse(message) => {
@@ -179,13 +149,18 @@ impl Node {
             }
             Decision::Claim => {
                 let limit = self.config.kernels.kernels_per_user;
-                let held = holders
-                    .current
+                let held = notebooks
                     .iter()
-                    .filter(|(id, holder)| id.as_str() != notebook_id && holder.id == caller.id)
+                    .filter(|(id, entry)| {
+                        id.as_str() != notebook_id
+                            && entry.holder.as_ref().is_some_and(|h| h.id == caller.id)
+                    })
                     .count();
                 if limit == 0 || held < limit {
-                    holders.set(notebook_id, caller.clone());
+                    notebooks
+                        .entry(notebook_id.to_owned())
+                        .or_default()
+                        .set_holder(caller.clone());
                     return Ok(());
                 }
                 format!(
@@ -313,14 +288,5 @@ mod tests {
             decide(Some(&alice), "bob", &access("alice", false), Action::Query),
             Decision::Refuse(_)
         ));
-    }
-
-    #[test]
-    fn holders_track_links() {
-        let mut holders = Holders::default();
-        let link = holders.link("nb");
-        holders.set("nb", person("bob", "Bob"));
-        assert_eq!(link.get(), Some(person("bob", "Bob")));
-        assert_eq!(holders.get("nb").map(String::as_str), Some("bob"));
     }
 }

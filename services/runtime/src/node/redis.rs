@@ -483,7 +483,13 @@ impl Link {
                         "lease lost; stopping the session"
                     );
                     self.owned.lock().await.remove(&notebook);
-                    let session = self.node.sessions.lock().await.remove(&notebook);
+                    let session = self
+                        .node
+                        .notebooks
+                        .lock()
+                        .await
+                        .get_mut(&notebook)
+                        .and_then(|entry| entry.session.take());
                     if let Some(session) = session {
                         session.shutdown().await;
                     }
