@@ -180,31 +180,29 @@ async fn serve(connection: Connection, socket: upgrade::Socket) {
         Caller::User(user) => Some(user.id.as_str().into()),
         Caller::Service | Caller::Anonymous => None,
     };
+    let open = Open {
+        app: &app,
+        notebook_id: &notebook_id,
+        room: &room,
+        conn,
+        auth: &auth,
+        can_edit: &can_edit,
+        closer: &closer,
+    };
     let (sink, (stream, end), ()) = tokio::join!(
         write_loop(sink, out_rx, &closer, keepalive, &last_seen),
         read_loop(
             stream,
             Reader {
-                room: &room,
-                sender: Sender {
-                    conn,
-                    can_edit: &can_edit,
-                    runtime: matches!(auth.caller, Caller::Service),
-                    author: &author,
-                },
-                closer: &closer,
+                open,
+                runtime: matches!(auth.caller, Caller::Service),
+                author: &author,
                 last_seen: &last_seen,
                 limit,
                 rate: rate.as_ref(),
             },
         ),
-        access::watch_access(
-            &app,
-            (&notebook_id, &room, conn),
-            &auth,
-            (events, &can_edit),
-            &closer
-        ),
+        access::watch_access(&open, events),
     );
     let _ = room.send(Command::Leave { conn }).await;
     if end == ReadEnd::Broken
@@ -215,6 +213,19 @@ async fn serve(connection: Connection, socket: upgrade::Socket) {
         upgrade::drain(socket.get_mut(), DRAIN_QUIET, CLOSE_GRACE).await;
     }
     tracing::debug!(reason = ?closer.reason(), "disconnected");
+}
+
+/// An open connection, as the tasks serving it see it.
+#[derive(Clone, Copy)]
+struct Open<'a> {
+    app: &'a App,
+    notebook_id: &'a str,
+    room: &'a RoomHandle,
+    conn: ConnId,
+    auth: &'a Authenticated,
+    /// Whether it may change the document now (flips when its role changes).
+    can_edit: &'a AtomicBool,
+    closer: &'a Closer,
 }
 
 /// Milliseconds since a fixed start, shared between the two loops.
@@ -244,9 +255,11 @@ impl Clock {
 
 /// What the reader needs besides its stream.
 struct Reader<'a> {
-    room: &'a RoomHandle,
-    sender: Sender<'a>,
-    closer: &'a Closer,
+    open: Open<'a>,
+    /// Whether it is a runtime, whose updates are not checked for runtime-owned values.
+    runtime: bool,
+    /// The signed-in user, credited in the version history.
+    author: &'a Option<Arc<str>>,
     last_seen: &'a Clock,
     /// `--max-message-bytes`, for the close reason.
     limit: usize,
@@ -275,18 +288,6 @@ where
     (stream, end)
 }
 
-/// Who the reader's messages come from, as the room needs to know.
-#[derive(Clone, Copy)]
-struct Sender<'a> {
-    conn: ConnId,
-    /// Whether the connection may change the document now (flips when its role changes).
-    can_edit: &'a AtomicBool,
-    /// Whether it is a runtime, whose updates are not checked for runtime-owned values.
-    runtime: bool,
-    /// The signed-in user, credited in the version history.
-    author: &'a Option<Arc<str>>,
-}
-
 #[derive(Debug, PartialEq)]
 enum ReadEnd {
     /// The client closed or vanished.
@@ -303,15 +304,16 @@ where
     S: Stream<Item = Result<WsMessage, WsError>> + Unpin,
 {
     let Reader {
-        room,
-        sender:
-            Sender {
+        open:
+            Open {
+                room,
                 conn,
                 can_edit,
-                runtime,
-                author,
+                closer,
+                ..
             },
-        closer,
+        runtime,
+        author,
         last_seen,
         limit,
         rate,

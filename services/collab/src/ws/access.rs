@@ -1,15 +1,16 @@
 //! Open connections re-check their access when it may have changed (a sharing change, an
 //! ownership transfer, a deletion, a sign-out).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use tandem_protocol::{Role, close};
 
+use super::Open;
 use crate::App;
 use crate::auth::events::AccessEvent;
 use crate::auth::{Authenticated, Caller, Credential, caller_access, user_for};
 use crate::error::ApiError;
-use crate::room::{Closer, Command, ConnId, RoomHandle};
+use crate::room::Command;
 
 /// Re-checks the connection's credential and role whenever an access event concerns it:
 /// cuts the connection when access ended (code 1008), and downgrades or upgrades its right to
@@ -17,13 +18,19 @@ use crate::room::{Closer, Command, ConnId, RoomHandle};
 /// holds, as a reconnect would, so edits it made before (refused then) are not stranded
 /// beneath its later ones.
 pub(super) async fn watch_access(
-    app: &App,
-    (notebook_id, room, conn): (&str, &RoomHandle, ConnId),
-    auth: &Authenticated,
-    (mut events, can_edit): (tokio::sync::broadcast::Receiver<AccessEvent>, &AtomicBool),
-    closer: &Closer,
+    open: &Open<'_>,
+    mut events: tokio::sync::broadcast::Receiver<AccessEvent>,
 ) {
     use tokio::sync::broadcast::error::RecvError;
+    let Open {
+        app,
+        notebook_id,
+        room,
+        conn,
+        auth,
+        can_edit,
+        closer,
+    } = *open;
     if auth.credential == Credential::Service {
         return;
     }
