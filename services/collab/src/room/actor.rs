@@ -13,8 +13,6 @@
 //! when it changed, coalesced per batch, renewals once a second), [`remote`] (other collab nodes)
 //! and [`versions`] (version history).
 
-use std::collections::HashMap;
-
 use bytes::Bytes;
 use tandem_protocol::close;
 use tokio::sync::{mpsc, oneshot};
@@ -74,13 +72,11 @@ struct Room {
     awareness: Awareness,
     /// Applies editors' updates, refusing writes to runtime- and server-owned values.
     guard: tandem_crdt::Guard,
-    peers: HashMap<ConnId, Peer>,
+    peers: peers::Peers,
     /// Which connection owns which awareness client id.
     presence: presence::Presence,
     /// Awareness changes applied and not yet sent.
     outbox: outbox::Outbox,
-    /// Broadcast frames gathered at the end of a batch, sent to each peer as one item.
-    held: Option<Vec<Bytes>>,
     /// Changes applied to the document but not yet durable (and so not yet broadcast).
     pending: Vec<Vec<u8>>,
     /// When the oldest pending change was applied (for the fan-out latency metric).
@@ -263,10 +259,9 @@ impl Room {
             id: id.to_owned(),
             awareness: Awareness::new(doc),
             guard,
-            peers: HashMap::new(),
+            peers: peers::Peers::default(),
             presence: presence::Presence::new(settings.max_awareness_bytes),
             outbox: outbox::Outbox::default(),
-            held: None,
             pending: Vec::new(),
             pending_since: None,
             last_seq: stored.last_seq,
@@ -412,7 +407,7 @@ impl Room {
                 self.apply_update(conn, rights, &update);
             }
             // A departed connection's presence is already cleared; do not bring it back.
-            Message::Awareness(update) if self.peers.contains_key(&conn) => {
+            Message::Awareness(update) if self.peers.contains(conn) => {
                 self.apply_awareness(conn, author, update);
             }
             Message::Awareness(_) => {}

@@ -1,7 +1,9 @@
-//! The room's connections: joining and leaving (with their awareness), sending to one or
-//! all of them, and closing them, slow readers included.
+//! The room's connections. [`Peers`] owns them: sending to one or all of them (gathering a
+//! batch's frames into one item per peer while held), and closing them; it reports the peers
+//! it could not reach. The room joins and leaves them (with their awareness) and decides
+//! what an unreachable peer means (a slow reader is closed; a gone one leaves).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -13,6 +15,110 @@ use yrs::{ReadTxn, Transact};
 
 use super::{ConnId, Peer, Room, encode, outbox};
 use crate::room::Frames;
+
+/// A peer a send could not reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Unreachable {
+    /// Its queue is full: it reads too slowly.
+    Slow(ConnId),
+    /// Its connection is gone.
+    Gone(ConnId),
+}
+
+/// The room's connections and what is on its way to them.
+#[derive(Default)]
+pub(super) struct Peers {
+    peers: HashMap<ConnId, Peer>,
+    /// Broadcast frames gathered at the end of a batch, sent to each peer as one item.
+    held: Option<Vec<Bytes>>,
+}
+
+impl Peers {
+    pub(super) fn insert(&mut self, conn: ConnId, peer: Peer) {
+        self.peers.insert(conn, peer);
+    }
+
+    pub(super) fn remove(&mut self, conn: ConnId) -> Option<Peer> {
+        self.peers.remove(&conn)
+    }
+
+    pub(super) fn contains(&self, conn: ConnId) -> bool {
+        self.peers.contains_key(&conn)
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// Sends `frame` to `conn` alone.
+    pub(super) fn send_to(&self, conn: ConnId, frame: Bytes) -> Option<Unreachable> {
+        let peer = self.peers.get(&conn)?;
+        peer.out
+            .try_send(Arc::from([frame]))
+            .err()
+            .map(|err| unreachable(conn, &err))
+    }
+
+    /// Sends `frame` to every peer, or keeps it for [`Peers::release`] while frames are held.
+    pub(super) fn broadcast(&mut self, frame: Bytes) -> Vec<Unreachable> {
+        match &mut self.held {
+            Some(held) => {
+                held.push(frame);
+                Vec::new()
+            }
+            None => self.send_all(Arc::from([frame])),
+        }
+    }
+
+    /// From now until [`Peers::release`], broadcasts are gathered rather than sent.
+    pub(super) fn hold(&mut self) {
+        self.held.get_or_insert_with(Vec::new);
+    }
+
+    /// Sends the frames gathered since [`Peers::hold`] to every peer, as one item each.
+    pub(super) fn release(&mut self) -> Vec<Unreachable> {
+        match self.held.take() {
+            Some(held) if !held.is_empty() => self.send_all(Arc::from(held)),
+            _ => Vec::new(),
+        }
+    }
+
+    fn send_all(&self, frames: Frames) -> Vec<Unreachable> {
+        let mut failed = Vec::new();
+        let mut deepest = 0;
+        for (conn, peer) in &self.peers {
+            deepest = deepest.max(peer.out.max_capacity() - peer.out.capacity());
+            if let Err(err) = peer.out.try_send(frames.clone()) {
+                failed.push(unreachable(*conn, &err));
+            }
+        }
+        crate::metrics::outbound_depth(deepest);
+        failed
+    }
+
+    /// Asks `conn`'s connection to close with `code` and `reason`.
+    pub(super) fn close(&self, conn: ConnId, code: u16, reason: &str) {
+        if let Some(peer) = self.peers.get(&conn) {
+            tracing::info!(conn, code, reason = %reason, "closing connection");
+            peer.closer.close(code, reason);
+        }
+    }
+
+    /// Closes every connection and forgets them.
+    pub(super) fn close_all(&mut self, code: u16, reason: &str) {
+        for peer in self.peers.values() {
+            peer.closer.close(code, reason);
+        }
+        self.peers.clear();
+    }
+}
+
+fn unreachable(conn: ConnId, err: &TrySendError<Frames>) -> Unreachable {
+    match err {
+        TrySendError::Full(_) => Unreachable::Slow(conn),
+        TrySendError::Closed(_) => Unreachable::Gone(conn),
+    }
+}
 
 impl Room {
     pub(super) fn join(&mut self, conn: ConnId, peer: Peer) {
@@ -32,7 +138,7 @@ impl Room {
     }
 
     pub(super) fn leave(&mut self, conn: ConnId) {
-        self.peers.remove(&conn);
+        self.peers.remove(conn);
         // Announce that the departed connection's users are gone, as the reference server does
         // (with the batch's other awareness changes), unless a client said so itself already.
         let clients: Vec<_> = self
@@ -72,82 +178,124 @@ impl Room {
     }
 
     pub(super) fn send_to(&mut self, conn: ConnId, frame: Bytes) {
-        let Some(peer) = self.peers.get(&conn) else {
-            return;
-        };
-        if let Err(err) = peer.out.try_send(Arc::from([frame])) {
-            self.drop_peer(conn, err);
-        }
+        let failed = self.peers.send_to(conn, frame);
+        self.unreachable(failed);
     }
 
     /// Sends `frame` to every peer, or keeps it for [`Room::release`] while frames are held.
     pub(super) fn broadcast(&mut self, frame: Bytes) {
-        match &mut self.held {
-            Some(held) => held.push(frame),
-            None => self.broadcast_frames(Arc::from([frame])),
-        }
+        let failed = self.peers.broadcast(frame);
+        self.unreachable(failed);
     }
 
     /// From now until [`Room::release`], broadcasts are gathered rather than sent.
     pub(super) fn hold(&mut self) {
-        self.held.get_or_insert_with(Vec::new);
+        self.peers.hold();
     }
 
     /// Sends the frames gathered since [`Room::hold`] to every peer, as one item each.
     pub(super) fn release(&mut self) {
-        if let Some(held) = self.held.take()
-            && !held.is_empty()
-        {
-            self.broadcast_frames(Arc::from(held));
-        }
-    }
-
-    fn broadcast_frames(&mut self, frames: Frames) {
-        let mut failed = Vec::new();
-        let mut deepest = 0;
-        for (conn, peer) in &self.peers {
-            deepest = deepest.max(peer.out.max_capacity() - peer.out.capacity());
-            if let Err(err) = peer.out.try_send(frames.clone()) {
-                failed.push((*conn, err));
-            }
-        }
-        crate::metrics::outbound_depth(deepest);
-        for (conn, err) in failed {
-            self.drop_peer(conn, err);
-        }
+        let failed = self.peers.release();
+        self.unreachable(failed);
     }
 
     /// A peer whose queue is full is disconnected rather than silently skipped: its client
-    /// reconnects and resyncs, so it never ends up missing an update without knowing.
-    fn drop_peer(&mut self, conn: ConnId, err: TrySendError<Frames>) {
-        if matches!(err, TrySendError::Full(_)) {
-            tracing::info!(conn, "slow reader: outbound queue full, disconnecting");
-            self.close_peer(
-                conn,
-                close::SLOW_READER,
-                "outbound queue full: reconnect to resync",
-            );
-        } else {
-            self.leave(conn);
+    /// reconnects and resyncs, so it never ends up missing an update without knowing. One
+    /// whose connection is gone leaves.
+    fn unreachable(&mut self, peers: impl IntoIterator<Item = Unreachable>) {
+        for peer in peers {
+            match peer {
+                Unreachable::Slow(conn) => {
+                    tracing::info!(conn, "slow reader: outbound queue full, disconnecting");
+                    self.close_peer(
+                        conn,
+                        close::SLOW_READER,
+                        "outbound queue full: reconnect to resync",
+                    );
+                }
+                Unreachable::Gone(conn) => self.leave(conn),
+            }
         }
     }
 
     pub(super) fn close_peer(&mut self, conn: ConnId, code: u16, reason: impl Into<String>) {
-        let reason = reason.into();
-        if let Some(peer) = self.peers.get(&conn) {
-            tracing::info!(conn, code, reason = %reason, "closing connection");
-            peer.closer.close(code, reason);
-        }
+        self.peers.close(conn, code, &reason.into());
         self.leave(conn);
     }
 
     pub(super) fn close_all(&mut self, code: u16, reason: &str) {
-        for peer in self.peers.values() {
-            peer.closer.close(code, reason);
-        }
+        self.peers.close_all(code, reason);
         self.relay_departures();
-        self.peers.clear();
         self.presence.clear();
         self.outbox.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::room::Closer;
+
+    fn peer(capacity: usize) -> (Peer, mpsc::Receiver<Frames>) {
+        let (out, rx) = mpsc::channel(capacity);
+        let closer = Arc::new(Closer::default());
+        (Peer { out, closer }, rx)
+    }
+
+    #[test]
+    fn held_frames_reach_each_peer_as_one_item() {
+        let mut peers = Peers::default();
+        let (a, mut a_rx) = peer(4);
+        let (b, mut b_rx) = peer(4);
+        peers.insert(1, a);
+        peers.insert(2, b);
+        peers.hold();
+        assert!(peers.broadcast(Bytes::from_static(b"update")).is_empty());
+        assert!(peers.broadcast(Bytes::from_static(b"presence")).is_empty());
+        assert!(a_rx.try_recv().is_err(), "nothing goes out while held");
+        assert!(peers.release().is_empty());
+        for rx in [&mut a_rx, &mut b_rx] {
+            let item = rx.try_recv().unwrap();
+            assert_eq!(
+                &item[..],
+                [
+                    Bytes::from_static(b"update"),
+                    Bytes::from_static(b"presence")
+                ]
+            );
+            assert!(rx.try_recv().is_err(), "one item per peer");
+        }
+        // Not held: each broadcast is its own item.
+        assert!(peers.broadcast(Bytes::from_static(b"next")).is_empty());
+        assert_eq!(a_rx.try_recv().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn full_and_closed_queues_are_reported_not_skipped() {
+        let mut peers = Peers::default();
+        let (slow, _slow_rx) = peer(1);
+        let (gone, gone_rx) = peer(1);
+        peers.insert(1, slow);
+        peers.insert(2, gone);
+        drop(gone_rx);
+        let mut failed = peers.broadcast(Bytes::from_static(b"one"));
+        assert_eq!(failed, [Unreachable::Gone(2)]);
+        failed = peers.broadcast(Bytes::from_static(b"two"));
+        failed.sort_by_key(|f| match f {
+            Unreachable::Slow(c) | Unreachable::Gone(c) => *c,
+        });
+        assert_eq!(failed, [Unreachable::Slow(1), Unreachable::Gone(2)]);
+        assert_eq!(peers.send_to(1, Bytes::new()), Some(Unreachable::Slow(1)));
+        assert_eq!(
+            peers.send_to(9, Bytes::new()),
+            None,
+            "unknown peers are no one"
+        );
+        peers.remove(2);
+        assert!(peers.contains(1) && !peers.contains(2));
+        peers.close_all(1001, "bye");
+        assert!(peers.is_empty());
     }
 }
