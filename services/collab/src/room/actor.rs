@@ -8,7 +8,8 @@
 //! update that a crash could lose.
 //!
 //! Beside it: [`edits`] (clients' document and awareness updates, and their checks),
-//! [`persistence`] (group commit and compaction), [`peers`] (connections and broadcast),
+//! [`persistence`] (group commit and compaction) over the [`log`] (`UpdateLog`: what is
+//! pending, durable and compacting), [`peers`] (`Peers`: connections and broadcast),
 //! [`presence`] (who speaks for which awareness client id), [`outbox`] (awareness sent only
 //! when it changed, coalesced per batch, renewals once a second), [`remote`] (other collab nodes)
 //! and [`versions`] (version history).
@@ -24,6 +25,7 @@ use yrs::{Doc, ReadTxn, Transact, Update};
 use super::{Command, ConnId, Peer, Rooms};
 
 mod edits;
+mod log;
 mod outbox;
 mod peers;
 mod persistence;
@@ -77,19 +79,10 @@ struct Room {
     presence: presence::Presence,
     /// Awareness changes applied and not yet sent.
     outbox: outbox::Outbox,
-    /// Changes applied to the document but not yet durable (and so not yet broadcast).
-    pending: Vec<Vec<u8>>,
-    /// When the oldest pending change was applied (for the fan-out latency metric).
-    pending_since: Option<std::time::Instant>,
-    /// Sequence number of the last durable update.
-    last_seq: u64,
-    /// Updates in the log since the last snapshot.
-    log_len: u64,
-    /// The notebook's size as stored (snapshot and log), in bytes.
-    stored_bytes: u64,
+    /// What is pending, durable and being compacted of the notebook's update log.
+    log: log::UpdateLog,
     /// Largest the notebook may grow through editors' updates (0: no limit).
     max_notebook_bytes: u64,
-    compaction: Option<tokio::task::JoinHandle<()>>,
     /// What the room follows of the other collab nodes, when there are any.
     remote: Option<remote::Remote>,
     /// What changed, and by whom, since the last version.
@@ -141,7 +134,7 @@ impl RoomActor {
                 return;
             }
         };
-        tracing::debug!(updates = room.log_len, "room loaded");
+        tracing::debug!(updates = room.log.len, "room loaded");
         let stop = self.serve(&mut room).await;
         let deleted = room.stop(&self.rooms, stop).await;
         // An idle room already left the registry; any other stop removes it now, before
@@ -262,13 +255,12 @@ impl Room {
             peers: peers::Peers::default(),
             presence: presence::Presence::new(settings.max_awareness_bytes),
             outbox: outbox::Outbox::default(),
-            pending: Vec::new(),
-            pending_since: None,
-            last_seq: stored.last_seq,
-            log_len: stored.updates.len() as u64,
-            stored_bytes: stored.size(),
+            log: log::UpdateLog::loaded(
+                stored.last_seq,
+                stored.updates.len() as u64,
+                stored.size(),
+            ),
             max_notebook_bytes: settings.max_notebook_bytes,
-            compaction: None,
             remote,
             versions: crate::versions::Tracker::new(rooms.settings().versions.interval),
             last_editor: None,
@@ -436,7 +428,7 @@ impl Room {
         let mut txn = doc.transact_mut();
         f(&mut txn);
         if txn.has_changes() {
-            self.pending.push(txn.encode_update_v1());
+            self.log.push(txn.encode_update_v1());
         }
     }
 }

@@ -69,13 +69,11 @@ impl Room {
             }
         };
         if !outcome.changes.is_empty() {
-            self.pending.extend(outcome.changes);
+            self.log.extend(outcome.changes);
             crate::metrics::update_applied();
             if outcome.refused.is_none() {
                 self.versions.changed(None);
             }
-            self.pending_since
-                .get_or_insert_with(std::time::Instant::now);
         }
         if let Some(reason) = outcome.refused {
             // Reverted for everyone, the sender included: the revert reaches it with the
@@ -107,8 +105,7 @@ impl Room {
     /// The notebook's size limit, when `more` bytes would take it past.
     fn over_size_limit(&self, more: usize) -> Option<u64> {
         let limit = self.max_notebook_bytes;
-        let pending: usize = self.pending.iter().map(Vec::len).sum();
-        let size = self.stored_bytes + pending as u64 + more as u64;
+        let size = self.log.stored_bytes + self.log.pending_bytes() + more as u64;
         (limit != 0 && size > limit).then_some(limit)
     }
 

@@ -13,23 +13,15 @@ impl Room {
     /// after closing every connection: their clients still hold the changes and will resend
     /// them on reconnect, against a room reloaded from what is durable.
     pub(super) async fn flush(&mut self, rooms: &Rooms) -> bool {
-        if self.pending.is_empty() {
-            return true;
-        }
-        let update = if self.pending.len() == 1 {
-            self.pending.pop().unwrap_or_default()
-        } else {
-            let parts: Vec<&[u8]> = self.pending.iter().map(Vec::as_slice).collect();
-            match yrs::merge_updates_v1(&parts) {
-                Ok(merged) => merged,
-                Err(err) => {
-                    tracing::error!(error = %err, "cannot merge updates");
-                    self.close_all(close::INTERNAL, "server error; reconnect");
-                    return false;
-                }
+        let update = match self.log.take_pending() {
+            Ok(Some(update)) => update,
+            Ok(None) => return true,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot merge updates");
+                self.close_all(close::INTERNAL, "server error; reconnect");
+                return false;
             }
         };
-        self.pending.clear();
         let appending = std::time::Instant::now();
         match rooms
             .store()
@@ -38,11 +30,10 @@ impl Room {
         {
             Ok(seq) => {
                 crate::metrics::store_appended(appending);
-                self.stored_bytes += update.len() as u64;
+                self.log.stored_bytes += update.len() as u64;
                 // With other nodes, the stream reader moves the position (see `remote`).
                 if !self.track_own_append(seq) {
-                    self.last_seq = seq;
-                    self.log_len += 1;
+                    self.log.appended(seq);
                 }
             }
             Err(err) => {
@@ -59,19 +50,15 @@ impl Room {
             }
         }
         self.broadcast(encode(&Message::Sync(SyncMessage::Update(update))));
-        crate::metrics::fanned_out(self.pending_since.take());
-        if self.log_len >= rooms.settings().compact_after {
+        crate::metrics::fanned_out(self.log.take_pending_since());
+        if self.log.due_for_compaction(rooms.settings().compact_after) {
             self.compact_in_background(rooms);
         }
         true
     }
 
     pub(super) fn compact_in_background(&mut self, rooms: &Rooms) {
-        if self
-            .compaction
-            .as_ref()
-            .is_some_and(|task| !task.is_finished())
-        {
+        if self.log.compacting() {
             return;
         }
         let snapshot = self
@@ -79,12 +66,11 @@ impl Room {
             .doc()
             .transact()
             .encode_state_as_update_v1(&StateVector::default());
-        let (id, up_to, store_rooms) = (self.id.clone(), self.last_seq, rooms.clone());
+        let (id, up_to, store_rooms) = (self.id.clone(), self.log.last_seq, rooms.clone());
         let cluster = self.cluster();
-        self.log_len = 0;
         // Everything so far is folded into the snapshot (with other nodes, what the room has
         // not read yet is counted when it arrives).
-        self.stored_bytes = snapshot.len() as u64;
+        let snapshot_bytes = snapshot.len() as u64;
         let task = rooms.tracker().spawn(async move {
             match store_rooms.store().compact(&id, &snapshot, up_to).await {
                 // Rooms elsewhere that had not read what was trimmed catch up.
@@ -97,7 +83,7 @@ impl Room {
                 Err(err) => tracing::warn!(error = %err, doc_id = %id, "compaction failed"),
             }
         });
-        self.compaction = Some(task);
+        self.log.compaction_started(snapshot_bytes, task);
     }
 
     /// Flushes, closes every connection and folds the log into a snapshot. Returns the
@@ -115,14 +101,14 @@ impl Room {
             Stop::StoreFailed => (close::INTERNAL, "server error; reconnect"),
         };
         self.close_all(code, reason);
-        if let Some(task) = self.compaction.take() {
+        if let Some(task) = self.log.take_compaction() {
             let _ = task.await;
         }
         match stop {
             Stop::Deleted(done) => return Some(done),
             Stop::StoreFailed => {}
             Stop::Idle | Stop::Shutdown => {
-                if flushed && self.log_len > 0 {
+                if flushed && self.log.len > 0 {
                     let snapshot = self
                         .awareness
                         .doc()
@@ -130,12 +116,13 @@ impl Room {
                         .encode_state_as_update_v1(&StateVector::default());
                     match rooms
                         .store()
-                        .compact(&self.id, &snapshot, self.last_seq)
+                        .compact(&self.id, &snapshot, self.log.last_seq)
                         .await
                     {
                         Ok(()) => {
                             if let Some(cluster) = self.cluster() {
-                                let done = crate::cluster::RoomMessage::Compacted(self.last_seq);
+                                let done =
+                                    crate::cluster::RoomMessage::Compacted(self.log.last_seq);
                                 cluster.publish(&self.id, &done);
                             }
                         }

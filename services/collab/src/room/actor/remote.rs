@@ -152,7 +152,7 @@ impl Room {
                 self.answer_awareness_query();
             }
             Event::Remote(RemoteEvent::Room(RoomMessage::Compacted(seq))) => {
-                if seq > self.last_seq && self.entries_were_trimmed().await {
+                if seq > self.log.last_seq && self.entries_were_trimmed().await {
                     self.catch_up(rooms).await;
                 }
             }
@@ -161,17 +161,17 @@ impl Room {
     }
 
     async fn apply_entry(&mut self, entry: Entry, rooms: &Rooms) {
-        if entry.seq <= self.last_seq {
+        if entry.seq <= self.log.last_seq {
             return;
         }
-        if entry.seq > self.last_seq + 1 {
+        if entry.seq > self.log.last_seq + 1 {
             tracing::debug!(
-                position = self.last_seq,
+                position = self.log.last_seq,
                 next = entry.seq,
                 "entries missing from the stream: reloading"
             );
             self.catch_up(rooms).await;
-            if entry.seq <= self.last_seq {
+            if entry.seq <= self.log.last_seq {
                 return;
             }
         }
@@ -185,12 +185,12 @@ impl Room {
         if ours {
             remote.own.pop_front();
         } else {
-            self.stored_bytes += entry.update.len() as u64;
+            self.log.stored_bytes += entry.update.len() as u64;
             self.merge(&[entry.update]);
         }
-        self.last_seq = entry.seq;
-        self.log_len += 1;
-        if self.log_len >= rooms.settings().compact_after && self.pending.is_empty() {
+        self.log.last_seq = entry.seq;
+        self.log.len += 1;
+        if self.log.len >= rooms.settings().compact_after && !self.log.has_pending() {
             self.compact_in_background(rooms);
         }
     }
@@ -220,8 +220,12 @@ impl Room {
         let Some(remote) = &self.remote else {
             return false;
         };
-        match remote.cluster.next_seq_after(&self.id, self.last_seq).await {
-            Ok(next) => next != Some(self.last_seq + 1),
+        match remote
+            .cluster
+            .next_seq_after(&self.id, self.log.last_seq)
+            .await
+        {
+            Ok(next) => next != Some(self.log.last_seq + 1),
             Err(err) => {
                 tracing::warn!(error = %err, "cannot read the update stream");
                 false
@@ -239,16 +243,16 @@ impl Room {
                 return;
             }
         };
-        self.stored_bytes = stored.size();
+        self.log.stored_bytes = stored.size();
         let updates: Vec<Vec<u8>> = stored
             .snapshot
             .into_iter()
             .chain(stored.updates.iter().cloned())
             .collect();
         self.merge(&updates);
-        if stored.last_seq > self.last_seq {
-            self.last_seq = stored.last_seq;
-            self.log_len = stored.updates.len() as u64;
+        if stored.last_seq > self.log.last_seq {
+            self.log.last_seq = stored.last_seq;
+            self.log.len = stored.updates.len() as u64;
         }
     }
 

@@ -74,7 +74,7 @@ impl Room {
                     let mut txn = doc.transact_mut();
                     let summary = tandem_crdt::history::restore(&mut txn, &contents);
                     if txn.has_changes() {
-                        self.pending.push(txn.encode_update_v1());
+                        self.log.push(txn.encode_update_v1());
                     }
                     summary
                 };
