@@ -102,7 +102,7 @@ pub(super) struct Actor {
     notebook: Notebook,
     commands: mpsc::Receiver<Command>,
     slot: Slot,
-    queue: VecDeque<Entry>,
+    queue: queue::RunQueue,
     /// Executes not yet queued, in arrival order, the first waiting for the replica to catch up.
     waiting: VecDeque<Waiting>,
     running: Option<Running>,
@@ -167,7 +167,7 @@ impl Actor {
             notebook,
             commands,
             slot,
-            queue: VecDeque::new(),
+            queue: queue::RunQueue::default(),
             waiting: VecDeque::new(),
             running: None,
             displays: Displays::default(),

@@ -49,7 +49,7 @@ impl Actor {
             Slot::Starting(_) => return,
             Slot::None => return self.begin_start(),
         };
-        while let Some(entry) = self.queue.pop_front() {
+        while let Some(entry) = self.queue.pop() {
             let id = entry.cell_id.clone();
             // The code as it is now: edits made while the cell was queued count.
             let Ok(code) = self.notebook.code_source(&id) else {
@@ -201,11 +201,7 @@ impl Actor {
         if status == ExecStatus::Error
             && let Some(group) = running.entry.group
         {
-            let (dropped, kept) = std::mem::take(&mut self.queue)
-                .into_iter()
-                .partition::<Vec<_>, _>(|entry| entry.group == Some(group));
-            self.queue = kept.into();
-            for entry in dropped {
+            for entry in self.queue.drop_group(group) {
                 self.set_cell_state(&entry.cell_id, ExecutionState::Idle);
             }
         }

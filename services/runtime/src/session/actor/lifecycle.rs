@@ -172,7 +172,7 @@ impl Actor {
                 tracing::warn!(%error, "the kernel did not start");
                 self.slot = Slot::None;
                 // The cell that asked for the kernel says why nothing ran.
-                if let Some(first) = self.queue.pop_front() {
+                if let Some(first) = self.queue.pop() {
                     let output = Output::Error {
                         ename: "KernelStartError".into(),
                         evalue: error.to_string(),

@@ -1,6 +1,8 @@
 //! The queue: commands from the session handle, executes waiting for the replica to catch up
 //! with their requester, and the queued cells mirrored into `state.kernel.queue`.
 
+use std::collections::VecDeque;
+
 use tokio::time::Instant;
 
 use tandem_crdt::{CodeLookup, ExecutionState};
@@ -114,15 +116,14 @@ impl Actor {
             }
         }
         for id in &cell_ids {
-            if self.queue.iter().any(|entry| &entry.cell_id == id) {
-                continue;
-            }
-            self.queue.push_back(Entry {
+            let entry = Entry {
                 cell_id: id.clone(),
                 group,
                 by: by.clone(),
-            });
-            self.set_cell_state(id, ExecutionState::Queued);
+            };
+            if self.queue.push(entry) {
+                self.set_cell_state(id, ExecutionState::Queued);
+            }
         }
         tracing::debug!(cells = cell_ids.len(), ?group, "queued");
         self.sync_queue();
@@ -130,18 +131,90 @@ impl Actor {
     }
 
     pub(super) fn clear_queue(&mut self) {
-        for entry in std::mem::take(&mut self.queue) {
+        for entry in self.queue.drain() {
             self.set_cell_state(&entry.cell_id, ExecutionState::Idle);
         }
         self.sync_queue();
     }
 
     pub(super) fn sync_queue(&mut self) {
-        self.state.queue = self
-            .queue
-            .iter()
-            .map(|entry| entry.cell_id.clone())
-            .collect();
+        self.state.queue = self.queue.cell_ids();
         self.write_state();
+    }
+}
+
+/// The cells waiting to run, in order; each cell waits at most once, and the cells of one
+/// run-all share a group.
+#[derive(Default)]
+pub(super) struct RunQueue(VecDeque<Entry>);
+
+impl RunQueue {
+    /// Adds `entry` at the end unless its cell already waits; whether it was added.
+    pub(super) fn push(&mut self, entry: Entry) -> bool {
+        if self.0.iter().any(|queued| queued.cell_id == entry.cell_id) {
+            return false;
+        }
+        self.0.push_back(entry);
+        true
+    }
+
+    /// The next cell to run.
+    pub(super) fn pop(&mut self) -> Option<Entry> {
+        self.0.pop_front()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Takes every waiting cell out.
+    pub(super) fn drain(&mut self) -> Vec<Entry> {
+        self.0.drain(..).collect()
+    }
+
+    /// Takes out the cells of `group` (its run stopped at an error), keeping the rest in
+    /// order.
+    pub(super) fn drop_group(&mut self, group: u64) -> Vec<Entry> {
+        let (dropped, kept) = std::mem::take(&mut self.0)
+            .into_iter()
+            .partition::<Vec<_>, _>(|entry| entry.group == Some(group));
+        self.0 = kept.into();
+        dropped
+    }
+
+    /// The waiting cells' ids, in order (`state.kernel.queue`).
+    pub(super) fn cell_ids(&self) -> Vec<String> {
+        self.0.iter().map(|entry| entry.cell_id.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(cell: &str, group: Option<u64>) -> Entry {
+        Entry {
+            cell_id: cell.into(),
+            group,
+            by: None,
+        }
+    }
+
+    #[test]
+    fn cells_wait_once_in_order_and_a_failed_group_leaves_together() {
+        let mut queue = RunQueue::default();
+        assert!(queue.push(entry("a", Some(1))));
+        assert!(queue.push(entry("x", None)));
+        assert!(queue.push(entry("b", Some(1))));
+        assert!(!queue.push(entry("a", None)), "a cell waits once");
+        assert_eq!(queue.cell_ids(), ["a", "x", "b"]);
+        let dropped: Vec<String> = queue.drop_group(1).into_iter().map(|e| e.cell_id).collect();
+        assert_eq!(dropped, ["a", "b"]);
+        assert_eq!(queue.cell_ids(), ["x"]);
+        assert_eq!(queue.pop().map(|e| e.cell_id).as_deref(), Some("x"));
+        assert!(queue.is_empty());
+        queue.push(entry("c", None));
+        assert_eq!(queue.drain().len(), 1);
+        assert!(queue.is_empty());
     }
 }
