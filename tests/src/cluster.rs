@@ -403,6 +403,20 @@ fn drain(
     });
 }
 
+/// The samples of `url`'s `/metrics` (a collab node, `tandem serve`, or a runtime node's
+/// metrics listener), checked by [`parse_metrics`].
+pub async fn scrape_metrics(http: &reqwest::Client, url: &str) -> Result<Vec<(String, f64)>> {
+    let text = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .context("GET /metrics")?
+        .text()
+        .await
+        .context("reading /metrics")?;
+    parse_metrics(&text).with_context(|| format!("in\n{text}"))
+}
+
 /// Checks that `text` is the Prometheus text format: every line blank, a `#` comment, or
 /// `name{labels} value` with a metric name and a number. Returns the samples as
 /// (`name{labels}`, value).

@@ -10,7 +10,7 @@ use serde_json::json;
 use tandem_client::DocConnection;
 use tandem_crdt::Notebook;
 use tandem_tests::TestServer;
-use tandem_tests::cluster::{metric, parse_metrics};
+use tandem_tests::cluster::{metric, scrape_metrics};
 use tandem_tests::require_kernel_venv;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,15 +20,9 @@ async fn metrics_move_with_edits_and_runs_and_parse_as_prometheus_text() {
     let url = server.http_url();
     let http = reqwest::Client::new();
     let scrape = || async {
-        let text = http
-            .get(format!("{url}/metrics"))
-            .send()
+        scrape_metrics(&http, &url)
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        parse_metrics(&text).unwrap_or_else(|err| panic!("{err:#}\n{text}"))
+            .unwrap_or_else(|err| panic!("{err:#}"))
     };
     // The in-process runtime node starts beside the collab service (after checking the
     // kernel sandbox); its counters appear once it is up.

@@ -209,23 +209,7 @@ async fn an_idle_kernel_survives_its_collab_node_and_dies_visibly_with_every_run
 
     // Every runtime node dies: the collab node with the notebook open marks the kernel dead.
     cluster.runtimes[0].kill_9().unwrap();
-    let killed = Instant::now();
-    let dead = observer
-        .wait_until(
-            |doc| {
-                Notebook::from_doc(doc.clone())
-                    .state_value("kernel")
-                    .is_some_and(|k| k["status"] == "dead")
-            },
-            DEAD_WITHIN,
-        )
-        .await;
-    let state = kernel(&observer);
-    assert!(dead.is_ok(), "not dead after {DEAD_WITHIN:?}: {state:#}");
-    eprintln!(
-        "kernel dead {:?} after the last runtime's SIGKILL",
-        killed.elapsed()
-    );
+    let state = wait_dead(&observer, Instant::now(), "the last runtime's SIGKILL").await;
     assert!(
         state["reason"]
             .as_str()
@@ -313,18 +297,31 @@ async fn wait_gauges(http: &reqwest::Client, url: &str, expected: (f64, f64)) {
 
 /// The value of the unlabelled sample `name` on a runtime node's `/metrics`.
 async fn gauge(http: &reqwest::Client, url: &str, name: &str) -> f64 {
-    let text = http
-        .get(format!("{url}/metrics"))
-        .send()
+    let samples = tandem_tests::cluster::scrape_metrics(http, url)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let samples = tandem_tests::cluster::parse_metrics(&text).unwrap();
+        .unwrap_or_else(|err| panic!("{err:#}"));
     samples
         .iter()
         .find(|(series, _)| series == name)
-        .unwrap_or_else(|| panic!("no {name} in {text}"))
+        .unwrap_or_else(|| panic!("no {name} in {samples:?}"))
         .1
+}
+
+/// Waits until the observer sees the kernel dead (at most [`DEAD_WITHIN`] after `since`,
+/// when `what` happened) and returns `state.kernel` then.
+async fn wait_dead(observer: &DocConnection, since: Instant, what: &str) -> Value {
+    let dead = observer
+        .wait_until(
+            |doc| {
+                Notebook::from_doc(doc.clone())
+                    .state_value("kernel")
+                    .is_some_and(|k| k["status"] == "dead")
+            },
+            DEAD_WITHIN,
+        )
+        .await;
+    let state = kernel(observer);
+    assert!(dead.is_ok(), "not dead after {DEAD_WITHIN:?}: {state:#}");
+    eprintln!("kernel dead {:?} after {what}", since.elapsed());
+    state
 }

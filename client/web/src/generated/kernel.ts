@@ -1,5 +1,5 @@
 // Generated from crdt/src/kernel.rs (`state.kernel`) by
-// `TANDEM_WRITE_TS=1 cargo test -p tandem-crdt --test typescript`; do not edit.
+// `TANDEM_WRITE_TS=1 cargo test -p tandem-protocol --test typescript`; do not edit.
 
 export type KernelStatus = "not_started" | "starting" | "idle" | "busy" | "dead";
 
