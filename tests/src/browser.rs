@@ -2,11 +2,13 @@
 //! (`client/web`), or the command that sets them up. Missing pieces fail with the fix, never
 //! skip; only `TANDEM_SKIP_BROWSER=1` (refused when `CI=true`) skips, for a quick local loop.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
 
 use anyhow::{Result, bail};
 
-use crate::workspace_root;
+use crate::{TestServer, run_client, workspace_root};
 
 /// The web client's folder, `client/web`.
 pub fn web_dir() -> PathBuf {
@@ -60,4 +62,31 @@ pub fn browser_setup() -> Result<PathBuf> {
         bail!("node is not on PATH: run scripts/test, which installs it");
     }
     Ok(chromium)
+}
+
+/// Runs the browser script `client/web/e2e/<script>` (node with playwright-core, driving
+/// `chromium`) against `server`, signing in with the link it printed, writing screenshots
+/// into `screenshots`, with `env` besides; gives back its output once it passed within
+/// `timeout` (its stdout is printed: the timings are worth seeing in the test log).
+pub async fn run_e2e(
+    script: &str,
+    server: &TestServer,
+    chromium: &Path,
+    screenshots: &Path,
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<Output> {
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg(web_dir().join("e2e").join(script))
+        .current_dir(web_dir())
+        .env("TANDEM_URL", server.http_url())
+        // The link `tandem serve` printed: local sign-in works only with its token.
+        .env("TANDEM_SIGNIN_URL", server.sign_in_url()?)
+        .env("SCREENSHOT_DIR", screenshots)
+        .env("CHROMIUM", chromium)
+        .envs(env.iter().copied());
+    let output = run_client(command, script, timeout).await?;
+    println!("{}", String::from_utf8_lossy(&output.stdout));
+    Ok(output)
 }

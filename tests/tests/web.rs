@@ -29,8 +29,8 @@
 
 use std::time::Duration;
 
-use tandem_tests::browser::{browser_setup, skip_browser, web_dir};
-use tandem_tests::{TestServer, require_kernel_venv, run_client, workspace_root};
+use tandem_tests::browser::{browser_setup, run_e2e, skip_browser, web_dir};
+use tandem_tests::{TestServer, require_kernel_venv, workspace_root};
 
 /// Sign-ins, a kernel start, uploads and a 500-cell notebook, on a small CI machine.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(300);
@@ -54,20 +54,16 @@ async fn two_people_edit_run_and_share_a_notebook_in_chromium() {
     .await
     .unwrap();
     let screenshots = workspace_root().join("target/web-screenshots");
-    let mut command = tokio::process::Command::new("node");
-    command
-        .arg(web_dir().join("e2e/notebook.e2e.mjs"))
-        .current_dir(web_dir())
-        .env("TANDEM_URL", server.http_url())
-        // The link `tandem serve` printed: local sign-in works only with its token.
-        .env("TANDEM_SIGNIN_URL", server.sign_in_url().unwrap())
-        .env("SCREENSHOT_DIR", &screenshots)
-        .env("CHROMIUM", &chromium);
-    let output = run_client(command, "notebook.e2e.mjs", BROWSER_TIMEOUT)
-        .await
-        .unwrap();
-    // The timings (the 500-cell load) are worth seeing in the test log.
-    println!("{}", String::from_utf8_lossy(&output.stdout));
+    run_e2e(
+        "notebook.e2e.mjs",
+        &server,
+        &chromium,
+        &screenshots,
+        &[],
+        BROWSER_TIMEOUT,
+    )
+    .await
+    .unwrap();
     assert!(
         screenshots.join("04-output-seen-by-bob.png").is_file(),
         "screenshots are written to {}",
@@ -94,18 +90,16 @@ async fn notebook_page_shell_in_chromium() {
         .await
         .unwrap();
     let screenshots = workspace_root().join("target/screenshots");
-    let mut command = tokio::process::Command::new("node");
-    command
-        .arg(web_dir().join("e2e/page.e2e.mjs"))
-        .current_dir(web_dir())
-        .env("TANDEM_URL", server.http_url())
-        .env("TANDEM_SIGNIN_URL", server.sign_in_url().unwrap())
-        .env("SCREENSHOT_DIR", &screenshots)
-        .env("CHROMIUM", &chromium);
-    let output = run_client(command, "page.e2e.mjs", BROWSER_TIMEOUT)
-        .await
-        .unwrap();
-    println!("{}", String::from_utf8_lossy(&output.stdout));
+    run_e2e(
+        "page.e2e.mjs",
+        &server,
+        &chromium,
+        &screenshots,
+        &[],
+        BROWSER_TIMEOUT,
+    )
+    .await
+    .unwrap();
     assert!(
         screenshots.join("page15-viewport-800x700.png").is_file(),
         "screenshots are written to {}",

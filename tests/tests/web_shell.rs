@@ -16,8 +16,8 @@
 
 use std::time::Duration;
 
-use tandem_tests::browser::{browser_setup, skip_browser, web_dir};
-use tandem_tests::{TestServer, run_client, workspace_root};
+use tandem_tests::browser::{browser_setup, run_e2e, skip_browser, web_dir};
+use tandem_tests::{TestServer, workspace_root};
 
 /// Sign-ins and a dozen page loads on a small CI machine; no kernel starts.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(180);
@@ -69,19 +69,16 @@ async fn sign_in_home_and_copies_in_chromium() {
     .await
     .unwrap();
     let screenshots = workspace_root().join("target/screenshots");
-    let mut command = tokio::process::Command::new("node");
-    command
-        .arg(web_dir().join("e2e/shell.e2e.mjs"))
-        .current_dir(web_dir())
-        .env("TANDEM_URL", server.http_url())
-        .env("TANDEM_SIGNIN_URL", server.sign_in_url().unwrap())
-        .env("SCREENSHOT_DIR", &screenshots)
-        .env("EXPECT_PROVIDERS", "1")
-        .env("CHROMIUM", &chromium);
-    let output = run_client(command, "shell.e2e.mjs", BROWSER_TIMEOUT)
-        .await
-        .unwrap();
-    println!("{}", String::from_utf8_lossy(&output.stdout));
+    run_e2e(
+        "shell.e2e.mjs",
+        &server,
+        &chromium,
+        &screenshots,
+        &[("EXPECT_PROVIDERS", "1")],
+        BROWSER_TIMEOUT,
+    )
+    .await
+    .unwrap();
     for name in [
         "signin-form",
         "home",
