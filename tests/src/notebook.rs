@@ -1,4 +1,5 @@
-//! Comparing notebooks as JSON and validating them with Python `nbformat`.
+//! Notebooks as JSON for tests: building ones of code cells, comparing them, and validating
+//! them with Python `nbformat`.
 //!
 //! Tandem's export, `@jupyter/ydoc`'s `YNotebook.toJSON()` and `jupyter_ydoc`'s
 //! `YNotebook.get()` all describe the same document, but nbformat allows the same content to be
@@ -11,6 +12,21 @@ use std::process::Stdio;
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value};
 use tokio::io::AsyncWriteExt;
+
+/// An nbformat v4 code cell `id` with `source`, never run.
+pub fn code_cell(id: &str, source: &str) -> Value {
+    serde_json::json!({"id": id, "cell_type": "code", "source": source, "metadata": {},
+                       "outputs": [], "execution_count": null})
+}
+
+/// An nbformat v4.5 notebook of the code cells `(id, source)`, in order.
+pub fn code_notebook(cells: &[(&str, &str)]) -> Value {
+    let cells: Vec<Value> = cells
+        .iter()
+        .map(|(id, source)| code_cell(id, source))
+        .collect();
+    serde_json::json!({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells})
+}
 
 /// The notebook `nb` in one canonical form:
 /// - object keys sorted (JSON key order carries no meaning, and the writers differ);

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tandem_client::{Client, DocConnection};
 use tandem_crdt::Notebook;
+use tandem_tests::notebook::code_notebook;
 use tandem_tests::{TestServer, require_kernel_venv};
 
 /// Generous: the first cell also starts a kernel, and CI machines are small.
@@ -35,17 +36,6 @@ const MISSING: &str = "import tandem\n\
 try:\n    tandem.restore('never-saved')\n\
 except KeyError as e:\n    print(type(e).__name__, '|', e)";
 
-fn notebook(cells: &[(&str, &str)]) -> Value {
-    let cells: Vec<Value> = cells
-        .iter()
-        .map(|(id, source)| {
-            json!({"id": id, "cell_type": "code", "source": source, "metadata": {},
-                   "outputs": [], "execution_count": null})
-        })
-        .collect();
-    json!({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells})
-}
-
 struct Setup {
     server: TestServer,
     owner: Client,
@@ -60,7 +50,7 @@ impl Setup {
         let server = TestServer::start_with(flags).await.unwrap();
         let owner = server.client_for("owner@example.com").await.unwrap();
         let id = owner
-            .create_notebook("drive", Some(notebook(cells)))
+            .create_notebook("drive", Some(code_notebook(cells)))
             .await
             .unwrap()
             .id;

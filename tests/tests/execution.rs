@@ -8,19 +8,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tandem_client::{Client, DocConnection};
 use tandem_crdt::Notebook;
+use tandem_tests::notebook::code_notebook;
 use tandem_tests::{TestServer, require_kernel_venv};
 
 /// Generous: the first cell also starts a kernel, and CI machines are small.
 const RUN_WAIT: Duration = Duration::from_secs(60);
-
-fn code_cell(id: &str, source: &str) -> Value {
-    json!({"id": id, "cell_type": "code", "source": source, "metadata": {}, "outputs": [], "execution_count": null})
-}
-
-fn notebook(cells: &[(&str, &str)]) -> Value {
-    let cells: Vec<Value> = cells.iter().map(|(id, src)| code_cell(id, src)).collect();
-    json!({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells})
-}
 
 struct Setup {
     server: TestServer,
@@ -39,7 +31,7 @@ async fn setup_with(cells: &[(&str, &str)], flags: &[&str]) -> Setup {
     let server = TestServer::start_with(flags).await.unwrap();
     let owner = server.client_for("owner@example.com").await.unwrap();
     let id = owner
-        .create_notebook("run", Some(notebook(cells)))
+        .create_notebook("run", Some(code_notebook(cells)))
         .await
         .unwrap()
         .id;
@@ -398,7 +390,7 @@ async fn kernels_see_neither_the_servers_secrets_nor_its_store() {
         ("store", format!("open({:?}, 'rb').read(16)", db.display().to_string())),
         ("home", "import os\nos.getcwd() == os.environ['HOME']".to_owned()),
     ];
-    let nb = notebook(
+    let nb = code_notebook(
         &cells
             .iter()
             .map(|(id, src)| (*id, src.as_str()))
@@ -461,7 +453,7 @@ async fn one_person_may_hold_only_so_many_kernels() {
     // A second notebook of the same person would need a second kernel.
     let other = setup
         .owner
-        .create_notebook("second", Some(notebook(&[("d", "2")])))
+        .create_notebook("second", Some(code_notebook(&[("d", "2")])))
         .await
         .unwrap();
     let path = format!("/api/notebooks/{}/execute", other.id);

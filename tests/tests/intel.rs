@@ -14,6 +14,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tandem_client::{Client, DocConnection};
 use tandem_crdt::Notebook;
+use tandem_tests::notebook::code_notebook;
 use tandem_tests::notebook::nbformat_validate;
 use tandem_tests::{TestServer, require_kernel_venv};
 
@@ -29,7 +30,7 @@ const TIMING_KEYS: [&str; 5] = [
 ];
 
 fn notebook() -> Value {
-    let cells: Vec<Value> = [
+    code_notebook(&[
         ("imp", "import os"),
         ("ask", "name = input('Name? ')\nprint('hello', name)"),
         (
@@ -38,14 +39,7 @@ fn notebook() -> Value {
         ),
         ("boom", "1/0"),
         ("sleepy", "import time\ntime.sleep(4)"),
-    ]
-    .iter()
-    .map(|(id, source)| {
-        json!({"id": id, "cell_type": "code", "source": source, "metadata": {},
-               "outputs": [], "execution_count": null})
-    })
-    .collect();
-    json!({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells})
+    ])
 }
 
 /// `POST /api/notebooks/{id}/{action}` as `who`: the answer, or the status and error code.

@@ -14,23 +14,17 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tandem_client::{Client, DocConnection};
 use tandem_crdt::Notebook;
+use tandem_tests::notebook::code_notebook;
 use tandem_tests::{TestServer, require_kernel_venv};
 
 /// Generous: some steps start a kernel, and CI machines are small.
 const WAIT: Duration = Duration::from_secs(90);
 
 fn notebook() -> Value {
-    let cells: Vec<Value> = [
+    code_notebook(&[
         ("hello", "print('hello')"),
         ("die", "import os\nos._exit(3)"),
-    ]
-    .iter()
-    .map(|(id, source)| {
-        json!({"id": id, "cell_type": "code", "source": source, "metadata": {},
-                   "outputs": [], "execution_count": null})
-    })
-    .collect();
-    json!({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells})
+    ])
 }
 
 struct Person {

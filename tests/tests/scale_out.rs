@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use tandem_client::{Client, DocConnection};
 use tandem_crdt::Notebook;
 use tandem_tests::cluster::{Cluster, NodeClient, RedisServer};
+use tandem_tests::notebook::code_cell;
 use tandem_tests::notebook::{first_difference, normalize};
 use tandem_tests::{node_modules, require_kernel_venv};
 
@@ -34,14 +35,10 @@ const SCRIPT: &str = "cluster_client.mjs";
 
 /// A notebook with a shared code cell, one cell per writer, and optionally a cell to run.
 fn notebook(writers: &[&str], run: Option<&str>) -> Value {
-    let code = |id: &str, source: &str| {
-        json!({"id": id, "cell_type": "code", "source": source, "metadata": {},
-               "outputs": [], "execution_count": null})
-    };
-    let mut cells = vec![code("shared", "")];
-    cells.extend(writers.iter().map(|w| code(w, "")));
+    let mut cells = vec![code_cell("shared", "")];
+    cells.extend(writers.iter().map(|w| code_cell(w, "")));
     if let Some(source) = run {
-        cells.push(code("run", source));
+        cells.push(code_cell("run", source));
     }
     json!({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells})
 }

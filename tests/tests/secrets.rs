@@ -15,6 +15,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tandem_client::{Client, DocConnection};
 use tandem_crdt::Notebook;
+use tandem_tests::notebook::code_notebook;
 use tandem_tests::{TestServer, require_kernel_venv};
 use yrs::{ReadTxn, StateVector, Transact};
 
@@ -26,17 +27,6 @@ const BOB_VALUE: &str = "bob-secret-value-93be";
 
 fn reversed(value: &str) -> String {
     value.chars().rev().collect()
-}
-
-fn notebook(cells: &[(&str, &str)]) -> Value {
-    let cells: Vec<Value> = cells
-        .iter()
-        .map(|(id, source)| {
-            json!({"id": id, "cell_type": "code", "source": source, "metadata": {},
-                   "outputs": [], "execution_count": null})
-        })
-        .collect();
-    json!({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells})
 }
 
 /// Reads `API_KEY` both ways and prints each value reversed, or the exception's class.
@@ -176,13 +166,13 @@ async fn secrets_reach_only_granted_notebooks_and_their_own_users() {
     let granted = alice
         .create_notebook(
             "granted",
-            Some(notebook(&[("read", READ_BOTH), ("missing", MISSING)])),
+            Some(code_notebook(&[("read", READ_BOTH), ("missing", MISSING)])),
         )
         .await
         .unwrap()
         .id;
     let other = alice
-        .create_notebook("other", Some(notebook(&[("read", READ_BOTH)])))
+        .create_notebook("other", Some(code_notebook(&[("read", READ_BOTH)])))
         .await
         .unwrap()
         .id;

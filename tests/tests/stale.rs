@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tandem_client::DocConnection;
 use tandem_crdt::Notebook;
+use tandem_tests::notebook::code_notebook;
 use tandem_tests::{TestServer, require_kernel_venv};
 
 /// Generous: the first cell also starts a kernel, and CI machines are small.
@@ -96,18 +97,11 @@ async fn a_second_client_sees_stale_marks_and_run_stale_fixes_them() {
     require_kernel_venv().unwrap();
     let server = TestServer::start().await.unwrap();
     let owner = server.client_for("owner@example.com").await.unwrap();
-    let cells: Vec<Value> = [
+    let ipynb = code_notebook(&[
         ("data", "rows = [1, 2, 3]"),
         ("total", "total = sum(rows)"),
         ("show", "print('total', total)"),
-    ]
-    .iter()
-    .map(|(id, source)| {
-        json!({"id": id, "cell_type": "code", "source": source, "metadata": {},
-               "outputs": [], "execution_count": null})
-    })
-    .collect();
-    let ipynb = json!({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells});
+    ]);
     let id = owner
         .create_notebook("stale", Some(ipynb))
         .await

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tandem_client::DocConnection;
 use tandem_crdt::Notebook;
 use tandem_tests::cluster::Cluster;
+use tandem_tests::notebook::code_cell;
 use tandem_tests::require_kernel_venv;
 
 /// The lease lives 10 s and collab nodes scan for expired ones each second; generous.
@@ -123,17 +124,13 @@ async fn setup_with_runtime(via: &[usize], extra: &[&str]) -> Setup {
     cluster.start_collab(&[]).await.unwrap();
     cluster.start_runtime_via(via, extra).await.unwrap();
     let token = cluster.token_for("ada@example.com").await.unwrap();
-    let code = |id: &str, source: &str| {
-        json!({"id": id, "cell_type": "code", "source": source, "metadata": {},
-               "outputs": [], "execution_count": null})
-    };
     let cells = json!([
-        code("define", "v = 41"),
-        code(
+        code_cell("define", "v = 41"),
+        code_cell(
             "slow",
             "import time\nprint('before', flush=True)\ntime.sleep(5)\nprint('after')"
         ),
-        code("use", "print(v + 1)"),
+        code_cell("use", "print(v + 1)"),
     ]);
     let notebook = json!({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells});
     let client = tandem_client::Client::new(&cluster.collabs[1].http_url(), &token).unwrap();
