@@ -7,32 +7,12 @@ use tandem_protocol::runtime::{Body, Command, Execute, Outcome, Reply, Target};
 use tokio_tungstenite::tungstenite::Message as Ws;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::support::{TestServer, WAIT};
+use crate::support::{TestServer, WAIT, post};
 
 const SERVICE_TOKEN: &str = "test-service-credential";
 
 async fn server() -> TestServer {
     TestServer::start_with(|c| c.service_token = Some(SERVICE_TOKEN.to_owned())).await
-}
-
-async fn post(
-    server: &TestServer,
-    token: &str,
-    path: &str,
-    body: serde_json::Value,
-) -> (u16, serde_json::Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{}{path}", server.http_url()))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (
-        status,
-        response.json().await.unwrap_or(serde_json::Value::Null),
-    )
 }
 
 /// Connects to the control channel as a runtime would.

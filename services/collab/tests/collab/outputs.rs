@@ -5,19 +5,7 @@
 use serde_json::{Value, json};
 use tandem_crdt::Notebook;
 
-use crate::support::{TestServer, WAIT};
-
-async fn post(server: &TestServer, token: &str, path: &str, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{}{path}", server.http_url()))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
+use crate::support::{TestServer, WAIT, post};
 
 fn ran(id: &str, text: &str, count: i64) -> Value {
     json!({"id": id, "cell_type": "code", "source": format!("print({text:?})"), "metadata": {},

@@ -324,3 +324,24 @@ pub fn node_script(
     command.arg(dir.path().join(script));
     (command, dir)
 }
+
+/// `POST {path}` with `body` as `token`: the status and the JSON answer (null when none).
+pub async fn post(
+    server: &TestServer,
+    token: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}{path}", server.http_url()))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
