@@ -244,23 +244,7 @@ async fn a_session_that_cannot_rejoin_within_its_timeout_ends_the_kernel_visibly
 
     // The only node this runtime knows dies; it retries for 2 s, then gives the kernel up.
     cluster.collabs[0].kill_9().unwrap();
-    let killed = Instant::now();
-    let dead = observer
-        .wait_until(
-            |doc| {
-                Notebook::from_doc(doc.clone())
-                    .state_value("kernel")
-                    .is_some_and(|k| k["status"] == "dead")
-            },
-            DEAD_WITHIN,
-        )
-        .await;
-    let state = kernel(&observer);
-    assert!(dead.is_ok(), "not dead after {DEAD_WITHIN:?}: {state:#}");
-    eprintln!(
-        "kernel dead {:?} after its collab node's SIGKILL",
-        killed.elapsed()
-    );
+    let state = wait_dead(&observer, Instant::now(), "its collab node's SIGKILL").await;
     assert!(
         state["reason"]
             .as_str()
