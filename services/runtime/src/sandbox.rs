@@ -350,8 +350,10 @@ impl Sandbox {
             cpus: self.config.kernel_cpus.filter(|cpus| *cpus > 0.0),
         };
         let cgroup = self.cgroups.create(&format!("k-{uid}"), limits)?;
-        let (block_read, block_write) = nix::unistd::pipe().map_err(std::io::Error::from)?;
-        let (info_read, info_write) = nix::unistd::pipe().map_err(std::io::Error::from)?;
+        let (block_read, block_write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+        let (info_read, info_write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
         let args = self.bwrap_args(
             spec,
             &slot,

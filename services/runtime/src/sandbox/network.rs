@@ -88,8 +88,10 @@ pub async fn block(pid: i32) -> std::io::Result<()> {
 /// then routes `allowed` through it.
 #[allow(unsafe_code)]
 pub async fn connect(pid: i32, allowed: &[Cidr]) -> std::io::Result<Network> {
-    let (ready_read, ready_write) = nix::unistd::pipe().map_err(std::io::Error::from)?;
-    let (exit_read, exit_write) = nix::unistd::pipe().map_err(std::io::Error::from)?;
+    let (ready_read, ready_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+    let (exit_read, exit_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
     // In a private mount namespace of its own: slirp4netns's `--enable-sandbox` unmounts what
     // it does not need, and in a copy of the runtime's namespace that would reach the
     // kernels' shared drive slots (see `mounts`) and take their drives away.
