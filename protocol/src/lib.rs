@@ -395,18 +395,21 @@ pub struct RuntimeType {
 ///   their kernels dead ([`TAKE_ORPHAN`]).
 /// - `{p}:runtime:nodes`: sorted set of runtime node ids scored by when their heartbeat
 ///   expires (ms since the Unix epoch); a collab node with no live entry answers "no runtime".
-/// - `{p}:runtime:queue:{node}`: list of [`Envelope`]s (JSON) for one runtime node, used when
-///   the notebook has a live owner.
+/// - `{p}:runtime:queue:{node}`: list of [`Queued`] frames (JSON) for one runtime node: the
+///   [`Envelope`]s of commands for notebooks it owns, and the [`Answer`]s to its asks.
+/// - `{p}:runtime:asks`: list of [`AskEnvelope`]s (JSON) that every collab node pops: a
+///   runtime node's asks (a running cell's secret), answered to the asking node's queue.
 /// - `{p}:runtime:unassigned`: a stream (field `envelope`) read by the consumer group
 ///   [`GROUP`] of all runtime nodes, so exactly one node takes a notebook nobody owns.
 /// - `{p}:runtime:replies:{collab}`: list of [`Reply`]s (JSON) for one collab node, matched to
 ///   calls by their request number.
 ///
 /// [`Reply`]: super::runtime::Reply
+/// [`Answer`]: super::runtime::Answer
 pub mod redis_link {
     use serde::{Deserialize, Serialize};
 
-    use super::runtime::Command;
+    use super::runtime::{Answer, Ask, Command};
 
     /// Default key prefix.
     pub const DEFAULT_PREFIX: &str = "tandem";
@@ -457,6 +460,32 @@ return 0
         pub hops: u8,
         /// The command.
         pub command: Command,
+    }
+
+    /// An ask on its way from a runtime node to whichever collab node pops it first.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct AskEnvelope {
+        /// The runtime node waiting for the answer (its queue's id).
+        pub reply_to: String,
+        /// After this (ms since the Unix epoch) nobody waits for the answer: drop the ask.
+        pub deadline_ms: u64,
+        /// The ask.
+        pub ask: Ask,
+    }
+
+    /// What a runtime node's queue holds.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(untagged)]
+    pub enum Queued {
+        /// A command for a notebook the node owns.
+        Command(Envelope),
+        /// The answer to one of the node's asks.
+        Answer(Answer),
+    }
+
+    /// `{prefix}:runtime:asks`.
+    pub fn asks_key(prefix: &str) -> String {
+        format!("{prefix}:runtime:asks")
     }
 
     /// `{prefix}:runtime:lease:{notebook}`.

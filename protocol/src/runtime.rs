@@ -3,7 +3,9 @@
 //! Redis lists and streams, see [`redis_link`](crate::redis_link)). The collab service checks
 //! roles and cell ids, then sends a [`Command`]: an envelope of a request number, the
 //! notebook, and one request ([`Body`]). The runtime answers each with a [`Reply`] carrying the
-//! same request number and an [`Outcome`].
+//! same request number and an [`Outcome`]. The link is two-way: the runtime node sends
+//! [`Ask`]s up the same link (the secret a running cell reads) and gets [`Answer`]s back, so
+//! frames down are [`Down`] and frames up are [`Up`].
 //!
 //! Each request type says what answers it ([`Request::Response`]): callers get that type or
 //! a [`Refusal`] with an [`ErrorCode`], and a reply of the wrong kind is an error in one place
@@ -16,7 +18,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::NotebookId;
+use crate::ids::{NotebookId, UserId};
+use crate::kernel::{SecretFailure, SecretText};
 use crate::{Completions, Inspection};
 
 /// Path of the control WebSocket.
@@ -414,6 +417,81 @@ impl ErrorCode {
     }
 }
 
+/// A runtime node asking the collab service for something while it serves a notebook: the
+/// other direction of the link. Today one thing is asked: the secret a running cell reads
+/// (`tandem.secrets.get`), looked up for the person who ran that cell.
+///
+/// On the wire: `{"ask":3,"notebook_id":…,"type":"secret","user_id":…,"name":"HF_TOKEN"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ask {
+    /// Matches the answer (numbered by the runtime node, apart from request numbers).
+    pub ask: u64,
+    /// The notebook whose kernel asks.
+    pub notebook_id: NotebookId,
+    /// What is asked.
+    #[serde(flatten)]
+    pub body: AskBody,
+}
+
+/// What an [`Ask`] asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AskBody {
+    /// The value of `user_id`'s secret `name`, which must be granted to the notebook, whose
+    /// owner must still be able to edit it.
+    Secret {
+        /// Who ran the cell that asks: their secrets and grants apply.
+        user_id: UserId,
+        /// The secret's name.
+        name: String,
+    },
+}
+
+/// The collab service's answer to an [`Ask`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answer {
+    /// The ask's number.
+    pub ask: u64,
+    /// What came of it.
+    #[serde(flatten)]
+    pub outcome: AskOutcome,
+}
+
+/// What came of an [`Ask`]: the value, or why there is none (`secret_not_found`,
+/// `notebook_access`, `secrets_unconfigured`, `unavailable`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AskOutcome {
+    /// The secret's value (`Debug` never shows it).
+    Secret {
+        /// The value.
+        value: SecretText,
+    },
+    /// No value, and why.
+    Refused(SecretFailure),
+}
+
+/// A frame from the collab service to a runtime node: a command, or the answer to one of the
+/// node's asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Down {
+    /// A command to handle.
+    Command(Command),
+    /// The answer to an ask.
+    Answer(Answer),
+}
+
+/// A frame from a runtime node to the collab service: the reply to a command, or an ask.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Up {
+    /// A command's reply.
+    Reply(Reply),
+    /// Something the runtime asks.
+    Ask(Ask),
+}
+
 /// A request type, with the answer that goes with it.
 pub trait Request: Into<Body> {
     /// What answers this request when it is not refused.
@@ -678,5 +756,46 @@ mod tests {
                 "{code:?}"
             );
         }
+    }
+
+    #[test]
+    fn frames_each_way_tell_commands_from_asks() {
+        let ask = json!({"ask": 3, "notebook_id": "n", "type": "secret",
+                         "user_id": "u1", "name": "HF_TOKEN"});
+        let Up::Ask(parsed) = serde_json::from_value(ask.clone()).unwrap() else {
+            panic!("an ask read as a reply");
+        };
+        assert_eq!(parsed.ask, 3);
+        assert_eq!(serde_json::to_value(Up::Ask(parsed)).unwrap(), ask);
+        let reply = json!({"type": "ok", "request": 3, "queued": []});
+        assert!(matches!(
+            serde_json::from_value(reply).unwrap(),
+            Up::Reply(Reply { request: 3, .. })
+        ));
+
+        let answer = json!({"ask": 3, "type": "secret", "value": "sk-1"});
+        let Down::Answer(parsed) = serde_json::from_value(answer.clone()).unwrap() else {
+            panic!("an answer read as a command");
+        };
+        assert!(!format!("{parsed:?}").contains("sk-1"), "{parsed:?}");
+        assert_eq!(serde_json::to_value(Down::Answer(parsed)).unwrap(), answer);
+        let refused = json!({"ask": 4, "type": "refused", "code": "notebook_access",
+                             "message": "not granted"});
+        assert!(matches!(
+            serde_json::from_value(refused).unwrap(),
+            Down::Answer(Answer {
+                ask: 4,
+                outcome: AskOutcome::Refused(_)
+            })
+        ));
+        let command = json!({"type": "interrupt", "request": 9, "notebook_id": "n"});
+        assert!(matches!(
+            serde_json::from_value(command).unwrap(),
+            Down::Command(Command { request: 9, .. })
+        ));
+        // An ask for another user's escape path does not parse at all.
+        let bad = json!({"ask": 5, "notebook_id": "n", "type": "secret",
+                         "user_id": "../u", "name": "X"});
+        assert!(serde_json::from_value::<Up>(bad).is_err());
     }
 }

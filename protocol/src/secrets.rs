@@ -14,8 +14,8 @@
 //! - `PUT /api/secrets/{name}/notebooks/{notebook_id}`: grants it to a notebook the caller can
 //!   edit; 204. `DELETE` on the same path revokes; 204.
 //!
-//! Runtimes ask for a value with the service credential at [`LOOKUP_PATH`] with a
-//! [`SecretRequest`]; the answer is a [`SecretValue`] or an error.
+//! Runtimes ask for a value over their control link (an [`Ask`](crate::runtime::Ask) up the
+//! same WebSocket or Redis link their commands come down); there is no HTTP route for it.
 //!
 //! Errors (the usual [`ErrorBody`](crate::ErrorBody)), by code:
 //! - 400 `invalid_name`: a name must match `[A-Z_][A-Z0-9_]{0,63}`; 400 `too_large`: a value
@@ -28,9 +28,6 @@
 //!   `--secrets-key`).
 
 use serde::{Deserialize, Serialize};
-
-/// The runtime's lookup route (service credential only).
-pub const LOOKUP_PATH: &str = "/internal/secrets/lookup";
 
 /// Longest value accepted, in bytes (64 KiB).
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
@@ -59,30 +56,6 @@ impl std::fmt::Debug for PutSecret {
     }
 }
 
-/// A runtime asking for the value a running cell wants.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SecretRequest {
-    /// The notebook whose kernel asks.
-    pub notebook_id: String,
-    /// Who ran the cell that asks: their secrets and grants apply.
-    pub user_id: String,
-    /// The secret's name.
-    pub name: String,
-}
-
-/// The answer to a [`SecretRequest`].
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SecretValue {
-    /// The value.
-    pub value: String,
-}
-
-impl std::fmt::Debug for SecretValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretValue").finish_non_exhaustive()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,9 +65,6 @@ mod tests {
         let put = PutSecret {
             value: "hunter2".into(),
         };
-        let value = SecretValue {
-            value: "hunter2".into(),
-        };
-        assert!(!format!("{put:?}{value:?}").contains("hunter2"));
+        assert!(!format!("{put:?}").contains("hunter2"));
     }
 }

@@ -2,7 +2,8 @@
 //! Colab's `google.colab.userdata.get` read a secret in the notebook it is granted to, not
 //! in another notebook, and a collaborator running the shared notebook gets their own
 //! secrets and grants, never the owner's. The value never reaches the document, the
-//! `.ipynb` export or the server's log.
+//! `.ipynb` export or the server's log. On nodes scaled out through Redis the lookup travels
+//! the runtime link's asks list, answered by whichever collab node pops it.
 //!
 //! Cells print values reversed, so the test can tell which value a cell read while the value
 //! itself never enters the document.
@@ -15,6 +16,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tandem_client::{Client, DocConnection};
 use tandem_crdt::Notebook;
+use tandem_tests::cluster::Cluster;
 use tandem_tests::notebook::code_notebook;
 use tandem_tests::{TestServer, require_kernel_venv};
 use yrs::{ReadTxn, StateVector, Transact};
@@ -47,7 +49,11 @@ except userdata.SecretNotFoundError as error:
 "#;
 
 async fn connect(server: &TestServer, client: &Client, id: &str) -> DocConnection {
-    let conn = DocConnection::connect(&server.ws_url(), id, Some(client.token()))
+    connect_to(&server.ws_url(), client, id).await
+}
+
+async fn connect_to(ws_url: &str, client: &Client, id: &str) -> DocConnection {
+    let conn = DocConnection::connect(ws_url, id, Some(client.token()))
         .await
         .unwrap();
     tokio::time::timeout(Duration::from_secs(10), conn.synced())
@@ -91,15 +97,22 @@ async fn run(client: &Client, conn: &DocConnection, nb: &str, cell_id: &str) -> 
         .iter()
         .find(|c| c["id"] == cell_id)
         .map(|c| c["execution_count"].clone());
-    client
+    let deadline = tokio::time::Instant::now() + RUN_WAIT;
+    // 503 until a runtime node has announced itself (on Redis).
+    while let Err(error) = client
         .send_json(
             Method::POST,
             &format!("api/notebooks/{nb}/execute"),
             Some(json!({"cell_ids": [cell_id]})),
         )
         .await
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + RUN_WAIT;
+    {
+        assert!(
+            error.status() == Some(503) && tokio::time::Instant::now() < deadline,
+            "{error}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     loop {
         let nb = view(conn);
         let cell = nb["cells"]
@@ -238,5 +251,42 @@ async fn secrets_reach_only_granted_notebooks_and_their_own_users() {
             !logs.contains(value),
             "{value} in the server's log:\n{logs}"
         );
+    }
+}
+
+/// A runtime node on Redis asks for a running cell's secret through Redis (no HTTP side
+/// channel): the runtime joined through one collab node, the cell is run through the other,
+/// and either may answer the ask.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_redis_a_cell_reads_its_runners_secret_through_the_runtime_link() {
+    require_kernel_venv().unwrap();
+    // Collab nodes on Redis share the key by flag (32 bytes, base64).
+    let key = "c2VjcmV0cy1rZXktZm9yLXRoZS1jbHVzdGVyLXRlc3Q=";
+    let mut cluster = Cluster::new().unwrap();
+    let a = cluster.start_collab(&["--secrets-key", key]).await.unwrap();
+    let b = cluster.start_collab(&["--secrets-key", key]).await.unwrap();
+    cluster.start_runtime(a, &[]).await.unwrap();
+    let token = cluster.token_for("alice@example.com").await.unwrap();
+    let alice = Client::new(&cluster.collabs[b].http_url(), &token).unwrap();
+    let nb = alice
+        .create_notebook(
+            "on redis",
+            Some(code_notebook(&[("read", READ_BOTH), ("missing", MISSING)])),
+        )
+        .await
+        .unwrap()
+        .id;
+    put_secret(&alice, "API_KEY", ALICE_VALUE).await;
+    grant(&alice, "API_KEY", &nb).await;
+
+    let conn = connect_to(&cluster.collabs[b].ws_url(), &alice, &nb).await;
+    let out = run(&alice, &conn, &nb, "read").await;
+    let line = reversed(ALICE_VALUE);
+    assert_eq!(out, format!("{line}\n{line}\n"), "{out}");
+    let out = run(&alice, &conn, &nb, "missing").await;
+    assert_eq!(out, "SecretNotFoundError Secret NOPE does not exist.\n");
+    assert!(!document_bytes(&conn).contains(ALICE_VALUE));
+    for node in cluster.collabs.iter().chain(&cluster.runtimes) {
+        assert!(!node.logs().contains(ALICE_VALUE), "{}", node.logs());
     }
 }

@@ -7,7 +7,7 @@ mod git;
 mod intel;
 mod library;
 mod outputs;
-mod secrets;
+pub(crate) mod secrets;
 mod sharing;
 mod versions;
 

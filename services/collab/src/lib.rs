@@ -247,6 +247,11 @@ impl Server {
             readiness_details: Arc::default(),
             hosts: Arc::new(hosts),
         };
+        if let Some(redis) = app.runtimes.redis() {
+            redis
+                .serve_asks(app.clone(), &app.tracker, shutdown.clone())
+                .await?;
+        }
         Ok(Self {
             app,
             listener,

@@ -12,6 +12,10 @@
 //! HTTP handlers use [`RuntimeHub::call`] either way, with one request type and get its
 //! answer type back (or the runtime's [`Refusal`]); with no runtime reachable they get
 //! [`HubError::NoRuntime`] at once instead of a request that hangs.
+//!
+//! The link is two-way: runtimes send [`Ask`]s up it (a running cell's secret) and this
+//! node answers each in a task of its own ([`answer`]), down the same WebSocket or, through
+//! Redis, to the asking node's queue.
 
 mod orphans;
 pub mod redis;
@@ -26,7 +30,10 @@ use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use tandem_protocol::ids::NotebookId;
-use tandem_protocol::runtime::{Command, Refusal, Reply, Request};
+use tandem_protocol::kernel::{SecretFailure, SecretText};
+use tandem_protocol::runtime::{
+    Answer, Ask, AskBody, AskOutcome, Command, Refusal, Reply, Request, Up,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::App;
@@ -118,6 +125,11 @@ impl RuntimeHub {
         self.redis.is_some()
     }
 
+    /// The Redis transport, when runtimes are reached through it.
+    pub fn redis(&self) -> Option<&redis::RedisHub> {
+        self.redis.as_ref()
+    }
+
     /// Whether the link the node depends on works: Redis answers a PING when runtimes are
     /// reached through it. A collab node without a runtime connected is still ready: it
     /// serves documents, and execute says that no runtime is there.
@@ -184,6 +196,35 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Answers a runtime's ask: the secret a running cell reads, for the person who ran it. The
+/// value is never logged; a refusal carries the API's error code and sentence.
+pub(crate) async fn answer(app: &App, ask: Ask) -> Answer {
+    let outcome = match &ask.body {
+        AskBody::Secret { user_id, name } => {
+            match crate::api::secrets::for_cell(
+                app,
+                ask.notebook_id.as_str(),
+                user_id.as_str(),
+                name,
+            )
+            .await
+            {
+                Ok(value) => AskOutcome::Secret {
+                    value: SecretText(value),
+                },
+                Err(error) => {
+                    tracing::info!(doc_id = %ask.notebook_id, secret = %name, code = error.code, "secret refused to a runtime");
+                    AskOutcome::Refused(SecretFailure::new(error.code, &error.message))
+                }
+            }
+        }
+    };
+    Answer {
+        ask: ask.ask,
+        outcome,
+    }
+}
+
 /// `GET /internal/runtime`: the control WebSocket, for the service credential only.
 pub async fn route(
     State(app): State<App>,
@@ -212,28 +253,41 @@ async fn serve(app: App, socket: WebSocket) {
     tracing::info!(link = id, "runtime connected");
     let (mut sink, mut stream) = socket.split();
     let shutdown = app.rooms_shutdown.clone();
+    // Answers to the runtime's asks, each looked up in a task of its own.
+    let (answers, mut answered) = mpsc::unbounded_channel::<Answer>();
     loop {
-        tokio::select! {
+        let text = tokio::select! {
             command = commands.recv() => {
                 let Some(command) = command else { break };
-                let Ok(text) = serde_json::to_string(&command) else { continue };
-                if sink.send(WsMessage::Text(text.into())).await.is_err() {
-                    break;
-                }
+                serde_json::to_string(&command)
             }
-            frame = stream.next() => match frame {
-                Some(Ok(WsMessage::Text(text))) => match serde_json::from_str::<Reply>(&text) {
-                    Ok(reply) => {
-                        if let Some(waiter) = lock(&pending).remove(&reply.request) {
-                            let _ = waiter.send(reply);
+            Some(answer) = answered.recv() => serde_json::to_string(&answer),
+            frame = stream.next() => {
+                match frame {
+                    Some(Ok(WsMessage::Text(text))) => match serde_json::from_str::<Up>(&text) {
+                        Ok(Up::Reply(reply)) => {
+                            if let Some(waiter) = lock(&pending).remove(&reply.request) {
+                                let _ = waiter.send(reply);
+                            }
                         }
-                    }
-                    Err(err) => tracing::warn!(error = %err, "malformed reply from the runtime"),
-                },
-                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => {}
-            },
+                        Ok(Up::Ask(ask)) => {
+                            let (app, answers) = (app.clone(), answers.clone());
+                            tokio::spawn(async move {
+                                let _ = answers.send(answer(&app, ask).await);
+                            });
+                        }
+                        Err(err) => tracing::warn!(error = %err, "malformed frame from the runtime"),
+                    },
+                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => {}
+                }
+                continue;
+            }
             () = shutdown.cancelled() => break,
+        };
+        let Ok(text) = text else { continue };
+        if sink.send(WsMessage::Text(text.into())).await.is_err() {
+            break;
         }
     }
     app.runtimes.detach(id);

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 
 use reqwest::Method;
 use serde_json::json;
-use tandem_client::Client;
 
 use support::TestServer;
 
@@ -66,16 +65,12 @@ async fn values_never_reach_the_log() {
         )
         .await
         .unwrap();
+    // The runtime's ask, up the control channel as a running cell's lookup travels.
+    let mut runtime = support::control(&server, SERVICE).await.unwrap();
     assert_eq!(
-        Client::new(&server.http_url(), SERVICE)
-            .unwrap()
-            .send_json(
-                Method::POST,
-                "internal/secrets/lookup",
-                Some(json!({"notebook_id": nb, "user_id": alice_id, "name": "LOGGED_KEY"})),
-            )
+        support::ask_secret(&mut runtime, &nb, &alice_id, "LOGGED_KEY")
             .await
-            .unwrap()["value"],
+            .unwrap(),
         value
     );
     // A malformed body is refused without echoing the value.

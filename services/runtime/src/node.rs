@@ -195,6 +195,8 @@ struct Node {
     next_group: AtomicU64,
     /// The OS account kernels run as, when it is not the server's own.
     kernel_owner: Option<Owner>,
+    /// Running cells' secret lookups, carried by whichever link is up.
+    secrets: Arc<crate::secrets::Secrets>,
 }
 
 impl Node {
@@ -261,6 +263,7 @@ impl Node {
             spare: Mutex::default(),
             next_group: AtomicU64::new(1),
             kernel_owner,
+            secrets: Arc::default(),
         })
     }
 
@@ -325,12 +328,7 @@ impl Node {
         config.gpu = if gpu { gpu_description().await } else { None };
         config.eager_start = eager;
         config.max_lifetime = self.config.kernels.kernel_max_lifetime;
-        config.secrets = crate::secrets::SecretsClient::new(
-            &self.config.collab_urls[0],
-            &self.config.service_token,
-        )
-        .inspect_err(|error| tracing::warn!(%error, "secrets unavailable to this session"))
-        .ok();
+        config.secrets = Some(Arc::clone(&self.secrets));
         config.full_output_dir = Some(outputs);
         config.holder = holder;
         let session = Session::start_with_kernel(config, spare).await?;

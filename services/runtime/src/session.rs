@@ -156,7 +156,7 @@ pub struct SessionConfig {
     pub max_lifetime: Duration,
     /// Where running cells' `tandem.secrets.get` is answered from (the collab service);
     /// `None`: every lookup fails with `unavailable`.
-    pub secrets: Option<crate::secrets::SecretsClient>,
+    pub secrets: Option<std::sync::Arc<crate::secrets::Secrets>>,
     /// Who each kernel runs for, read when it starts (`state.kernel.holder`).
     pub holder: HolderLink,
 }

@@ -1,6 +1,7 @@
 //! Users' secrets: `/api/secrets` for their owners (names and grants, never values back), and
-//! the runtime's lookup at [`LOOKUP_PATH`] (service credential), which opens a value only for
-//! the user who ran the asking cell, in a notebook they granted it to and can still edit.
+//! the runtime's lookup ([`for_cell`], asked over the runtime's control link, not HTTP), which
+//! opens a value only for the user who ran the asking cell, in a notebook they granted it to
+//! and can still edit.
 //!
 //! Values are sealed here before they reach the store and opened here after; no handler logs
 //! a value or puts one in an error message.
@@ -8,9 +9,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Json, Router, routing};
-use tandem_protocol::secrets::{
-    LOOKUP_PATH, MAX_VALUE_BYTES, PutSecret, SecretInfo, SecretRequest, SecretValue,
-};
+use tandem_protocol::secrets::{MAX_VALUE_BYTES, PutSecret, SecretInfo};
 
 use super::ApiJson;
 use crate::App;
@@ -29,7 +28,6 @@ pub(super) fn routes() -> Router<App> {
             "/api/secrets/{name}/notebooks/{notebook_id}",
             routing::put(grant).delete(revoke),
         )
-        .route(LOOKUP_PATH, routing::post(lookup))
 }
 
 fn key(app: &App) -> Result<&SecretsKey, ApiError> {
@@ -176,24 +174,17 @@ async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /internal/secrets/lookup`: a runtime asks for the value a running cell wants, on
-/// behalf of the user who ran it.
-#[tracing::instrument(skip_all, fields(doc_id = %body.notebook_id, user_id = %body.user_id, secret = %body.name))]
-async fn lookup(
-    State(app): State<App>,
-    caller: Caller,
-    ApiJson(body): ApiJson<SecretRequest>,
-) -> Result<Json<SecretValue>, ApiError> {
-    if !matches!(caller, Caller::Service) {
-        return Err(ApiError::forbidden("only runtimes may look secrets up"));
-    }
-    let key = key(&app)?;
-    check_name(&body.name)?;
-    let SecretRequest {
-        notebook_id,
-        user_id,
-        name,
-    } = body;
+/// The value of `user_id`'s secret `name` for a cell they ran in `notebook_id`: a runtime's
+/// ask ([`tandem_protocol::runtime::AskBody::Secret`]), which the runtime hub answers.
+#[tracing::instrument(skip_all, fields(doc_id = %notebook_id, %user_id, secret = %name))]
+pub(crate) async fn for_cell(
+    app: &App,
+    notebook_id: &str,
+    user_id: &str,
+    name: &str,
+) -> Result<String, ApiError> {
+    let key = key(app)?;
+    check_name(name)?;
     let no_access = || {
         ApiError::new(
             StatusCode::FORBIDDEN,
@@ -203,11 +194,11 @@ async fn lookup(
             ),
         )
     };
-    let Some(user) = app.store.user_by_id(&user_id).await? else {
-        return Err(not_found(&name));
+    let Some(user) = app.store.user_by_id(user_id).await? else {
+        return Err(not_found(name));
     };
     // Whoever ran the cell must still be able to run it: a grant outlives lost access.
-    let role = match caller_access(&app, &Caller::User(user), &notebook_id).await {
+    let role = match caller_access(app, &Caller::User(user), notebook_id).await {
         Ok((_, role)) => role,
         Err(_) => return Err(no_access()),
     };
@@ -216,16 +207,16 @@ async fn lookup(
     }
     let sealed = match app
         .store
-        .secret_for_notebook(&user_id, &name, &notebook_id)
+        .secret_for_notebook(user_id, name, notebook_id)
         .await?
     {
-        SecretLookup::Missing => return Err(not_found(&name)),
+        SecretLookup::Missing => return Err(not_found(name)),
         SecretLookup::NotGranted => return Err(no_access()),
         SecretLookup::Granted(sealed) => sealed,
     };
     let value = key
-        .open(&user_id, &name, &sealed)
+        .open(user_id, name, &sealed)
         .map_err(ApiError::internal)?;
     tracing::info!("secret read by a kernel");
-    Ok(Json(SecretValue { value }))
+    Ok(value)
 }

@@ -7,6 +7,10 @@
 //! (a consumer group) takes it and claims the lease. A task on a connection of its own pops
 //! this node's reply list and hands each [`Reply`] to the call waiting for its request number.
 //!
+//! Asks from runtime nodes (a running cell's secret) come the other way: every collab node
+//! pops the shared asks list ([`RedisHub::serve_asks`]) and pushes each answer to the asking
+//! runtime node's queue.
+//!
 //! Delivery is at most once (a runtime node acknowledges a stream entry before handling it,
 //! so nothing runs twice). A call therefore does not retry: while it waits it checks each
 //! second that the node holding its command (the owner it was queued for, or with a stream
@@ -20,7 +24,7 @@ use std::time::Duration;
 use anyhow::Context;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
-use tandem_protocol::redis_link::{self as keys, Envelope};
+use tandem_protocol::redis_link::{self as keys, AskEnvelope, Envelope, Queued};
 use tandem_protocol::runtime::{Command, Reply};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -47,6 +51,7 @@ type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
 
 /// The Redis transport of a collab node.
 pub struct RedisHub {
+    client: redis::Client,
     prefix: String,
     /// This collab node's id: its reply list's name.
     node: String,
@@ -66,13 +71,7 @@ impl RedisHub {
         let conn = ConnectionManager::new(client.clone())
             .await
             .context("connecting to Redis for the runtime link")?;
-        // Blocking pops hold their connection; they get one of their own, whose response
-        // timeout outlasts the pop (the default 500 ms would abandon a pop that then still
-        // takes a reply off the list: a lost reply).
-        let config = redis::aio::ConnectionManagerConfig::new().set_response_timeout(Some(
-            std::time::Duration::from_secs_f64(POP_SECONDS) + std::time::Duration::from_secs(5),
-        ));
-        let replies = ConnectionManager::new_with_config(client, config)
+        let replies = popping(&client)
             .await
             .context("connecting to Redis for runtime replies")?;
         let node = crate::ids::new_token()
@@ -86,6 +85,7 @@ impl RedisHub {
         tracker.spawn(reply_loop(replies, key, pending.clone(), stop).instrument(span));
         tracing::info!(collab_node = %node, "runtime link through Redis");
         Ok(Self {
+            client,
             prefix: prefix.to_owned(),
             node,
             conn,
@@ -227,11 +227,104 @@ impl RedisHub {
         );
     }
 
+    /// Starts answering runtime nodes' asks (the shared asks list) with `app`, on `tracker`
+    /// until `stop`.
+    pub async fn serve_asks(
+        &self,
+        app: crate::App,
+        tracker: &TaskTracker,
+        stop: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let popper = popping(&self.client)
+            .await
+            .context("connecting to Redis for runtime asks")?;
+        let span = tracing::info_span!("runtime_asks", collab_node = %self.node);
+        let asks = Asks {
+            key: keys::asks_key(&self.prefix),
+            prefix: self.prefix.clone(),
+            conn: self.conn.clone(),
+            app,
+        };
+        tracker.spawn(asks.serve(popper, stop).instrument(span));
+        Ok(())
+    }
+
     /// Whether Redis answers.
     pub async fn ping(&self) -> Result<(), HubError> {
         let mut conn = self.conn.clone();
         redis::cmd("PING").query_async::<String>(&mut conn).await?;
         Ok(())
+    }
+}
+
+/// A connection for blocking pops. They hold their connection, so they get one of their own,
+/// whose response timeout outlasts the pop (the default 500 ms would abandon a pop that then
+/// still takes an entry off the list: a lost entry).
+async fn popping(client: &redis::Client) -> redis::RedisResult<ConnectionManager> {
+    let config = redis::aio::ConnectionManagerConfig::new().set_response_timeout(Some(
+        Duration::from_secs_f64(POP_SECONDS) + Duration::from_secs(5),
+    ));
+    ConnectionManager::new_with_config(client.clone(), config).await
+}
+
+/// A collab node's side of the asks list.
+struct Asks {
+    key: String,
+    prefix: String,
+    /// For answers (not the popping connection).
+    conn: ConnectionManager,
+    app: crate::App,
+}
+
+impl Asks {
+    /// Pops asks and answers each in a task of its own (a lookup reads the store).
+    async fn serve(self, mut popper: ConnectionManager, stop: CancellationToken) {
+        let asks = Arc::new(self);
+        loop {
+            let popped = tokio::select! {
+                popped = popper.blpop::<_, Option<(String, String)>>(&asks.key, POP_SECONDS) => popped,
+                () = stop.cancelled() => return,
+            };
+            match popped {
+                Ok(Some((_, json))) => match serde_json::from_str::<AskEnvelope>(&json) {
+                    Ok(envelope) if keys::now_ms() > envelope.deadline_ms => {
+                        tracing::debug!(ask = envelope.ask.ask, "dropping an expired ask");
+                    }
+                    Ok(envelope) => {
+                        let asks = Arc::clone(&asks);
+                        tokio::spawn(async move { asks.answer(envelope).await });
+                    }
+                    Err(err) => tracing::warn!(error = %err, "malformed ask from a runtime node"),
+                },
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot read runtime asks from Redis");
+                    tokio::select! {
+                        () = tokio::time::sleep(RETRY) => {}
+                        () = stop.cancelled() => return,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn answer(&self, envelope: AskEnvelope) {
+        let answer = super::answer(&self.app, envelope.ask).await;
+        let Ok(json) = serde_json::to_string(&Queued::Answer(answer)) else {
+            return;
+        };
+        let queue = keys::queue_key(&self.prefix, &envelope.reply_to);
+        let mut conn = self.conn.clone();
+        let sent: redis::RedisResult<()> = redis::pipe()
+            .rpush(&queue, json)
+            .ignore()
+            .pexpire(&queue, keys::QUEUE_TTL_MS as i64)
+            .ignore()
+            .query_async(&mut conn)
+            .await;
+        if let Err(err) = sent {
+            tracing::warn!(error = %err, "cannot send an answer to a runtime node");
+        }
     }
 }
 

@@ -5,33 +5,13 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tandem_protocol::runtime::{Body, Command, Execute, Outcome, Reply, Target};
 use tokio_tungstenite::tungstenite::Message as Ws;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::support::{TestServer, WAIT, post};
+use crate::support::{TestServer, WAIT, control, post};
 
 const SERVICE_TOKEN: &str = "test-service-credential";
 
 async fn server() -> TestServer {
     TestServer::start_with(|c| c.service_token = Some(SERVICE_TOKEN.to_owned())).await
-}
-
-/// Connects to the control channel as a runtime would.
-async fn control(
-    server: &TestServer,
-    token: &str,
-) -> Result<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    tokio_tungstenite::tungstenite::Error,
-> {
-    let mut request = format!("ws://{}/internal/runtime", server.addr)
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    tokio_tungstenite::connect_async(request)
-        .await
-        .map(|(socket, _)| socket)
 }
 
 #[tokio::test]

@@ -5,10 +5,12 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tandem_client::Client;
 
-use crate::support::TestServer;
+use tandem_protocol::redis_link::{self as keys, Queued};
+use tandem_protocol::runtime::AskOutcome;
+
+use crate::support::{TestServer, ask_secret, control};
 
 const SERVICE: &str = "service-credential-for-secrets";
-const LOOKUP: &str = "internal/secrets/lookup";
 
 async fn server() -> TestServer {
     TestServer::start_with(|config| config.service_token = Some(SERVICE.into())).await
@@ -43,21 +45,15 @@ async fn grant(client: &Client, name: &str, nb: &str) -> Result<Value, tandem_cl
         .await
 }
 
+/// The secret as a runtime reads it for a running cell: an ask up the control channel.
 async fn lookup(
     server: &TestServer,
     nb: &str,
     user_id: &str,
     name: &str,
-) -> Result<String, tandem_client::ApiError> {
-    let service = Client::new(&server.http_url(), SERVICE).unwrap();
-    let answer = service
-        .send_json(
-            Method::POST,
-            LOOKUP,
-            Some(json!({"notebook_id": nb, "user_id": user_id, "name": name})),
-        )
-        .await?;
-    Ok(answer["value"].as_str().unwrap().to_owned())
+) -> Result<String, String> {
+    let mut runtime = control(server, SERVICE).await.unwrap();
+    ask_secret(&mut runtime, nb, user_id, name).await
 }
 
 #[tokio::test]
@@ -170,27 +166,28 @@ async fn a_grant_is_per_notebook_and_per_user_and_lookups_follow_it() {
         "hf-alice"
     );
     assert_eq!(
-        failure(lookup(&server, &other, &alice_id, "HF_TOKEN").await),
-        (403, "notebook_access".into())
+        lookup(&server, &other, &alice_id, "HF_TOKEN")
+            .await
+            .unwrap_err(),
+        "notebook_access"
     );
     assert_eq!(
-        failure(lookup(&server, &granted, &alice_id, "MISSING").await),
-        (404, "secret_not_found".into())
+        lookup(&server, &granted, &alice_id, "MISSING")
+            .await
+            .unwrap_err(),
+        "secret_not_found"
     );
-    // A user's token cannot use the runtime's lookup.
-    assert_eq!(
-        failure(
-            alice
-                .send_json(
-                    Method::POST,
-                    LOOKUP,
-                    Some(json!({"notebook_id": granted, "user_id": alice_id, "name": "HF_TOKEN"}))
-                )
-                .await
+    // A user's token cannot open the runtime's link, and the HTTP side channel is gone.
+    assert!(control(&server, alice.token()).await.is_err());
+    let old_route = Client::new(&server.http_url(), SERVICE)
+        .unwrap()
+        .send_json(
+            Method::POST,
+            "internal/secrets/lookup",
+            Some(json!({"notebook_id": granted, "user_id": alice_id, "name": "HF_TOKEN"})),
         )
-        .0,
-        403
-    );
+        .await;
+    assert_eq!(failure(old_route).0, 404);
 
     // Bob cannot grant his secrets to a notebook he cannot see, nor to one he only views.
     put(&bob, "HF_TOKEN", "hf-bob").await.unwrap();
@@ -220,8 +217,10 @@ async fn a_grant_is_per_notebook_and_per_user_and_lookups_follow_it() {
         .await
         .unwrap();
     assert_eq!(
-        failure(lookup(&server, &granted, &bob_id, "HF_TOKEN").await),
-        (403, "notebook_access".into())
+        lookup(&server, &granted, &bob_id, "HF_TOKEN")
+            .await
+            .unwrap_err(),
+        "notebook_access"
     );
     grant(&bob, "HF_TOKEN", &granted).await.unwrap();
     assert_eq!(
@@ -247,8 +246,10 @@ async fn a_grant_is_per_notebook_and_per_user_and_lookups_follow_it() {
         .await
         .unwrap();
     assert_eq!(
-        failure(lookup(&server, &granted, &bob_id, "HF_TOKEN").await),
-        (403, "notebook_access".into())
+        lookup(&server, &granted, &bob_id, "HF_TOKEN")
+            .await
+            .unwrap_err(),
+        "notebook_access"
     );
 
     // Revoking (idempotent) ends Alice's access too.
@@ -263,7 +264,9 @@ async fn a_grant_is_per_notebook_and_per_user_and_lookups_follow_it() {
             .unwrap();
     }
     assert_eq!(
-        failure(lookup(&server, &granted, &alice_id, "HF_TOKEN").await).1,
+        lookup(&server, &granted, &alice_id, "HF_TOKEN")
+            .await
+            .unwrap_err(),
         "notebook_access"
     );
 }
@@ -309,7 +312,9 @@ async fn redis_nodes_without_a_key_refuse_secrets() {
         failure(alice.send_json(Method::GET, "api/secrets", None).await).0,
         503
     );
-    drop(server);
+    // Stopped, so it does not answer the asks below for the node that has the key.
+    let mut server = server;
+    server.shutdown().await;
 
     // With the flag, the same deployment works.
     let (_, key) = tandem_collab::secrets::SecretsKey::generate();
@@ -323,6 +328,49 @@ async fn redis_nodes_without_a_key_refuse_secrets() {
     put(&alice, "K", "v").await.unwrap();
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut conn = client.get_connection().unwrap();
+
+    // A runtime node's ask through Redis: onto the shared asks list, answered to its queue.
+    let alice_id = alice.me().await.unwrap().id;
+    let nb = alice.create_notebook("nb", None).await.unwrap().id;
+    grant(&alice, "K", &nb).await.unwrap();
+    let ask = |ask: u64, name: &str| {
+        json!({"reply_to": "rt-test", "deadline_ms": keys::now_ms() + 10_000,
+               "ask": {"ask": ask, "notebook_id": nb, "type": "secret",
+                       "user_id": alice_id, "name": name}})
+        .to_string()
+    };
+    let asks = keys::asks_key(&prefix);
+    let queue = keys::queue_key(&prefix, "rt-test");
+    let mut answers = Vec::new();
+    for (n, name) in [(1, "K"), (2, "NOT_THERE")] {
+        // Async: the server's tasks run on this test's thread.
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let _: () = redis::cmd("RPUSH")
+            .arg(&asks)
+            .arg(ask(n, name))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let (_, json): (String, String) = redis::cmd("BLPOP")
+            .arg(&queue)
+            .arg(10)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let Queued::Answer(answer) = serde_json::from_str(&json).unwrap() else {
+            panic!("a command on the runtime's queue: {json}");
+        };
+        assert_eq!(answer.ask, n);
+        answers.push(answer.outcome);
+    }
+    assert!(
+        matches!(&answers[0], AskOutcome::Secret { value } if value.0 == "v"),
+        "{answers:?}"
+    );
+    assert!(
+        matches!(&answers[1], AskOutcome::Refused(f) if f.code == "secret_not_found"),
+        "{answers:?}"
+    );
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}:*"))
         .query(&mut conn)

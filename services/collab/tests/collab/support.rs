@@ -345,3 +345,56 @@ pub async fn post(
         response.json().await.unwrap_or(serde_json::Value::Null),
     )
 }
+
+/// Connects to the control channel as a runtime would.
+pub async fn control(
+    server: &TestServer,
+    token: &str,
+) -> Result<RawSocket, tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{}/internal/runtime", server.addr)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(socket, _)| socket)
+}
+
+/// Asks for a secret up a control channel as a runtime does for a running cell: the value,
+/// or the refusal's code.
+pub async fn ask_secret(
+    runtime: &mut RawSocket,
+    notebook: &str,
+    user_id: &str,
+    name: &str,
+) -> Result<String, String> {
+    use futures_util::{SinkExt, StreamExt};
+    use tandem_protocol::runtime::{AskOutcome, Down};
+    use tokio_tungstenite::tungstenite::Message as Ws;
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let ask = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let frame = serde_json::json!({"ask": ask, "notebook_id": notebook, "type": "secret",
+                                   "user_id": user_id, "name": name});
+    runtime
+        .send(Ws::Text(frame.to_string().into()))
+        .await
+        .unwrap();
+    loop {
+        let frame = tokio::time::timeout(WAIT, runtime.next())
+            .await
+            .expect("no answer in time")
+            .expect("the control channel closed")
+            .unwrap();
+        let Ws::Text(text) = frame else { continue };
+        if let Down::Answer(answer) = serde_json::from_str(&text).unwrap() {
+            assert_eq!(answer.ask, ask);
+            return match answer.outcome {
+                AskOutcome::Secret { value } => Ok(value.0),
+                AskOutcome::Refused(failure) => Err(failure.code),
+            };
+        }
+    }
+}

@@ -1,12 +1,12 @@
 //! The control WebSocket link: `GET /internal/runtime` on one collab service (the next
-//! `--collab-url` after each drop), with commands
-//! in and replies out as JSON text frames.
+//! `--collab-url` after each drop), with commands in and replies out as JSON text frames,
+//! and the other way the node's asks (running cells' secrets) out and their answers in.
 
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 
-use tandem_protocol::runtime::{CONTROL_PATH, Command, Reply};
+use tandem_protocol::runtime::{CONTROL_PATH, Command, Down, Reply, Up};
 use tokio_tungstenite::tungstenite::Message as Ws;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
@@ -37,22 +37,34 @@ impl Node {
         let (mut sink, mut stream) = socket.split();
         // Replies of queries (completions, inspection), answered in tasks of their own.
         let (replies, mut answered) = tokio::sync::mpsc::unbounded_channel::<Reply>();
-        loop {
+        let mut asks = self.secrets.outbox().await;
+        let served = loop {
             let frame = tokio::select! {
                 frame = stream.next() => frame,
                 Some(reply) = answered.recv() => {
-                    sink.send(Ws::Text(serde_json::to_string(&reply)?.into()))
-                        .await?;
+                    if let Err(err) = send(&mut sink, &Up::Reply(reply)).await {
+                        break Err(err);
+                    }
                     continue;
                 }
-                () = stop.cancelled() => return Ok(()),
+                Some(ask) = asks.recv() => {
+                    if let Err(err) = send(&mut sink, &Up::Ask(ask)).await {
+                        break Err(err);
+                    }
+                    continue;
+                }
+                () = stop.cancelled() => break Ok(()),
             };
             match frame {
                 Some(Ok(Ws::Text(text))) => {
                     let command: Command = match serde_json::from_str(&text) {
-                        Ok(command) => command,
+                        Ok(Down::Command(command)) => command,
+                        Ok(Down::Answer(answer)) => {
+                            self.secrets.answered(answer);
+                            continue;
+                        }
                         Err(err) => {
-                            tracing::warn!(error = %err, "malformed command");
+                            tracing::warn!(error = %err, "malformed frame from the collab service");
                             continue;
                         }
                     };
@@ -66,13 +78,27 @@ impl Node {
                         continue;
                     }
                     let reply = self.handle(command).await;
-                    sink.send(Ws::Text(serde_json::to_string(&reply)?.into()))
-                        .await?;
+                    if let Err(err) = send(&mut sink, &Up::Reply(reply)).await {
+                        break Err(err);
+                    }
                 }
-                Some(Ok(Ws::Close(_))) | None => return Ok(()),
-                Some(Err(err)) => return Err(err.into()),
+                Some(Ok(Ws::Close(_))) | None => break Ok(()),
+                Some(Err(err)) => break Err(err.into()),
                 Some(Ok(_)) => {}
             }
-        }
+        };
+        drop(asks);
+        self.secrets.link_dropped();
+        served
     }
+}
+
+/// Sends one frame up the link.
+async fn send<S>(sink: &mut S, frame: &Up) -> anyhow::Result<()>
+where
+    S: futures_util::Sink<Ws, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
+{
+    sink.send(Ws::Text(serde_json::to_string(frame)?.into()))
+        .await?;
+    Ok(())
 }

@@ -8,6 +8,8 @@
 //! - Work: the node pops its own queue (commands for notebooks it owns) and reads the shared
 //!   unassigned stream as one consumer of the group of all runtime nodes, so exactly one node
 //!   takes a notebook nobody owns. Replies go to the asking collab node's reply list.
+//! - Asks (a running cell's secret) go to the shared asks list that every collab node pops;
+//!   the answer comes back on this node's queue, beside its commands.
 //! - Liveness: a heartbeat in the nodes sorted set tells collab nodes that some runtime is
 //!   there. Every node scans the sessions hash each second: a notebook whose owner's lease
 //!   expired (the node died) is claimed for cleanup by exactly one node (a script deletes the
@@ -24,7 +26,7 @@ use anyhow::Context;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamReadOptions, StreamReadReply};
-use tandem_protocol::redis_link::{self as keys, Envelope};
+use tandem_protocol::redis_link::{self as keys, AskEnvelope, Envelope, Queued};
 use tandem_protocol::runtime::{ErrorCode, Outcome, Refusal, Reply};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -143,6 +145,7 @@ pub(super) async fn run(
                 .unassigned(stream_conn, stop.clone())
                 .instrument(span.clone()),
         ),
+        tokio::spawn(link.clone().asks(stop.clone()).instrument(span.clone())),
         tokio::spawn(link.clone().upkeep(stop.clone()).instrument(span)),
     ];
     for task in tasks {
@@ -169,6 +172,41 @@ impl Link {
                 Err(err) => self.failed(&err, &stop).await,
             }
         }
+    }
+
+    /// Carries the node's asks to the collab nodes (the asks list) while the link runs.
+    async fn asks(self: Arc<Self>, stop: CancellationToken) {
+        let mut outbox = self.node.secrets.outbox().await;
+        let key = keys::asks_key(&self.prefix);
+        loop {
+            let ask = tokio::select! {
+                Some(ask) = outbox.recv() => ask,
+                () = stop.cancelled() => break,
+            };
+            let envelope = AskEnvelope {
+                reply_to: self.id.clone(),
+                deadline_ms: keys::now_ms()
+                    + u64::try_from(crate::secrets::LOOKUP_TIMEOUT.as_millis()).unwrap_or(0),
+                ask,
+            };
+            let Ok(json) = serde_json::to_string(&envelope) else {
+                continue;
+            };
+            let mut conn = self.conn.clone();
+            let sent: redis::RedisResult<()> = redis::pipe()
+                .rpush(&key, json)
+                .ignore()
+                .pexpire(&key, keys::QUEUE_TTL_MS as i64)
+                .ignore()
+                .query_async(&mut conn)
+                .await;
+            if let Err(err) = sent {
+                // Its lookup times out; the cell gets a clear error.
+                tracing::warn!(error = %err, "cannot send an ask to the collab nodes");
+            }
+        }
+        drop(outbox);
+        self.node.secrets.link_dropped();
     }
 
     /// Reads the unassigned stream as one consumer of the runtime nodes' group.
@@ -247,13 +285,14 @@ impl Link {
     }
 
     async fn received(self: &Arc<Self>, json: &str) {
-        match serde_json::from_str::<Envelope>(json) {
+        match serde_json::from_str::<Queued>(json) {
             // Completions must not hold up the commands queued behind them.
-            Ok(envelope) if envelope.command.body.is_query() => {
+            Ok(Queued::Command(envelope)) if envelope.command.body.is_query() => {
                 let link = Arc::clone(self);
                 tokio::spawn(async move { link.dispatch(envelope).await });
             }
-            Ok(envelope) => self.dispatch(envelope).await,
+            Ok(Queued::Command(envelope)) => self.dispatch(envelope).await,
+            Ok(Queued::Answer(answer)) => self.node.secrets.answered(answer),
             Err(err) => tracing::warn!(error = %err, "malformed command envelope"),
         }
     }
