@@ -6,6 +6,11 @@
 //! victim's drive folder, the server's port): the sandbox must hold even when they are known.
 //! These tests need what the sandbox needs (root, bubblewrap, slirp4netns, cgroups); where
 //! the host lacks it the server says so and the tests fail with its reason.
+//!
+//! One test checks the sandbox's own processes on the host instead: each kernel's bwrap and
+//! slirp4netns end with the kernel, and none outlives a SIGKILLed server (slirp4netns once
+//! did: it inherited the write end of its own `--exit-fd` pipe, and of every earlier
+//! kernel's, so those pipes never closed).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -135,31 +140,54 @@ fn text_of(cell: &Value) -> String {
         .collect()
 }
 
+/// The command line of `pid`, one entry per argument; empty once it is gone.
+fn args_of(pid: i32) -> Vec<Vec<u8>> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .split(|b| *b == 0)
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// What /proc/<pid>/stat says of a process: its state letter, its parent, and its start time
+/// (clock ticks after boot, which tells it from a later process given the same pid).
+struct Stat {
+    state: char,
+    parent: i32,
+    started: u64,
+}
+
+fn stat_of(pid: i32) -> Option<Stat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After `pid (comm) `: state, ppid, ...; the start time is the 22nd field of the line.
+    let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split(' ').collect();
+    Some(Stat {
+        state: fields.first()?.chars().next()?,
+        parent: fields.get(1)?.parse().ok()?,
+        started: fields.get(19)?.parse().ok()?,
+    })
+}
+
+fn parent_of(pid: i32) -> Option<i32> {
+    stat_of(pid).map(|stat| stat.parent)
+}
+
+/// Every pid in /proc now.
+fn host_pids() -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
 /// Host uids of `server`'s kernel workers running now, read from the host's /proc: the
 /// `tandem kernel` processes that bwrap started (not what they forked) below the server.
 fn kernel_uids(server: &TestServer) -> Vec<u32> {
     use std::os::unix::fs::MetadataExt;
     let server_pid = server.pid().unwrap() as i32;
-    let args_of = |pid: i32| -> Vec<Vec<u8>> {
-        std::fs::read(format!("/proc/{pid}/cmdline"))
-            .unwrap_or_default()
-            .split(|b| *b == 0)
-            .map(<[u8]>::to_vec)
-            .collect()
-    };
-    let parent_of = |pid: i32| -> Option<i32> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok()
-    };
     let mut uids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for pid in host_pids() {
         let args = args_of(pid);
         let is_kernel = args.len() > 1 && args[0].ends_with(b"tandem") && args[1] == b"kernel";
         let Some(parent) = parent_of(pid) else {
@@ -177,12 +205,111 @@ fn kernel_uids(server: &TestServer) -> Vec<u32> {
             ancestor = parent_of(p);
         }
         if ancestor == Some(server_pid)
-            && let Ok(meta) = std::fs::metadata(entry.path())
+            && let Ok(meta) = std::fs::metadata(format!("/proc/{pid}"))
         {
             uids.push(meta.uid());
         }
     }
     uids
+}
+
+/// A process on the host, remembered well enough to tell later whether that same process
+/// still runs, and to name it in a failure.
+#[derive(Debug, Clone)]
+struct HostProcess {
+    pid: i32,
+    parent: i32,
+    started: u64,
+    args: String,
+}
+
+impl HostProcess {
+    /// Still running: the same pid and start time, and not a zombie (a process whose parent
+    /// died is reaped by init, which may be slow to do so).
+    fn alive(&self) -> bool {
+        stat_of(self.pid)
+            .is_some_and(|stat| stat.started == self.started && !matches!(stat.state, 'Z' | 'X'))
+    }
+
+    fn program_is(&self, name: &str) -> bool {
+        let program = self.args.split(' ').next().unwrap_or_default();
+        program.rsplit('/').next() == Some(name)
+    }
+}
+
+/// Every living process on the host now.
+fn host_processes() -> Vec<HostProcess> {
+    host_pids()
+        .into_iter()
+        .filter_map(|pid| {
+            let stat = stat_of(pid).filter(|stat| !matches!(stat.state, 'Z' | 'X'))?;
+            let args = args_of(pid)
+                .iter()
+                .map(|arg| String::from_utf8_lossy(arg).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ");
+            Some(HostProcess {
+                pid,
+                parent: stat.parent,
+                started: stat.started,
+                args: shortened(args.trim_end()),
+            })
+        })
+        .collect()
+}
+
+/// A command line short enough to read in a failure: bwrap's runs to thousands of
+/// characters, the program and its last arguments say what it is.
+fn shortened(args: &str) -> String {
+    let chars: Vec<char> = args.chars().collect();
+    if chars.len() <= 240 {
+        return args.to_owned();
+    }
+    let head: String = chars[..40].iter().collect();
+    let tail: String = chars[chars.len() - 180..].iter().collect();
+    format!("{head} … {tail}")
+}
+
+/// The processes of `all` below `root`: its children, theirs, and so on. Read while the
+/// server runs: once it is killed its orphans belong to init and no longer show whose they
+/// were.
+fn below(all: &[HostProcess], root: i32) -> Vec<HostProcess> {
+    let mut found = Vec::new();
+    let mut parents = vec![root];
+    while let Some(parent) = parents.pop() {
+        for process in all.iter().filter(|p| p.parent == parent) {
+            parents.push(process.pid);
+            found.push(process.clone());
+        }
+    }
+    found
+}
+
+/// The processes of each kernel of the server `server_pid`: the bwrap the server started,
+/// everything below it (the sandbox's init and the `tandem kernel` worker), and the
+/// slirp4netns that gives the sandbox its network, found by the `/proc/<init>/ns/net` path it
+/// was given.
+fn kernel_processes(server_pid: i32) -> Vec<Vec<HostProcess>> {
+    let all = host_processes();
+    let server = below(&all, server_pid);
+    server
+        .iter()
+        .filter(|p| p.parent == server_pid && p.program_is("bwrap"))
+        .map(|bwrap| {
+            let mut kernel = vec![bwrap.clone()];
+            kernel.extend(below(&all, bwrap.pid));
+            let namespaces: Vec<String> = kernel
+                .iter()
+                .map(|p| format!("/proc/{}/ns/net", p.pid))
+                .collect();
+            let slirp = server.iter().filter(|p| {
+                p.program_is("slirp4netns")
+                    && p.args.split(' ').any(|a| namespaces.iter().any(|n| n == a))
+            });
+            kernel.extend(slirp.cloned());
+            kernel
+        })
+        .collect()
 }
 
 /// What the server's `/readyz` answers.
@@ -607,4 +734,107 @@ async fn readyz_says_what_kernels_run_in() {
         off.logs().contains("notebook code is not sandboxed"),
         "the server warns at start"
     );
+}
+
+/// How long a sandbox's processes may take to end once their kernel or server has: a kernel
+/// sees its pipes close at once, Python's shutdown takes a moment on a loaded machine.
+const ENDED_WITHIN: Duration = Duration::from_secs(30);
+
+/// Waits until none of `processes` runs; otherwise kills what is left (so a failure does not
+/// leave them behind on the machine) and fails naming them.
+async fn wait_ended(processes: &[HostProcess], what: &str) {
+    let deadline = Instant::now() + ENDED_WITHIN;
+    loop {
+        let left: Vec<&HostProcess> = processes.iter().filter(|p| p.alive()).collect();
+        if left.is_empty() {
+            return;
+        }
+        if Instant::now() > deadline {
+            for process in &left {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(process.pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            panic!(
+                "{} processes still ran {ENDED_WITHIN:?} after {what} (killed now):\n{left:#?}",
+                left.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The processes of each kernel of the server `server_pid` once every kernel is fully up (a
+/// spare kernel may still be starting): a worker and a slirp4netns beside each bwrap.
+async fn settled_kernels(server_pid: i32) -> Vec<Vec<HostProcess>> {
+    let deadline = Instant::now() + RUN_WAIT;
+    loop {
+        let kernels = kernel_processes(server_pid);
+        let complete = |kernel: &Vec<HostProcess>| {
+            let count = |name| kernel.iter().filter(|p| p.program_is(name)).count();
+            (count("slirp4netns"), count("tandem")) == (1, 1)
+        };
+        if kernels.iter().all(complete) {
+            return kernels;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "each kernel has one slirp4netns and one worker: {kernels:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_sandbox_process_outlives_its_kernel_or_a_killed_server() {
+    let mut server = sandboxed_server(&[]).await;
+    let server_pid = server.pid().unwrap() as i32;
+    let mut people = Vec::new();
+    for email in ["alice@example.com", "bob@example.com", "carol@example.com"] {
+        let person = Person::new(&server, email).await;
+        assert_eq!(person.run("1 + 1").await, "2\n");
+        people.push(person);
+    }
+    let kernels = settled_kernels(server_pid).await;
+    assert!(
+        kernels.len() >= 3,
+        "one per notebook, and a spare: {kernels:#?}"
+    );
+
+    // A kernel that ends while the server runs takes its processes along, and only its own.
+    people[0].restart().await;
+    let deadline = Instant::now() + ENDED_WITHIN;
+    let ended = loop {
+        let ended: Vec<&Vec<HostProcess>> = kernels
+            .iter()
+            .filter(|kernel| kernel.iter().all(|p| !p.alive()))
+            .collect();
+        if let [ended] = ended[..] {
+            break ended;
+        }
+        let running: Vec<Vec<&HostProcess>> = kernels
+            .iter()
+            .map(|kernel| kernel.iter().filter(|p| p.alive()).collect())
+            .collect();
+        assert!(
+            ended.is_empty() && Instant::now() < deadline,
+            "a restart ends exactly one kernel's processes; still running, per kernel: \
+             {running:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for kernel in kernels
+        .iter()
+        .filter(|kernel| !std::ptr::eq(*kernel, ended))
+    {
+        assert!(kernel.iter().all(HostProcess::alive), "{kernel:#?}");
+    }
+    assert_eq!(people[0].run("1 + 1").await, "2\n");
+
+    // SIGKILL: no shutdown code runs, and still nothing the server started outlives it.
+    assert!(settled_kernels(server_pid).await.len() >= 3);
+    let processes = below(&host_processes(), server_pid);
+    server.kill_9().unwrap();
+    wait_ended(&processes, "the server was killed").await;
 }
