@@ -10,6 +10,7 @@ use tandem_client::reference::ReferenceServer;
 use tandem_client::yrs::block::ClientID;
 use tandem_client::yrs::{Doc, GetString, Options, Text, Transact};
 use tandem_client::{ConnectOptions, ConnectionError, DocConnection, UpdateKind};
+use tokio_tungstenite::tungstenite;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -20,10 +21,39 @@ async fn reference() -> ReferenceServer {
     }
 }
 
+/// Whether `error` is the connection itself being refused, reset or aborted, as while a
+/// server is still coming up, rather than an answer from the server.
+fn not_ready(error: &ConnectionError) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    matches!(
+        error,
+        ConnectionError::WebSocket(tungstenite::Error::Io(io))
+            if matches!(io.kind(), ConnectionRefused | ConnectionReset | ConnectionAborted)
+    )
+}
+
+/// Opens a connection to `room`, retrying connections refused or reset for up to [`WAIT`]: a
+/// readiness wait, since one run saw ECONNRESET from a reference server that was just
+/// starting. Any other error, or a refusal or reset past the deadline, fails the test.
+async fn open(server: &ReferenceServer, room: &str, options: ConnectOptions) -> DocConnection {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match DocConnection::connect_with(&server.ws_base(), room, options.clone()).await {
+            Ok(conn) => return conn,
+            Err(e) if not_ready(&e) && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("connecting to the reference server: {e}"),
+        }
+    }
+}
+
 async fn connect(server: &ReferenceServer, room: &str) -> DocConnection {
-    let conn = DocConnection::connect(&server.ws_base(), room, Some("ignored-token"))
-        .await
-        .unwrap();
+    let options = ConnectOptions {
+        token: Some("ignored-token".to_owned()),
+        ..ConnectOptions::default()
+    };
+    let conn = open(server, room, options).await;
     tokio::time::timeout(WAIT, conn.synced())
         .await
         .unwrap()
@@ -86,9 +116,7 @@ async fn seeded_random_edits_converge() {
             doc: Some(doc),
             ..ConnectOptions::default()
         };
-        let conn = DocConnection::connect_with(&server.ws_base(), "room-random", options)
-            .await
-            .unwrap();
+        let conn = open(&server, "room-random", options).await;
         conn.synced().await.unwrap();
         conns.push(conn);
     }
@@ -173,12 +201,10 @@ async fn update_events_carry_timestamps_and_close_reports_code() {
 #[tokio::test]
 async fn many_connections_are_cheap() {
     let server = reference().await;
-    let base = server.ws_base();
     let conns = futures_util::future::join_all(
-        (0..200).map(|_| DocConnection::connect(&base, "room-many", None)),
+        (0..200).map(|_| open(&server, "room-many", ConnectOptions::default())),
     )
     .await;
-    let conns: Vec<_> = conns.into_iter().map(Result::unwrap).collect();
     for conn in &conns {
         tokio::time::timeout(WAIT, conn.synced())
             .await
