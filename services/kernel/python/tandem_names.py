@@ -15,9 +15,15 @@ from cells never run.
   a use only if the cell binds it nowhere; class bodies and comprehensions run at once and
   have their own scopes (a comprehension's targets are local to it).
 
-The code goes through IPython's input transformation first, as the shell does, so magics and
-`!cmd` lines do not break the parse (`x = !ls` defines `x`; what runs inside a magic's string
-is not seen). Code that does not parse gives `None`.
+Code that is not plain Python goes through IPython's input transformation, as the shell does,
+so magics and `!cmd` lines do not break the parse (`x = !ls` defines `x`; what runs inside a
+magic's string is not seen). Code that parses as it is is left alone, as IPython's transforms
+leave valid Python alone (each rewrites a line that would not parse: magics, `!`, `?`,
+prompts, leading indentation); so the transformation, the costly part, runs only for IPython
+syntax. Code that does not parse either way gives `None`.
+
+Every run of a cell analyses it and all its peers, so answers are kept by source: a notebook
+whose cells did not change costs dictionary look-ups, not parses.
 """
 
 import ast
@@ -38,11 +44,38 @@ def _transform(code):
         return code
 
 
+# Answers by source, never changed once made; cleared whole when full (cells are few).
+_answers = {}
+_MAX_ANSWERS = 4096
+
+
 def analyze(code):
     """`{"defs": [...], "uses": [...]}` (sorted) for one cell's source, or None."""
     try:
-        tree = ast.parse(_transform(code))
+        return _answers[code]
+    except KeyError:
+        pass
+    answer = _analyze(code)
+    if len(_answers) >= _MAX_ANSWERS:
+        _answers.clear()
+    _answers[code] = answer
+    return answer
+
+
+def _parse(code):
+    try:
+        return ast.parse(code)
     except (SyntaxError, ValueError):
+        pass
+    try:
+        return ast.parse(_transform(code))
+    except (SyntaxError, ValueError):
+        return None
+
+
+def _analyze(code):
+    tree = _parse(code)
+    if tree is None:
         return None
     analyzer = _Analyzer()
     analyzer.run(tree)
