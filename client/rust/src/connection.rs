@@ -365,6 +365,21 @@ impl DocConnection {
             .map_err(|_| self.closed_error())
     }
 
+    /// Holds what this connection would write (local updates, replies) until [`release`] or
+    /// `until`, whichever comes first, then writes it all at once, so the server takes the
+    /// changes of several transactions as one batch (one store write, one broadcast). A
+    /// later hold moves the deadline; a close writes what is held first.
+    ///
+    /// [`release`]: DocConnection::release
+    pub fn hold_until(&self, until: tokio::time::Instant) {
+        let _ = self.out.send(Outgoing::Hold(until));
+    }
+
+    /// Writes what [`hold_until`](DocConnection::hold_until) held, now.
+    pub fn release(&self) {
+        let _ = self.out.send(Outgoing::Release);
+    }
+
     /// Sends one text frame, which the y-websocket protocol never uses: for tests.
     pub fn send_text(&self, text: &str) -> Result<(), ConnectionError> {
         self.out

@@ -142,3 +142,104 @@ async fn speaks_the_client_side_of_sync_and_reports_denials_and_close_codes() {
     );
     assert_eq!(server.await.unwrap(), "server;0;1;2;3;4;5;6;7;8;9;");
 }
+
+/// `hold_until` keeps the client's writes back until `release`, or until its deadline, and a
+/// close writes what is held first: the updates arrive, in order, only then.
+#[tokio::test]
+async fn held_writes_go_out_on_release_on_their_deadline_or_at_close() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (frames, mut received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(socket).await.unwrap();
+        // What the server holds after each update frame.
+        let doc = Doc::new();
+        let text = doc.get_or_insert_text("t");
+        while let Some(Ok(frame)) = ws.next().await {
+            let text = match &frame {
+                WsMessage::Binary(bytes) => {
+                    let updates = decode(bytes)
+                        .into_iter()
+                        .filter_map(|message| match message {
+                            Message::Sync(SyncMessage::Update(update)) => Some(update),
+                            _ => None,
+                        });
+                    let mut any = false;
+                    for update in updates {
+                        doc.transact_mut()
+                            .apply_update(Update::decode_v1(&update).unwrap())
+                            .unwrap();
+                        any = true;
+                    }
+                    if !any {
+                        continue;
+                    }
+                    text.get_string(&doc.transact())
+                }
+                WsMessage::Close(_) => "<close>".to_owned(),
+                _ => continue,
+            };
+            let _ = frames.send((text, tokio::time::Instant::now()));
+            if matches!(frame, WsMessage::Close(_)) {
+                let _ = ws.close(None).await;
+                break;
+            }
+        }
+    });
+    let conn = DocConnection::connect(&format!("ws://{addr}/ws"), "nb", None)
+        .await
+        .unwrap();
+    let text = conn.doc().get_or_insert_text("t");
+    let quiet = |received: &mut tokio::sync::mpsc::UnboundedReceiver<_>| {
+        assert!(received.try_recv().is_err(), "a held write went out");
+    };
+
+    // Until release.
+    conn.hold_until(tokio::time::Instant::now() + Duration::from_secs(60));
+    text.insert(&mut conn.doc().transact_mut(), 0, "a");
+    text.insert(&mut conn.doc().transact_mut(), 1, "b");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    quiet(&mut received);
+    conn.release();
+    let (got, _) = tokio::time::timeout(WAIT, received.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, "a");
+    let (got, _) = tokio::time::timeout(WAIT, received.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, "ab", "in commit order");
+
+    // Until the deadline.
+    let held_at = tokio::time::Instant::now();
+    conn.hold_until(held_at + Duration::from_millis(300));
+    text.insert(&mut conn.doc().transact_mut(), 2, "c");
+    let (got, at) = tokio::time::timeout(WAIT, received.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, "abc");
+    assert!(
+        at >= held_at + Duration::from_millis(250),
+        "{:?}",
+        at - held_at
+    );
+
+    // A close writes what is held, then closes.
+    conn.hold_until(tokio::time::Instant::now() + Duration::from_secs(60));
+    text.insert(&mut conn.doc().transact_mut(), 3, "d");
+    conn.close().await;
+    let (got, _) = tokio::time::timeout(WAIT, received.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, "abcd");
+    let (got, _) = tokio::time::timeout(WAIT, received.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, "<close>");
+}

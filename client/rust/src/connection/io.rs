@@ -45,6 +45,10 @@ pub(super) enum Outgoing {
         /// The close reason.
         reason: String,
     },
+    /// Write nothing more until [`Outgoing::Release`] or this deadline.
+    Hold(tokio::time::Instant),
+    /// Write what is held.
+    Release,
 }
 
 /// Starts the reader and writer tasks of one connection.
@@ -67,29 +71,47 @@ async fn write_loop(
     reader: tokio::task::AbortHandle,
 ) {
     let mut closing = false;
-    'outer: while let Some(first) = outgoing.recv().await {
+    // While held: until when, and what waits meanwhile.
+    let mut held: Option<tokio::time::Instant> = None;
+    let mut waiting: Vec<WsMessage> = Vec::new();
+    'outer: loop {
+        let first = match held {
+            Some(until) => tokio::select! {
+                item = outgoing.recv() => item,
+                () = tokio::time::sleep_until(until) => Some(Outgoing::Release),
+            },
+            None => outgoing.recv().await,
+        };
+        let Some(first) = first else { break };
+        // Take everything already queued, then write it with one flush: one syscall for a
+        // burst of edits.
         let mut next = Some(first);
-        // Feed everything already queued, then flush once: one syscall for a burst of edits.
         while let Some(item) = next.take() {
-            let message = match item {
-                Outgoing::Frame(bytes) => WsMessage::Binary(bytes.into()),
-                Outgoing::Text(text) => WsMessage::Text(text.into()),
+            match item {
+                Outgoing::Frame(bytes) => waiting.push(WsMessage::Binary(bytes.into())),
+                Outgoing::Text(text) => waiting.push(WsMessage::Text(text.into())),
                 Outgoing::Close { code, reason } => {
                     closing = true;
-                    WsMessage::Close(Some(CloseFrame {
+                    held = None;
+                    waiting.push(WsMessage::Close(Some(CloseFrame {
                         code: code.into(),
                         reason: reason.into(),
-                    }))
+                    })));
+                    break;
                 }
-            };
+                Outgoing::Hold(until) => held = Some(until),
+                Outgoing::Release => held = None,
+            }
+            next = outgoing.try_recv().ok();
+        }
+        if held.is_some() || waiting.is_empty() {
+            continue;
+        }
+        for message in waiting.drain(..) {
             if let Err(error) = sink.feed(message).await {
                 tracing::debug!(%error, "websocket write failed");
                 break 'outer;
             }
-            if closing {
-                break;
-            }
-            next = outgoing.try_recv().ok();
         }
         if let Err(error) = sink.flush().await {
             tracing::debug!(%error, "websocket flush failed");

@@ -45,6 +45,8 @@ pub(super) struct Link {
     pub(super) rejoining: Option<BoxFuture<'static, Joined>>,
     /// When the connection was lost, while the search goes on.
     pub(super) lost_at: Option<Instant>,
+    /// Whether `conn` holds its writes ([`Link::hold`]).
+    holding: bool,
 }
 
 impl Link {
@@ -55,6 +57,26 @@ impl Link {
             base,
             rejoining: None,
             lost_at: None,
+            holding: false,
+        }
+    }
+
+    /// Holds the connection's writes until [`Link::release`], for at most `limit`: what a
+    /// cell's start writes and what its end writes then reach the notebook together when it
+    /// ends within `limit`, as one stored batch instead of two in a row.
+    pub(super) fn hold(&mut self, limit: Duration) {
+        if let Some(conn) = &self.conn {
+            conn.hold_until(Instant::now() + limit);
+            self.holding = true;
+        }
+    }
+
+    /// Writes what [`Link::hold`] held.
+    pub(super) fn release(&mut self) {
+        if std::mem::take(&mut self.holding)
+            && let Some(conn) = &self.conn
+        {
+            conn.release();
         }
     }
 
@@ -63,6 +85,7 @@ impl Link {
         // Dropped before the next one opens: each connection observes the document under one
         // key, which dropping removes.
         drop(self.conn.take());
+        self.holding = false;
         let base = self.target.bases.get(self.base).map(String::as_str);
         tracing::warn!(ws_base = ?base, ?close, ?timeout, "notebook connection lost; rejoining");
         let now = Instant::now();

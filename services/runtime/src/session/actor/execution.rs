@@ -15,6 +15,11 @@ use crate::session::{FULL_OUTPUT_DIR, Holder, SessionError};
 /// The cell metadata key of a run's timing, as JupyterLab's "record timing" writes it.
 pub(crate) const EXECUTION_METADATA: &str = "execution";
 
+/// How long the writes of a cell being queued and started (queued and running states, cleared
+/// outputs) wait for its end, so a quick cell reaches collaborators as one change, stored once,
+/// rather than two or three in a row, each waiting for the store before the next.
+pub(super) const START_HOLD: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// The longest `input()` prompt shown (the rest is cut).
 const MAX_PROMPT_CHARS: usize = 1000;
 
@@ -41,7 +46,12 @@ fn timing(start: &str, end: Option<&str>) -> serde_json::Value {
 impl Actor {
     /// Starts the next queued cell, or the kernel it needs.
     pub(super) fn pump(&mut self) {
-        if self.running.is_some() || self.queue.is_empty() {
+        if self.running.is_some() {
+            return;
+        }
+        // What the last cell's end wrote goes out now (with the next cell's start, if any).
+        self.link.release();
+        if self.queue.is_empty() {
             return;
         }
         let kernel = match &self.slot {
@@ -62,6 +72,9 @@ impl Actor {
             if let Some((user_id, name)) = &entry.by {
                 let _ = self.notebook.set_execution_by(&id, user_id, name);
             }
+            // A cell that ends within START_HOLD reaches collaborators as one change, start
+            // and result together, stored once; a longer one shows as running after it.
+            self.link.hold(START_HOLD);
             let started_at = now_iso();
             let _ =
                 self.notebook

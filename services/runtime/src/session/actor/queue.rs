@@ -115,6 +115,8 @@ impl Actor {
                 Err(CodeLookup::NotCode) => return Err(SessionError::NotACodeCell(id.clone())),
             }
         }
+        // Marked queued now, shown with the run's start and end when they follow soon.
+        self.link.hold(super::execution::START_HOLD);
         for id in &cell_ids {
             let entry = Entry {
                 cell_id: id.clone(),
