@@ -8,20 +8,22 @@
 //!
 //! The handlers live beside it: [`queue`] (commands, waiting executes, the queue),
 //! [`execution`] (running cells), [`lifecycle`] (the kernel's start, interrupts, timers and
-//! death) and [`stale`] (stale marks and warnings).
+//! death) and [`stale`] (stale marks and warnings); [`slot`] holds the kernel and the facts
+//! about it that its timers read.
 
 mod execution;
 mod lifecycle;
 mod queue;
 mod resources;
+mod slot;
 mod stale;
 
 use lifecycle::epoch_ms_after;
+use slot::KernelSlot;
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -54,12 +56,6 @@ struct Waiting {
     requester: Requester,
     reply: tokio::sync::oneshot::Sender<Result<Vec<String>, SessionError>>,
     deadline: Instant,
-}
-
-enum Slot {
-    None,
-    Starting(BoxFuture<'static, Result<Kernel, KernelError>>),
-    Ready(Arc<Kernel>),
 }
 
 struct Running {
@@ -101,7 +97,8 @@ pub(super) struct Actor {
     link: Link,
     notebook: Notebook,
     commands: mpsc::Receiver<Command>,
-    slot: Slot,
+    /// The kernel, starting or ready, and when its timers run out.
+    kernel: KernelSlot,
     queue: queue::RunQueue,
     /// Executes not yet queued, in arrival order, the first waiting for the replica to catch up.
     waiting: VecDeque<Waiting>,
@@ -114,12 +111,6 @@ pub(super) struct Actor {
     written: Option<KernelState>,
     /// Numbers runs, so each cell run beyond the cap gets its own full-output file.
     runs: u64,
-    /// Set when the kernel was killed because an interrupt did not stop the cell.
-    killed_after_interrupt: bool,
-    /// Since when the ready kernel has had nothing to run.
-    idle_since: Option<Instant>,
-    /// When the current kernel became ready.
-    kernel_started: Option<Instant>,
     /// What each cell ran, for stale marks and warnings (`session/deps.rs`).
     deps: Deps,
     /// The cells this session has marked `tandem_stale`.
@@ -144,29 +135,24 @@ impl Actor {
     ) -> Self {
         let mut state = KernelState::new(config.runtime);
         state.gpu = config.gpu.clone();
-        let (slot, kernel_started) = match kernel {
-            Some(kernel) => {
-                state.status = KernelStatus::Idle;
-                state.holder = config.holder.get();
-                state.lifetime_ends_at = Some(epoch_ms_after(config.max_lifetime));
-                (Slot::Ready(Arc::new(kernel)), Some(Instant::now()))
-            }
-            None => (Slot::None, None),
-        };
+        let mut slot = KernelSlot::default();
+        if let Some(kernel) = kernel {
+            state.status = KernelStatus::Idle;
+            state.holder = config.holder.get();
+            state.lifetime_ends_at = Some(epoch_ms_after(config.max_lifetime));
+            slot.started(kernel, Instant::now());
+        }
         let updates = match &link.conn {
             Some(conn) => conn.subscribe_updates(),
             None => mpsc::unbounded_channel().1,
         };
         let (usage_sender, usage) = mpsc::unbounded_channel();
-        if let Slot::Ready(kernel) = &slot {
-            resources::sample(kernel, usage_sender.clone());
-        }
-        Actor {
+        let actor = Actor {
             config,
             link,
             notebook,
             commands,
-            slot,
+            kernel: slot,
             queue: queue::RunQueue::default(),
             waiting: VecDeque::new(),
             running: None,
@@ -175,16 +161,15 @@ impl Actor {
             status,
             written: None,
             runs: 0,
-            killed_after_interrupt: false,
-            idle_since: None,
-            kernel_started,
             deps: Deps::default(),
             marked: HashSet::new(),
             updates,
             stale_check_at: None,
             usage,
             usage_sender,
-        }
+        };
+        actor.sample_kernel();
+        actor
     }
 
     /// Runs the session until it is shut down, its last handle is dropped, or it cannot
@@ -201,7 +186,7 @@ impl Actor {
         }
         self.stale_init();
         self.write_state();
-        if self.config.eager_start && matches!(self.slot, Slot::None) {
+        if self.config.eager_start && self.kernel.is_empty() {
             self.begin_start();
         }
         loop {
@@ -259,12 +244,16 @@ impl Actor {
     }
 
     async fn next_input(&mut self) -> Input {
-        let (idle_since, kernel_started) = (self.idle_since, self.kernel_started);
-        let (idle_timeout, max_lifetime) = (self.config.idle_timeout, self.config.max_lifetime);
+        let idle = self.running.is_none();
+        let idle_at = self
+            .kernel
+            .idle_deadline(self.config.idle_timeout)
+            .filter(|_| idle);
+        let lifetime_at = self.kernel.lifetime_deadline(self.config.max_lifetime);
         let stale_at = self.stale_check_at;
         let Actor {
             commands,
-            slot,
+            kernel,
             running,
             link,
             waiting,
@@ -276,24 +265,9 @@ impl Actor {
             conn, rejoining, ..
         } = link;
         let conn = conn.as_ref();
-        let idle = running.is_none();
         let flush_at = running.as_ref().and_then(|r| r.output.flush_at());
         let interrupt_at = running.as_ref().and_then(|r| r.interrupt_deadline);
-        let ready = matches!(slot, Slot::Ready(_));
-        let idle_at = idle_since
-            .filter(|_| ready && idle)
-            .map(|since| since + idle_timeout);
-        let lifetime_at = kernel_started
-            .filter(|_| ready)
-            .map(|started| started + max_lifetime);
-        let kernel = async {
-            match slot {
-                Slot::Starting(start) => Input::Started(start.await),
-                // While a cell runs its `Done` reports a death; watching here too would race it.
-                Slot::Ready(kernel) if idle => Input::Died(kernel.wait().await),
-                _ => std::future::pending().await,
-            }
-        };
+        let kernel = kernel.change(idle);
         let event = async {
             match running {
                 Some(running) => running.execution.recv().await,
@@ -365,19 +339,17 @@ impl Actor {
     /// Writes what changed in `state.kernel` since the last write, after bringing the
     /// lifecycle announcements up to date.
     fn write_state(&mut self) {
-        let ready = matches!(self.slot, Slot::Ready(_));
+        let ready = self.kernel.ready().is_some();
         if ready && self.running.is_none() && self.state.status == KernelStatus::Idle {
-            if self.idle_since.is_none() {
-                self.idle_since = Some(Instant::now());
+            if self.kernel.went_idle(Instant::now()) {
                 self.state.idle_shutdown_at = Some(epoch_ms_after(self.config.idle_timeout));
             }
         } else {
-            self.idle_since = None;
+            self.kernel.busy();
             self.state.idle_shutdown_at = None;
         }
         if !ready {
             // A fresh kernel starts with an empty namespace (and reports only changes).
-            self.kernel_started = None;
             self.state.lifetime_ends_at = None;
             self.state.variables.clear();
             self.state.resources = None;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tandem_crdt::ExecutionState;
 
-use super::{Actor, Running, Slot};
+use super::{Actor, Running};
 use crate::kernel::{ExecStatus, KernelError, KernelEvent, Output};
 use crate::session::doc::{InputPrompt, KernelStatus};
 use crate::session::outputs::CellOutput;
@@ -54,10 +54,11 @@ impl Actor {
         if self.queue.is_empty() {
             return;
         }
-        let kernel = match &self.slot {
-            Slot::Ready(kernel) => Arc::clone(kernel),
-            Slot::Starting(_) => return,
-            Slot::None => return self.begin_start(),
+        let Some(kernel) = self.kernel.ready().cloned() else {
+            if self.kernel.is_empty() {
+                self.begin_start();
+            }
+            return;
         };
         while let Some(entry) = self.queue.pop() {
             let id = entry.cell_id.clone();
@@ -145,7 +146,7 @@ impl Actor {
             }
             KernelEvent::Names { cell, peers } => self.names(cell, peers),
             KernelEvent::SecretRequest { id, name } => {
-                if let Slot::Ready(kernel) = &self.slot {
+                if let Some(kernel) = self.kernel.ready() {
                     crate::secrets::answer(
                         Arc::clone(kernel),
                         self.config.secrets.clone(),
@@ -218,10 +219,7 @@ impl Actor {
                 self.set_cell_state(&entry.cell_id, ExecutionState::Idle);
             }
         }
-        let death = match &self.slot {
-            Slot::Ready(kernel) => kernel.exited(),
-            _ => None,
-        };
+        let death = self.kernel.ready().and_then(|kernel| kernel.exited());
         match death {
             Some(death) => self.died(&death),
             None => {
@@ -248,7 +246,7 @@ impl Actor {
         {
             return Err(SessionError::NotYourInput(name.clone()));
         }
-        let Slot::Ready(kernel) = &self.slot else {
+        let Some(kernel) = self.kernel.ready() else {
             return Err(SessionError::NoInput);
         };
         kernel.answer_input(id, Some(value));

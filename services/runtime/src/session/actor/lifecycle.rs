@@ -1,13 +1,11 @@
 //! The kernel's lifecycle: starting and restarting it, interrupts and their grace timer, the
 //! idle shutdown and maximum lifetime timers, its death, and the session's shutdown.
 
-use std::sync::Arc;
-
 use tokio::time::Instant;
 
 use tandem_crdt::ExecutionState;
 
-use super::{Actor, Slot};
+use super::Actor;
 use crate::kernel::{Death, Kernel, KernelError, Output};
 use crate::session::SHUTDOWN_GRACE;
 use crate::session::doc::KernelStatus;
@@ -18,7 +16,7 @@ impl Actor {
         let Some(running) = &mut self.running else {
             return;
         };
-        if let Slot::Ready(kernel) = &self.slot {
+        if let Some(kernel) = self.kernel.ready() {
             tracing::info!(cell = %running.entry.cell_id, "interrupting");
             if let Err(error) = kernel.interrupt() {
                 tracing::warn!(%error, "could not interrupt the kernel");
@@ -34,9 +32,8 @@ impl Actor {
             return;
         };
         running.interrupt_deadline = None;
-        if let Slot::Ready(kernel) = &self.slot {
+        if let Some(kernel) = self.kernel.kill_after_interrupt() {
             tracing::warn!(cell = %running.entry.cell_id, "the interrupt did not stop the cell; killing the kernel");
-            self.killed_after_interrupt = true;
             if let Err(error) = kernel.kill() {
                 tracing::warn!(%error, "could not kill the kernel");
             }
@@ -48,8 +45,7 @@ impl Actor {
     pub(super) fn idle_timeout(&mut self) {
         tracing::info!(idle = ?self.config.idle_timeout, "shutting down the idle kernel");
         // Dropping the kernel kills its process group.
-        self.slot = Slot::None;
-        self.kernel_started = None;
+        self.kernel.ended();
         self.kernel_gone();
         self.state.status = KernelStatus::NotStarted;
         self.state.reason = Some(format!(
@@ -80,8 +76,7 @@ impl Actor {
             }
             self.set_cell_state(&running.entry.cell_id, ExecutionState::Idle);
         }
-        self.slot = Slot::None;
-        self.kernel_started = None;
+        self.kernel.ended();
         self.kernel_gone();
         self.clear_queue();
         self.state.status = KernelStatus::Dead;
@@ -97,7 +92,7 @@ impl Actor {
             self.set_cell_state(&running.entry.cell_id, ExecutionState::Idle);
         }
         // Dropping the kernel kills its process group.
-        self.slot = Slot::None;
+        self.kernel.ended();
         self.kernel_gone();
         self.clear_queue();
         self.state.running = None;
@@ -110,7 +105,7 @@ impl Actor {
             self.set_cell_state(&running.entry.cell_id, ExecutionState::Idle);
         }
         self.clear_queue();
-        if let Slot::Ready(kernel) = std::mem::replace(&mut self.slot, Slot::None) {
+        if let Some(kernel) = self.kernel.ended() {
             kernel.shutdown(SHUTDOWN_GRACE).await;
         }
         self.state.status = KernelStatus::NotStarted;
@@ -131,7 +126,7 @@ impl Actor {
             self.set_cell_state(&running.entry.cell_id, ExecutionState::Idle);
         }
         self.clear_queue();
-        if let Slot::Ready(kernel) = std::mem::replace(&mut self.slot, Slot::None) {
+        if let Some(kernel) = self.kernel.ended() {
             kernel.shutdown(SHUTDOWN_GRACE).await;
         }
         self.kernel_gone();
@@ -147,7 +142,7 @@ impl Actor {
 
     pub(super) fn begin_start(&mut self) {
         let options = self.config.kernel.clone();
-        self.slot = Slot::Starting(Box::pin(Kernel::start(options)));
+        self.kernel.starting(Box::pin(Kernel::start(options)));
         self.state.status = KernelStatus::Starting;
         // Read at each start: a restart by the notebook's owner may hand the kernel over.
         self.state.holder = self.config.holder.get();
@@ -161,8 +156,7 @@ impl Actor {
         match result {
             Ok(kernel) => {
                 tracing::info!(pid = kernel.pid(), "kernel ready");
-                self.slot = Slot::Ready(Arc::new(kernel));
-                self.kernel_started = Some(Instant::now());
+                self.kernel.started(kernel, Instant::now());
                 self.state.lifetime_ends_at = Some(epoch_ms_after(self.config.max_lifetime));
                 self.state.status = KernelStatus::Idle;
                 self.write_state();
@@ -170,7 +164,7 @@ impl Actor {
             }
             Err(error) => {
                 tracing::warn!(%error, "the kernel did not start");
-                self.slot = Slot::None;
+                self.kernel.ended();
                 // The cell that asked for the kernel says why nothing ran.
                 if let Some(first) = self.queue.pop() {
                     let output = Output::Error {
@@ -190,7 +184,7 @@ impl Actor {
 
     /// The kernel process ended by itself (or was killed after an interrupt).
     pub(super) fn died(&mut self, death: &Death) {
-        let reason = if std::mem::take(&mut self.killed_after_interrupt) {
+        let reason = if self.kernel.killed_after_interrupt() {
             format!(
                 "the kernel was killed because the cell did not stop within {:?} of the interrupt",
                 self.config.interrupt_grace
@@ -199,7 +193,7 @@ impl Actor {
             death.to_string()
         };
         tracing::warn!(%reason, "kernel died");
-        self.slot = Slot::None;
+        self.kernel.ended();
         self.kernel_gone();
         self.clear_queue();
         self.state.status = KernelStatus::Dead;

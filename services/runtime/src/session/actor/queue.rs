@@ -7,7 +7,7 @@ use tokio::time::Instant;
 
 use tandem_crdt::{CodeLookup, ExecutionState};
 
-use super::{Actor, Entry, Slot, Waiting};
+use super::{Actor, Entry, Waiting};
 use crate::session::{CATCH_UP, Command, SessionError};
 
 impl Actor {
@@ -52,11 +52,7 @@ impl Actor {
                 let _ = reply.send(self.answer_input(&user_id, value));
             }
             Command::Kernel(reply) => {
-                let kernel = match &self.slot {
-                    Slot::Ready(kernel) => Some(std::sync::Arc::clone(kernel)),
-                    _ => None,
-                };
-                let _ = reply.send(kernel);
+                let _ = reply.send(self.kernel.ready().cloned());
             }
         }
     }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Weak};
 
 use tokio::sync::mpsc;
 
-use super::{Actor, Slot};
+use super::Actor;
 use crate::kernel::{Kernel, Usage};
 use crate::session::RESOURCES_INTERVAL;
 
@@ -14,7 +14,7 @@ use crate::session::RESOURCES_INTERVAL;
 const STEP: u64 = 1 << 20;
 
 /// Starts sampling `kernel` until it is gone (dropped or dead) or the task stops listening.
-pub(super) fn sample(kernel: &Arc<Kernel>, samples: mpsc::UnboundedSender<(u32, Usage)>) {
+fn sample(kernel: &Arc<Kernel>, samples: mpsc::UnboundedSender<(u32, Usage)>) {
     let kernel: Weak<Kernel> = Arc::downgrade(kernel);
     tokio::spawn(async move {
         let mut every = tokio::time::interval(RESOURCES_INTERVAL);
@@ -51,14 +51,17 @@ fn rounded(usage: Usage) -> Usage {
 impl Actor {
     /// Starts sampling the kernel that just became ready.
     pub(super) fn sample_kernel(&self) {
-        if let Slot::Ready(kernel) = &self.slot {
+        if let Some(kernel) = self.kernel.ready() {
             sample(kernel, self.usage_sender.clone());
         }
     }
 
     /// A sample arrived: written when it is the current kernel's and changed.
     pub(super) fn usage(&mut self, pid: u32, usage: Usage) {
-        let current = matches!(&self.slot, Slot::Ready(kernel) if kernel.pid() == pid);
+        let current = self
+            .kernel
+            .ready()
+            .is_some_and(|kernel| kernel.pid() == pid);
         if !current {
             return;
         }
