@@ -73,7 +73,7 @@ use tokio_util::task::TaskTracker;
 pub use config::{Config, StoreConfig};
 
 use cluster::Cluster;
-use room::{RoomSettings, Rooms};
+use room::{RoomSettings, Rooms, Tasks};
 use store::Store;
 use store::redis::RedisStore;
 use store::sqlite::SqliteStore;
@@ -195,12 +195,11 @@ impl Server {
             }
             None => (auth::events::AccessEvents::default(), None),
         };
-        let rooms = Rooms::clustered(
-            store.clone(),
-            settings,
-            (tracker.clone(), shutdown.clone()),
-            cluster,
-        );
+        let tasks = Tasks {
+            tracker: tracker.clone(),
+            shutdown: shutdown.clone(),
+        };
+        let rooms = Rooms::clustered(store.clone(), settings, tasks, cluster);
         let service_token_hash = config.service_token.as_deref().map(ids::token_hash);
         let providers =
             auth::oauth::Providers::load(&config.auth).context("loading the sign-in providers")?;

@@ -47,6 +47,15 @@ pub struct RoomSettings {
     pub max_notebook_bytes: u64,
 }
 
+/// Where the rooms' tasks run and when they stop.
+#[derive(Debug, Clone)]
+pub struct Tasks {
+    /// Tracks every room task (and the tasks rooms spawn), so shutdown can wait for them.
+    pub tracker: TaskTracker,
+    /// Cancelled at shutdown: rooms flush, compact and close their connections.
+    pub shutdown: CancellationToken,
+}
+
 /// Asks a connection to close with a code and reason; the first request wins.
 #[derive(Debug, Default)]
 pub struct Closer {
@@ -229,8 +238,7 @@ struct Registry {
     next_generation: std::sync::atomic::AtomicU64,
     store: Arc<dyn Store>,
     settings: RoomSettings,
-    tracker: TaskTracker,
-    shutdown: CancellationToken,
+    tasks: Tasks,
     cluster: Option<Cluster>,
 }
 
@@ -241,15 +249,10 @@ pub struct Rooms {
 }
 
 impl Rooms {
-    /// A registry whose rooms persist to `store`, run on `tracker` and stop when `shutdown`
-    /// is cancelled (after flushing and compacting).
-    pub fn new(
-        store: Arc<dyn Store>,
-        settings: RoomSettings,
-        tracker: TaskTracker,
-        shutdown: CancellationToken,
-    ) -> Self {
-        Self::clustered(store, settings, (tracker, shutdown), None)
+    /// A registry whose rooms persist to `store`, run on `tasks.tracker` and stop when
+    /// `tasks.shutdown` is cancelled (after flushing and compacting).
+    pub fn new(store: Arc<dyn Store>, settings: RoomSettings, tasks: Tasks) -> Self {
+        Self::clustered(store, settings, tasks, None)
     }
 
     /// A registry like [`Rooms::new`] whose rooms, with a `cluster`, also follow and relay
@@ -257,7 +260,7 @@ impl Rooms {
     pub fn clustered(
         store: Arc<dyn Store>,
         settings: RoomSettings,
-        (tracker, shutdown): (TaskTracker, CancellationToken),
+        tasks: Tasks,
         cluster: Option<Cluster>,
     ) -> Self {
         let inner = Registry {
@@ -265,8 +268,7 @@ impl Rooms {
             next_generation: std::sync::atomic::AtomicU64::new(1),
             store,
             settings,
-            tracker,
-            shutdown,
+            tasks,
             cluster,
         };
         Self {
@@ -298,7 +300,7 @@ impl Rooms {
         );
         let span = tracing::info_span!("room", doc_id = %notebook_id);
         let room = actor::RoomActor::new(notebook_id.to_owned(), self.clone(), generation, rx);
-        self.inner.tracker.spawn(room.run().instrument(span));
+        self.inner.tasks.tracker.spawn(room.run().instrument(span));
         handle
     }
 
@@ -364,11 +366,11 @@ impl Rooms {
     }
 
     fn shutdown(&self) -> &CancellationToken {
-        &self.inner.shutdown
+        &self.inner.tasks.shutdown
     }
 
     fn tracker(&self) -> &TaskTracker {
-        &self.inner.tracker
+        &self.inner.tasks.tracker
     }
 
     fn cluster(&self) -> Option<&Cluster> {

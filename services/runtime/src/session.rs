@@ -336,7 +336,8 @@ impl Session {
         let task = actor::Actor::new(
             config,
             link,
-            (notebook.clone(), status.clone()),
+            notebook.clone(),
+            status.clone(),
             receiver,
             kernel,
         );

@@ -75,15 +75,20 @@ impl Bus {
         pubsub.subscribe(access_channel(&keys)).await?;
         let pubsub = Arc::new(tokio::sync::Mutex::new(pubsub));
         let (outgoing, queue) = mpsc::unbounded_channel();
-        let publisher = publish_loop(
-            store.connection(),
+        let publisher = Publisher {
+            conn: store.connection(),
             queue,
             relayed,
-            (node, access_channel(&keys)),
-            (subscribers.clone(), pubsub.clone()),
-            shutdown,
+            node,
+            access_channel: access_channel(&keys),
+            subscribers: subscribers.clone(),
+            pubsub: pubsub.clone(),
+        };
+        tracker.spawn(
+            publisher
+                .run(shutdown)
+                .instrument(tracing::info_span!("publisher")),
         );
-        tracker.spawn(publisher.instrument(tracing::info_span!("publisher")));
         Ok(Self {
             keys,
             subscribers,
@@ -189,63 +194,81 @@ fn dispatcher(
     }
 }
 
-async fn publish_loop(
-    mut conn: ConnectionManager,
-    mut queue: UnboundedReceiver<Outgoing>,
-    mut relayed: UnboundedReceiver<AccessEvent>,
-    (node, access_channel): (Arc<str>, String),
-    (subscribers, pubsub): (Subscribers, Arc<tokio::sync::Mutex<ConnectionManager>>),
-    shutdown: CancellationToken,
-) {
-    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
-    let stopping = async {
-        shutdown.cancelled().await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
-    };
-    tokio::pin!(stopping);
-    loop {
-        tokio::select! {
-            n = queue.recv_many(&mut batch, PUBLISH_BATCH) => if n == 0 { return },
-            event = relayed.recv() => match event {
-                Some(event) => batch.push(Outgoing::Publish(
-                    access_channel.clone(),
-                    encode_access(&node, &event),
-                )),
-                None => return,
-            },
-            () = &mut stopping => return,
-        }
-        let mut pipe = redis::pipe();
-        let mut published = 0;
-        for outgoing in batch.drain(..) {
-            match outgoing {
-                Outgoing::Publish(channel, payload) => {
-                    pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
-                    published += 1;
-                }
-                Outgoing::Leave(channel) => {
-                    let mut pubsub = pubsub.lock().await;
-                    let still_followed = {
-                        let mut subscribers = lock(&subscribers);
-                        let followed = subscribers.get(&channel).is_some_and(|s| !s.is_empty());
-                        if !followed {
-                            subscribers.remove(&channel);
-                        }
-                        followed
-                    };
-                    if !still_followed && let Err(err) = pubsub.unsubscribe(&channel).await {
-                        tracing::debug!(error = %err, %channel, "unsubscribe failed");
+/// The task that sends this node's messages in order, a batch per round trip, and unsubscribes
+/// from the channels that rooms left.
+struct Publisher {
+    /// The store's connection, which the messages go out on.
+    conn: ConnectionManager,
+    /// What the rooms and the bus queued.
+    queue: UnboundedReceiver<Outgoing>,
+    /// Access events of this node, for the other nodes.
+    relayed: UnboundedReceiver<AccessEvent>,
+    /// This node, named in its access events: every node's dispatcher skips its own.
+    node: Arc<str>,
+    /// Where access events go.
+    access_channel: String,
+    /// Consulted on a leave: the channel stays subscribed while a room on this node follows it.
+    subscribers: Subscribers,
+    /// The subscribing connection, taken in turn with [`Bus::join`].
+    pubsub: Arc<tokio::sync::Mutex<ConnectionManager>>,
+}
+
+impl Publisher {
+    /// Publishes until its queues close, or until [`SHUTDOWN_GRACE`] after `shutdown`.
+    async fn run(mut self, shutdown: CancellationToken) {
+        let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+        let stopping = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::pin!(stopping);
+        loop {
+            tokio::select! {
+                n = self.queue.recv_many(&mut batch, PUBLISH_BATCH) => if n == 0 { return },
+                event = self.relayed.recv() => match event {
+                    Some(event) => batch.push(Outgoing::Publish(
+                        self.access_channel.clone(),
+                        encode_access(&self.node, &event),
+                    )),
+                    None => return,
+                },
+                () = &mut stopping => return,
+            }
+            let mut pipe = redis::pipe();
+            let mut published = 0;
+            for outgoing in batch.drain(..) {
+                match outgoing {
+                    Outgoing::Publish(channel, payload) => {
+                        pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
+                        published += 1;
                     }
+                    Outgoing::Leave(channel) => self.leave(&channel).await,
+                }
+            }
+            if published > 0 {
+                let sent: redis::RedisResult<()> = pipe.query_async(&mut self.conn).await;
+                if let Err(err) = sent {
+                    // Best effort: awareness renews itself and access events are re-checked on
+                    // the next request.
+                    tracing::warn!(error = %err, messages = published, "publishing failed");
                 }
             }
         }
-        if published > 0 {
-            let sent: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
-            if let Err(err) = sent {
-                // Best effort: awareness renews itself and access events are re-checked on
-                // the next request.
-                tracing::warn!(error = %err, messages = published, "publishing failed");
+    }
+
+    /// Unsubscribes from `channel` unless a room on this node follows it again.
+    async fn leave(&self, channel: &str) {
+        let mut pubsub = self.pubsub.lock().await;
+        let still_followed = {
+            let mut subscribers = lock(&self.subscribers);
+            let followed = subscribers.get(channel).is_some_and(|s| !s.is_empty());
+            if !followed {
+                subscribers.remove(channel);
             }
+            followed
+        };
+        if !still_followed && let Err(err) = pubsub.unsubscribe(channel).await {
+            tracing::debug!(error = %err, %channel, "unsubscribe failed");
         }
     }
 }

@@ -129,7 +129,8 @@ impl Actor {
     pub(super) fn new(
         config: SessionConfig,
         link: Link,
-        (notebook, status): (Notebook, Arc<super::Status>),
+        notebook: Notebook,
+        status: Arc<super::Status>,
         commands: mpsc::Receiver<Command>,
         kernel: Option<Kernel>,
     ) -> Self {
