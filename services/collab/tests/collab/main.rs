@@ -14,6 +14,7 @@ mod drive;
 mod execution;
 mod git;
 mod git_ssrf;
+mod git_support;
 mod integrity;
 mod local_sign_in;
 mod oauth;

@@ -171,13 +171,21 @@ async fn ip_batch(pid: i32, batch: &str) -> std::io::Result<()> {
         .kill_on_drop(true)
         .spawn()
         .map_err(|error| std::io::Error::new(error.kind(), format!("running nsenter: {error}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(batch.as_bytes()).await?;
-    }
+    let written = match child.stdin.take() {
+        Some(mut stdin) => stdin.write_all(batch.as_bytes()).await,
+        None => Ok(()),
+    };
+    // nsenter that failed (the namespace gone, a refused setns) exits before reading its
+    // input: its own message says why, not the broken pipe of our write.
     let output = child.wait_with_output().await?;
-    if !output.status.success() {
+    if !output.status.success() || written.is_err() {
         return Err(std::io::Error::other(format!(
-            "setting the kernel's routes failed: {}",
+            "setting the kernel's routes failed ({}{}): {}",
+            output.status,
+            written
+                .err()
+                .map(|error| format!(", writing the routes: {error}"))
+                .unwrap_or_default(),
             String::from_utf8_lossy(&output.stderr).trim()
         )));
     }
