@@ -81,6 +81,18 @@ const editorOf = (page, index) => cellOf(page, index).locator(".cm-content");
 const cellText = (page, index) => cellOf(page, index).evaluate((el) => el.tandemCell.editorText() ?? el.tandemCell.source());
 const completionList = (page) => page.locator(".cm-tooltip-autocomplete");
 
+/** Asserts that cell `index` comes to hold `expected` within two seconds (a Tab that lands
+ * while the list is changing is accepted a moment later). */
+async function textBecomes(page, index, expected, message) {
+  const until = Date.now() + 2000;
+  let text = await cellText(page, index);
+  while (text !== expected && Date.now() < until) {
+    await page.waitForTimeout(25);
+    text = await cellText(page, index);
+  }
+  assert.equal(text, expected, message);
+}
+
 async function typeInto(page, index, text) {
   await editorOf(page, index).click();
   await page.keyboard.press("Control+End");
@@ -129,7 +141,7 @@ try {
   await completionList(ada.page).locator("li", { hasText: "my_variable" }).first().waitFor();
   await shot(ada.page, "static-completion");
   await ada.page.keyboard.press("Tab");
-  assert.equal(await cellText(ada.page, 0), "my_variable = 1\nmy_variable", "Tab accepts the completion");
+  await textBecomes(ada.page, 0, "my_variable = 1\nmy_variable", "Tab accepts the completion");
   // Tab at the start of a line still indents.
   await ada.page.keyboard.press("Enter");
   await ada.page.keyboard.press("Tab");
@@ -164,7 +176,7 @@ try {
   const index = offered.findIndex(isPath);
   for (let i = 0; i < index; i++) await ada.page.keyboard.press("ArrowDown");
   await ada.page.keyboard.press("Tab");
-  assert.equal(await cellText(ada.page, 2), "os.path");
+  await textBecomes(ada.page, 2, "os.path", "Tab accepts the kernel's completion");
   log("kernel completions:", offered.slice(0, 6).join(", "));
 
   // --- Shift+Tab inside a call, and hovering a name, show the docstring ---------------------

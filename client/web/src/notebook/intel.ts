@@ -162,9 +162,22 @@ export function completing(view: EditorView): boolean {
   return completionStatus(view.state) === "active";
 }
 
+/** How long after a refused accept Tab tries again: longer than CodeMirror's `interactionDelay`
+ * (75 ms), the time after the list opens or changes during which it takes no accept. */
+const ACCEPT_RETRY_MS = 100;
+
 /** Tab: accept the open completion, open completions after a name or dot, else indent. */
 function tab(view: EditorView): boolean {
-  if (completionStatus(view.state) === "active") return acceptCompletion(view);
+  if (completionStatus(view.state) === "active") {
+    if (acceptCompletion(view)) return true;
+    // The list changed a moment ago (the kernel's answer came in): accept once it may, and
+    // never indent under an open list.
+    const doc = view.state.doc;
+    setTimeout(() => {
+      if (view.state.doc === doc && completionStatus(view.state) === "active") acceptCompletion(view);
+    }, ACCEPT_RETRY_MS);
+    return true;
+  }
   const range = view.state.selection.main;
   if (!range.empty) return false;
   const before = view.state.sliceDoc(Math.max(0, range.head - 1), range.head);
