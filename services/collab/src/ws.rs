@@ -165,7 +165,12 @@ async fn serve(connection: Connection, socket: upgrade::Socket) {
         out: out_tx,
         closer: closer.clone(),
     };
-    if room.send(Command::Join { conn, peer }).await.is_err() {
+    // Every await but the loops' idle waits is boxed: a task keeps room for its largest await
+    // point for as long as it lives, and thousands of idle connections each pay for it.
+    if Box::pin(room.send(Command::Join { conn, peer }))
+        .await
+        .is_err()
+    {
         closer.close(
             close::GOING_AWAY,
             "the notebook's room is unavailable; reconnect",
@@ -204,13 +209,13 @@ async fn serve(connection: Connection, socket: upgrade::Socket) {
         ),
         access::watch_access(&open, events),
     );
-    let _ = room.send(Command::Leave { conn }).await;
+    let _ = Box::pin(room.send(Command::Leave { conn })).await;
     if end == ReadEnd::Broken
         && let Ok(mut socket) = sink.reunite(stream)
     {
         // The client may still be sending the message that broke the stream; reading it to
         // the end lets our close frame reach it (see `upgrade`).
-        upgrade::drain(socket.get_mut(), DRAIN_QUIET, CLOSE_GRACE).await;
+        Box::pin(upgrade::drain(socket.get_mut(), DRAIN_QUIET, CLOSE_GRACE)).await;
     }
     tracing::debug!(reason = ?closer.reason(), "disconnected");
 }
@@ -283,7 +288,7 @@ where
                 }
             }
         };
-        let _ = tokio::time::timeout(CLOSE_GRACE, drain).await;
+        let _ = Box::pin(tokio::time::timeout(CLOSE_GRACE, drain)).await;
     }
     (stream, end)
 }
@@ -339,17 +344,14 @@ where
             Ok(WsMessage::Binary(data)) => match decode_frame(&data) {
                 Ok(messages) if messages.is_empty() => {}
                 Ok(messages) => {
-                    if room
-                        .send(Command::Messages {
-                            conn: *conn,
-                            can_edit: can_edit.load(Ordering::Relaxed),
-                            runtime: *runtime,
-                            author: (*author).clone(),
-                            messages,
-                        })
-                        .await
-                        .is_err()
-                    {
+                    let sent = Box::pin(room.send(Command::Messages {
+                        conn: *conn,
+                        can_edit: can_edit.load(Ordering::Relaxed),
+                        runtime: *runtime,
+                        author: (*author).clone(),
+                        messages,
+                    }));
+                    if sent.await.is_err() {
                         closer.close(close::GOING_AWAY, "the notebook's room closed; reconnect");
                         return ReadEnd::ServerClosing;
                     }
@@ -402,7 +404,7 @@ where
             () = closer.requested() => break,
             frame = out.recv() => match frame {
                 Some(frame) => {
-                    if write_frames(&mut sink, frame, &mut out).await.is_err() {
+                    if Box::pin(write_frames(&mut sink, frame, &mut out)).await.is_err() {
                         closer.close(NORMAL, "");
                         break;
                     }
@@ -417,7 +419,7 @@ where
                     closer.close(close::GOING_AWAY, "keepalive timeout");
                     break;
                 }
-                if sink.send(WsMessage::Ping(Bytes::new())).await.is_err() {
+                if Box::pin(sink.send(WsMessage::Ping(Bytes::new()))).await.is_err() {
                     closer.close(NORMAL, "");
                     break;
                 }
@@ -429,9 +431,9 @@ where
             code: (*code).into(),
             reason: close_reason(reason).into(),
         };
-        let _ = sink.send(WsMessage::Close(Some(frame))).await;
+        let _ = Box::pin(sink.send(WsMessage::Close(Some(frame)))).await;
     }
-    let _ = sink.close().await;
+    let _ = Box::pin(sink.close()).await;
     sink
 }
 

@@ -54,14 +54,16 @@ pub(super) async fn watch_access(
         if !concerns_us {
             continue;
         }
-        match current_role(app, notebook_id, auth).await {
+        // Boxed, like every await that is not the idle wait: an idle connection's task keeps
+        // room only for what it waits on.
+        match Box::pin(current_role(app, notebook_id, auth)).await {
             Ok(Some(role)) => {
                 let before = can_edit.swap(role.can_edit(), Ordering::Relaxed);
                 if before != role.can_edit() {
                     tracing::info!(%role, "role changed on an open connection");
                 }
                 if !before && role.can_edit() {
-                    let _ = room.send(Command::Resync { conn }).await;
+                    let _ = Box::pin(room.send(Command::Resync { conn })).await;
                 }
             }
             Ok(None) => {
