@@ -518,6 +518,11 @@ return 0
         format!("{prefix}:runtime:replies:{collab}")
     }
 
+    /// The deadline `after` from now, in ms since the Unix epoch (an envelope's `deadline_ms`).
+    pub fn deadline_after(after: std::time::Duration) -> u64 {
+        now_ms().saturating_add(u64::try_from(after.as_millis()).unwrap_or(u64::MAX))
+    }
+
     /// Milliseconds since the Unix epoch.
     pub fn now_ms() -> u64 {
         std::time::SystemTime::now()

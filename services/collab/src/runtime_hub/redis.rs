@@ -106,8 +106,7 @@ impl RedisHub {
         let notebook = command.notebook_id.to_string();
         let envelope = Envelope {
             reply_to: self.node.clone(),
-            deadline_ms: keys::now_ms()
-                .saturating_add(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
+            deadline_ms: keys::deadline_after(timeout),
             hops: 0,
             command,
         };
@@ -186,13 +185,7 @@ impl RedisHub {
             Some(owner) => {
                 let queue = keys::queue_key(&self.prefix, &owner);
                 tracing::debug!(doc_id = %notebook, runtime_node = %owner, "command to the owner");
-                redis::pipe()
-                    .rpush(&queue, json)
-                    .ignore()
-                    .pexpire(&queue, keys::QUEUE_TTL_MS as i64)
-                    .ignore()
-                    .query_async::<()>(conn)
-                    .await?;
+                push(conn, &queue, json).await?;
                 Ok(Some(owner))
             }
             None => {
@@ -278,34 +271,26 @@ struct Asks {
 
 impl Asks {
     /// Pops asks and answers each in a task of its own (a lookup reads the store).
-    async fn serve(self, mut popper: ConnectionManager, stop: CancellationToken) {
+    async fn serve(self, popper: ConnectionManager, stop: CancellationToken) {
         let asks = Arc::new(self);
-        loop {
-            let popped = tokio::select! {
-                popped = popper.blpop::<_, Option<(String, String)>>(&asks.key, POP_SECONDS) => popped,
-                () = stop.cancelled() => return,
-            };
-            match popped {
-                Ok(Some((_, json))) => match serde_json::from_str::<AskEnvelope>(&json) {
-                    Ok(envelope) if keys::now_ms() > envelope.deadline_ms => {
-                        tracing::debug!(ask = envelope.ask.ask, "dropping an expired ask");
-                    }
-                    Ok(envelope) => {
-                        let asks = Arc::clone(&asks);
-                        tokio::spawn(async move { asks.answer(envelope).await });
-                    }
-                    Err(err) => tracing::warn!(error = %err, "malformed ask from a runtime node"),
-                },
-                Ok(None) => {}
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot read runtime asks from Redis");
-                    tokio::select! {
-                        () = tokio::time::sleep(RETRY) => {}
-                        () = stop.cancelled() => return,
-                    }
+        let key = asks.key.clone();
+        pop_each(
+            popper,
+            &key,
+            "runtime asks",
+            stop,
+            |json| match serde_json::from_str::<AskEnvelope>(&json) {
+                Ok(envelope) if keys::now_ms() > envelope.deadline_ms => {
+                    tracing::debug!(ask = envelope.ask.ask, "dropping an expired ask");
                 }
-            }
-        }
+                Ok(envelope) => {
+                    let asks = Arc::clone(&asks);
+                    tokio::spawn(async move { asks.answer(envelope).await });
+                }
+                Err(err) => tracing::warn!(error = %err, "malformed ask from a runtime node"),
+            },
+        )
+        .await;
     }
 
     async fn answer(&self, envelope: AskEnvelope) {
@@ -314,44 +299,43 @@ impl Asks {
             return;
         };
         let queue = keys::queue_key(&self.prefix, &envelope.reply_to);
-        let mut conn = self.conn.clone();
-        let sent: redis::RedisResult<()> = redis::pipe()
-            .rpush(&queue, json)
-            .ignore()
-            .pexpire(&queue, keys::QUEUE_TTL_MS as i64)
-            .ignore()
-            .query_async(&mut conn)
-            .await;
-        if let Err(err) = sent {
+        if let Err(err) = push(&mut self.conn.clone(), &queue, &json).await {
             tracing::warn!(error = %err, "cannot send an answer to a runtime node");
         }
     }
 }
 
-/// Pops this node's reply list and wakes the calls waiting for each reply.
-async fn reply_loop(
+/// Appends `json` to the list `key`, which lingers [`keys::QUEUE_TTL_MS`] after its reader
+/// went away.
+async fn push(conn: &mut ConnectionManager, key: &str, json: &str) -> redis::RedisResult<()> {
+    redis::pipe()
+        .rpush(key, json)
+        .ignore()
+        .pexpire(key, keys::QUEUE_TTL_MS as i64)
+        .ignore()
+        .query_async(conn)
+        .await
+}
+
+/// Pops the list `key` (`what`, for the log) until `stop`, handing each entry to `handle`; a
+/// failed pop is logged and retried after [`RETRY`], so a Redis outage does not spin.
+async fn pop_each(
     mut conn: ConnectionManager,
-    key: String,
-    pending: Pending,
+    key: &str,
+    what: &str,
     stop: CancellationToken,
+    mut handle: impl FnMut(String),
 ) {
     loop {
         let popped = tokio::select! {
-            popped = conn.blpop::<_, Option<(String, String)>>(&key, POP_SECONDS) => popped,
+            popped = conn.blpop::<_, Option<(String, String)>>(key, POP_SECONDS) => popped,
             () = stop.cancelled() => return,
         };
         match popped {
-            Ok(Some((_, json))) => match serde_json::from_str::<Reply>(&json) {
-                Ok(reply) => {
-                    if let Some(waiter) = lock(&pending).remove(&reply.request) {
-                        let _ = waiter.send(reply);
-                    }
-                }
-                Err(err) => tracing::warn!(error = %err, "malformed reply from a runtime node"),
-            },
+            Ok(Some((_, json))) => handle(json),
             Ok(None) => {}
             Err(err) => {
-                tracing::warn!(error = %err, "cannot read runtime replies from Redis");
+                tracing::warn!(error = %err, "cannot read {what} from Redis");
                 tokio::select! {
                     () = tokio::time::sleep(RETRY) => {}
                     () = stop.cancelled() => return,
@@ -359,6 +343,30 @@ async fn reply_loop(
             }
         }
     }
+}
+
+/// Pops this node's reply list and wakes the calls waiting for each reply.
+async fn reply_loop(
+    conn: ConnectionManager,
+    key: String,
+    pending: Pending,
+    stop: CancellationToken,
+) {
+    pop_each(
+        conn,
+        &key,
+        "runtime replies",
+        stop,
+        |json| match serde_json::from_str::<Reply>(&json) {
+            Ok(reply) => {
+                if let Some(waiter) = lock(&pending).remove(&reply.request) {
+                    let _ = waiter.send(reply);
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "malformed reply from a runtime node"),
+        },
+    )
+    .await;
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

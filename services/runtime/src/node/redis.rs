@@ -185,25 +185,12 @@ impl Link {
             };
             let envelope = AskEnvelope {
                 reply_to: self.id.clone(),
-                deadline_ms: keys::now_ms()
-                    + u64::try_from(crate::secrets::LOOKUP_TIMEOUT.as_millis()).unwrap_or(0),
+                deadline_ms: keys::deadline_after(crate::secrets::LOOKUP_TIMEOUT),
                 ask,
             };
-            let Ok(json) = serde_json::to_string(&envelope) else {
-                continue;
-            };
-            let mut conn = self.conn.clone();
-            let sent: redis::RedisResult<()> = redis::pipe()
-                .rpush(&key, json)
-                .ignore()
-                .pexpire(&key, keys::QUEUE_TTL_MS as i64)
-                .ignore()
-                .query_async(&mut conn)
+            // On failure its lookup times out; the cell gets a clear error.
+            self.push(&key, &envelope, "send an ask to the collab nodes")
                 .await;
-            if let Err(err) = sent {
-                // Its lookup times out; the cell gets a clear error.
-                tracing::warn!(error = %err, "cannot send an ask to the collab nodes");
-            }
         }
         drop(outbox);
         self.node.secrets.link_dropped();
@@ -415,38 +402,32 @@ impl Link {
     }
 
     async fn forward(&self, owner: &str, envelope: &Envelope) {
-        let Ok(json) = serde_json::to_string(envelope) else {
-            return;
-        };
         let queue = keys::queue_key(&self.prefix, owner);
-        let mut conn = self.conn.clone();
-        let sent: redis::RedisResult<()> = redis::pipe()
-            .rpush(&queue, json)
-            .ignore()
-            .pexpire(&queue, keys::QUEUE_TTL_MS as i64)
-            .ignore()
-            .query_async(&mut conn)
-            .await;
-        if let Err(err) = sent {
-            tracing::warn!(error = %err, "cannot forward a command");
-        }
+        self.push(&queue, envelope, "forward a command").await;
     }
 
     async fn reply(&self, collab: &str, reply: &Reply) {
-        let Ok(json) = serde_json::to_string(reply) else {
+        let list = keys::replies_key(&self.prefix, collab);
+        self.push(&list, reply, "send a reply").await;
+    }
+
+    /// Appends `frame` (JSON) to the list `key`, which lingers [`keys::QUEUE_TTL_MS`] after
+    /// its reader went away; a failure is logged as "cannot {what}" (whoever waits for it
+    /// times out, or is told its runtime stopped).
+    async fn push(&self, key: &str, frame: &impl serde::Serialize, what: &str) {
+        let Ok(json) = serde_json::to_string(frame) else {
             return;
         };
-        let key = keys::replies_key(&self.prefix, collab);
         let mut conn = self.conn.clone();
         let sent: redis::RedisResult<()> = redis::pipe()
-            .rpush(&key, json)
+            .rpush(key, json)
             .ignore()
-            .pexpire(&key, keys::QUEUE_TTL_MS as i64)
+            .pexpire(key, keys::QUEUE_TTL_MS as i64)
             .ignore()
             .query_async(&mut conn)
             .await;
         if let Err(err) = sent {
-            tracing::warn!(error = %err, "cannot send a reply");
+            tracing::warn!(error = %err, "cannot {what}");
         }
     }
 
