@@ -194,6 +194,15 @@ async fn held_writes_go_out_on_release_on_their_deadline_or_at_close() {
     let quiet = |received: &mut tokio::sync::mpsc::UnboundedReceiver<_>| {
         assert!(received.try_recv().is_err(), "a held write went out");
     };
+    // What the server holds after the next frame, and when it came.
+    async fn next(
+        received: &mut tokio::sync::mpsc::UnboundedReceiver<(String, tokio::time::Instant)>,
+    ) -> (String, tokio::time::Instant) {
+        tokio::time::timeout(WAIT, received.recv())
+            .await
+            .expect("no frame in time")
+            .expect("the server stopped")
+    }
 
     // Until release.
     conn.hold_until(tokio::time::Instant::now() + Duration::from_secs(60));
@@ -202,25 +211,16 @@ async fn held_writes_go_out_on_release_on_their_deadline_or_at_close() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     quiet(&mut received);
     conn.release();
-    let (got, _) = tokio::time::timeout(WAIT, received.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let (got, _) = next(&mut received).await;
     assert_eq!(got, "a");
-    let (got, _) = tokio::time::timeout(WAIT, received.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let (got, _) = next(&mut received).await;
     assert_eq!(got, "ab", "in commit order");
 
     // Until the deadline.
     let held_at = tokio::time::Instant::now();
     conn.hold_until(held_at + Duration::from_millis(300));
     text.insert(&mut conn.doc().transact_mut(), 2, "c");
-    let (got, at) = tokio::time::timeout(WAIT, received.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let (got, at) = next(&mut received).await;
     assert_eq!(got, "abc");
     assert!(
         at >= held_at + Duration::from_millis(250),
@@ -232,14 +232,8 @@ async fn held_writes_go_out_on_release_on_their_deadline_or_at_close() {
     conn.hold_until(tokio::time::Instant::now() + Duration::from_secs(60));
     text.insert(&mut conn.doc().transact_mut(), 3, "d");
     conn.close().await;
-    let (got, _) = tokio::time::timeout(WAIT, received.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let (got, _) = next(&mut received).await;
     assert_eq!(got, "abcd");
-    let (got, _) = tokio::time::timeout(WAIT, received.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let (got, _) = next(&mut received).await;
     assert_eq!(got, "<close>");
 }

@@ -1,16 +1,16 @@
-//! A wrong git token is refused and never shown or logged: a binary of its own, so that a
-//! process-wide subscriber sees every log line (see secrets_log.rs for why a thread-local one
-//! beside other tests is not enough).
+//! A wrong git token is refused and never shown or logged: a binary of its own, so that the
+//! process-wide subscriber of `log_capture` sees every log line.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 #[path = "collab/support.rs"]
 mod support;
 
+#[path = "collab/log_capture.rs"]
+mod log_capture;
+
 #[path = "collab/git_support.rs"]
 mod git_support;
-
-use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use reqwest::Method;
@@ -18,37 +18,11 @@ use serde_json::json;
 use tandem_crdt::Notebook;
 
 use git_support::{GitServer, OWNER, TOKEN, commit, failure, import, start};
-
-/// Captures what the server logs.
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Log {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use log_capture::Log;
 
 #[tokio::test]
 async fn a_wrong_token_is_refused_and_is_never_shown_or_logged() {
-    let log = Log::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer({
-            let log = log.clone();
-            move || log.clone()
-        })
-        .finish();
-    // The process's only test: every thread's events, the blocking pool's included, reach
-    // this subscriber (a thread-local one beside other tests misses events whose callsites
-    // those tests registered first).
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let log = Log::install(tracing::Level::DEBUG);
     let git = GitServer::start().await;
     let server = start().await;
     let owner = server.client(OWNER).await;
@@ -104,7 +78,7 @@ async fn a_wrong_token_is_refused_and_is_never_shown_or_logged() {
     }
     assert_eq!(git.head(), head);
 
-    let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let log = log.text();
     assert!(
         log.contains("git clone failed"),
         "the failures were logged: {log}"

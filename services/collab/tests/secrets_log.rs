@@ -7,43 +7,22 @@
 #[path = "collab/support.rs"]
 mod support;
 
-use std::sync::{Arc, Mutex};
+#[path = "collab/log_capture.rs"]
+mod log_capture;
 
 use reqwest::Method;
 use serde_json::json;
 
+use log_capture::Log;
 use support::TestServer;
 
 const SERVICE: &str = "service-credential-for-secrets";
-
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Log {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Every log line of setting, granting and reading a secret, at the most verbose level,
 /// names the secret but never shows its value.
 #[tokio::test]
 async fn values_never_reach_the_log() {
-    let log = Log::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer({
-            let log = log.clone();
-            move || log.clone()
-        })
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let log = Log::install(tracing::Level::TRACE);
     let value = "sk-never-logged-7f3a9c";
     let server = TestServer::start_with(|config| config.service_token = Some(SERVICE.into())).await;
     let alice = server.client("alice@example.com").await;
@@ -83,7 +62,7 @@ async fn values_never_reach_the_log() {
         .await;
     assert!(!bad.unwrap_err().to_string().contains(value));
 
-    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let text = log.text();
     assert!(
         text.contains("LOGGED_KEY"),
         "the log names the secret:\n{text}"
