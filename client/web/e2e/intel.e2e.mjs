@@ -172,11 +172,27 @@ try {
   const offered = await completionList(ada.page).locator("li").allInnerTexts();
   assert.ok(offered.some(isPath), `completions: ${offered}`);
   await shot(ada.page, "completions");
-  // Pick `path` and accept it with Tab.
-  const index = offered.findIndex(isPath);
-  for (let i = 0; i < index; i++) await ada.page.keyboard.press("ArrowDown");
-  await ada.page.keyboard.press("Tab");
-  await textBecomes(ada.page, 2, "os.path", "Tab accepts the kernel's completion");
+  // Pick `path` and accept it with Tab, as a person does: arrow to it, check it is the one
+  // selected, Tab. A list that refreshed meanwhile (the kernel's fuller answer) moves the
+  // selection, and Tab then accepts nothing: look again and pick again.
+  const list = completionList(ada.page);
+  for (let attempt = 0; ; attempt++) {
+    const labels = await list.locator("li").allInnerTexts();
+    const selected = await list.locator("li").evaluateAll((items) => items.findIndex((li) => li.getAttribute("aria-selected") === "true"));
+    const wanted = labels.findIndex(isPath);
+    for (let i = Math.max(selected, 0); i < wanted; i++) await ada.page.keyboard.press("ArrowDown");
+    const now = (await list.locator('li[aria-selected="true"]').allInnerTexts())[0] ?? "";
+    if (!isPath(now)) {
+      assert.ok(attempt < 5, `path never stayed selected: ${labels}`);
+      await ada.page.waitForTimeout(100);
+      continue;
+    }
+    await ada.page.keyboard.press("Tab");
+    const until = Date.now() + 1000;
+    while ((await cellText(ada.page, 2)) === "os.pa" && Date.now() < until) await ada.page.waitForTimeout(25);
+    if ((await cellText(ada.page, 2)) !== "os.pa" || attempt >= 5) break;
+  }
+  assert.equal(await cellText(ada.page, 2), "os.path", "Tab accepts the kernel's completion");
   log("kernel completions:", offered.slice(0, 6).join(", "));
 
   // --- Shift+Tab inside a call, and hovering a name, show the docstring ---------------------

@@ -19,6 +19,7 @@ import {
   CompletionContext,
   CompletionResult,
   completionStatus,
+  selectedCompletion,
   startCompletion,
 } from "@codemirror/autocomplete";
 import { globalCompletion } from "@codemirror/lang-python";
@@ -170,11 +171,17 @@ const ACCEPT_RETRY_MS = 100;
 function tab(view: EditorView): boolean {
   if (completionStatus(view.state) === "active") {
     if (acceptCompletion(view)) return true;
-    // The list changed a moment ago (the kernel's answer came in): accept once it may, and
-    // never indent under an open list.
+    // The list changed a moment ago (the kernel's answer came in): accept the option chosen
+    // once it may, unless the list moved under it meanwhile; never indent under an open list.
     const doc = view.state.doc;
+    const chosen = selectedCompletion(view.state)?.label;
     setTimeout(() => {
-      if (view.state.doc === doc && completionStatus(view.state) === "active") acceptCompletion(view);
+      if (
+        view.state.doc === doc &&
+        completionStatus(view.state) === "active" &&
+        selectedCompletion(view.state)?.label === chosen
+      )
+        acceptCompletion(view);
     }, ACCEPT_RETRY_MS);
     return true;
   }
