@@ -538,6 +538,9 @@ return 0
 pub mod close {
     /// The server is shutting down; reconnect (to this node after restart, or another).
     pub const GOING_AWAY: u16 = 1001;
+    /// The client broke the WebSocket protocol itself (an unmasked frame, a fragment out of
+    /// place, a malformed header); the reason names what.
+    pub const PROTOCOL: u16 = 1002;
     /// A frame was not a well-formed y-websocket message, or carried an update that does not
     /// decode or apply. Only the offending connection is closed; the document is unharmed.
     pub const MALFORMED: u16 = 1007;

@@ -92,7 +92,7 @@ pub struct App {
     /// The control channel to the runtime.
     pub runtimes: Arc<runtime_hub::RuntimeHub>,
     /// SHA-256 of the service credential, if one is configured.
-    pub service_token_hash: Option<String>,
+    pub service_token_hash: Option<Arc<str>>,
     /// Cancelled when the service starts shutting down.
     pub rooms_shutdown: CancellationToken,
     /// The OAuth providers people may sign in with.
@@ -200,7 +200,10 @@ impl Server {
             shutdown: shutdown.clone(),
         };
         let rooms = Rooms::clustered(store.clone(), settings, tasks, cluster);
-        let service_token_hash = config.service_token.as_deref().map(ids::token_hash);
+        let service_token_hash = config
+            .service_token
+            .as_deref()
+            .map(|token| Arc::from(ids::token_hash(token)));
         let providers =
             auth::oauth::Providers::load(&config.auth).context("loading the sign-in providers")?;
         let limits = auth::limits::Limits::new(&config.auth);

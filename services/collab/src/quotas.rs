@@ -47,14 +47,15 @@ pub struct QuotaConfig {
 /// Counts the open WebSockets of each person.
 #[derive(Debug, Default)]
 pub struct Connections {
-    open: Mutex<HashMap<String, usize>>,
+    /// Open connections per key; a key is shared with its connections' [`Counted`]s.
+    open: Mutex<HashMap<Arc<str>, usize>>,
 }
 
 /// One counted connection; dropping it counts it out.
 #[derive(Debug)]
 pub struct Counted {
     connections: Arc<Connections>,
-    key: String,
+    key: Arc<str>,
 }
 
 impl Connections {
@@ -62,6 +63,11 @@ impl Connections {
     /// holds `limit` (0: no limit). `None` when it is over.
     pub fn open(self: &Arc<Self>, key: String, limit: usize) -> Option<Counted> {
         let mut open = self.lock();
+        // One copy of the key however many connections it has open.
+        let key = match open.get_key_value(key.as_str()) {
+            Some((shared, _)) => shared.clone(),
+            None => Arc::from(key),
+        };
         let count = open.entry(key.clone()).or_default();
         if limit != 0 && *count >= limit {
             return None;
@@ -73,7 +79,7 @@ impl Connections {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, usize>> {
         // Only counters: a panic elsewhere cannot leave them half-updated.
         self.open
             .lock()

@@ -7,9 +7,12 @@
 //! per notebook in a process.
 
 mod actor;
+mod link;
+
+pub use link::{Link, Unsent, Wake};
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -56,44 +59,13 @@ pub struct Tasks {
     pub shutdown: CancellationToken,
 }
 
-/// Asks a connection to close with a code and reason; the first request wins.
-#[derive(Debug, Default)]
-pub struct Closer {
-    token: CancellationToken,
-    reason: OnceLock<(u16, String)>,
-}
-
-impl Closer {
-    /// Requests the close. Later requests keep the first reason.
-    pub fn close(&self, code: u16, reason: impl Into<String>) {
-        let _ = self.reason.set((code, reason.into()));
-        self.token.cancel();
-    }
-
-    /// Resolves once a close was requested.
-    pub async fn requested(&self) {
-        self.token.cancelled().await;
-    }
-
-    /// The requested close code and reason, if any.
-    pub fn reason(&self) -> Option<&(u16, String)> {
-        self.reason.get()
-    }
-}
-
 /// Encoded frames a room sends a connection in one go: its writer sends them with one flush
 /// (one write to the socket for a batch's document update and presence together). Shared by
 /// every peer of a broadcast.
 pub type Frames = Arc<[Bytes]>;
 
-/// A connection as a room sees it.
-#[derive(Debug)]
-pub struct Peer {
-    /// Bounded queue of encoded frames to the client; a full queue disconnects the client.
-    pub out: mpsc::Sender<Frames>,
-    /// Closes the connection with a reason.
-    pub closer: Arc<Closer>,
-}
+/// A connection as a room sees it: its queue of frames and its close request.
+pub type Peer = Arc<Link>;
 
 /// What a room can be asked to do.
 pub enum Command {

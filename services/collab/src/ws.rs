@@ -1,30 +1,35 @@
 //! `GET /ws/{notebook_id}`: one y-websocket connection.
 //!
 //! Access is checked before the upgrade (401/404 answered as HTTP), and so is the caller's
-//! number of open connections (429). After it, a reader loop decodes frames, charges them to
-//! the connection's message and byte budgets and hands the messages to the notebook's room,
-//! and a writer loop sends what the room queues, pings, and the close frame with its reason.
-//! The loops are generic over `Stream`/`Sink` so tests can drive them without a socket.
+//! number of open connections (429). After it, one task serves the connection: it decodes
+//! the client's frames, charges them to the connection's message and byte budgets and hands
+//! the messages to the notebook's room; writes what the room queued on the connection's
+//! [`Link`]; pings; re-checks access when it may have changed; and ends with the close frame
+//! and its reason.
 //!
+//! An idle connection is one small task waiting on its socket, its link, its ping timer and
+//! the access events, holding no buffer (issue 14: ten thousand watchers of one notebook).
+//! Every await but that idle wait is boxed, so the task keeps no room for them while idle.
+//!
+//! - `socket`: the WebSocket framing, with buffers only while a frame is in flight;
 //! - `upgrade`: the handshake, and draining a client whose oversized message was refused;
 //! - `access`: re-checking access on open connections.
 
 mod access;
+mod socket;
 mod upgrade;
 
+use std::future::poll_fn;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use bytes::Bytes;
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tandem_protocol::close;
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+use tokio::sync::broadcast;
+use tokio::time::Instant;
 use tracing::Instrument;
 use yrs::sync::{Message, MessageReader};
 use yrs::updates::decoder::DecoderV1;
@@ -32,25 +37,14 @@ use yrs::updates::encoder::Encode;
 
 use crate::App;
 use crate::auth::events::AccessEvent;
-use crate::auth::{Authenticated, Caller, caller_access};
+use crate::auth::{Authenticated, Caller, Credential, caller_access};
 use crate::error::ApiError;
 use crate::quotas::{Counted, Rate};
-use crate::room::{Closer, Command, ConnId, Frames, Peer, RoomHandle};
+use crate::room::{Command, ConnId, Link, Peer, RoomHandle, Wake};
+use socket::{Incoming, Io, SocketError};
 
 /// Normal closure, sent when the client closed first.
 const NORMAL: u16 = 1000;
-
-/// Read buffer of a person's WebSocket, in bytes. tungstenite fills the whole buffer with
-/// zeros before each read, so all of it stays resident for as long as the connection is open:
-/// with ten thousand watchers in a classroom it is most of what a connection costs (issue 14).
-/// Edits and presence are small; a larger message still assembles across reads.
-const READ_BUFFER: usize = 1024;
-
-/// Read buffer of the runtime's WebSocket: it sends outputs, often large, and there is one.
-const RUNTIME_READ_BUFFER: usize = 64 * 1024;
-
-/// How much tungstenite gathers before it writes (every batch is flushed anyway).
-const WRITE_BUFFER: usize = 8 * 1024;
 
 /// How long to wait for a client's close frame after sending ours.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -59,7 +53,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// sends means it is done and reading our close frame.
 const DRAIN_QUIET: Duration = Duration::from_millis(200);
 
-/// Frames written per flush when a client's queue has several waiting.
+/// Items taken from the connection's queue per write when several are waiting: under load
+/// that is one syscall for many small updates.
 const WRITE_BATCH: usize = 64;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
@@ -74,7 +69,7 @@ pub async fn route(
 ) -> Result<Response, ApiError> {
     let caller = &auth.caller;
     // Subscribed before access is checked: a change that lands between the check and the
-    // connection's start is then seen by `watch_access`, not missed.
+    // connection's start is then seen, not missed.
     let events = app.access.subscribe();
     let (_, role) = caller_access(&app, caller, &notebook_id).await?;
     let quotas = &app.config.quotas;
@@ -104,373 +99,294 @@ pub async fn route(
         ),
         None => None,
     };
-    let read_buffer = match caller {
-        Caller::Service => RUNTIME_READ_BUFFER,
-        Caller::User(_) | Caller::Anonymous => READ_BUFFER,
-    };
     // "Last opened" on the home page.
     crate::api::note_opened(&app, caller, &notebook_id);
     let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let span =
         tracing::info_span!("conn", conn, doc_id = %notebook_id, user_id = %caller.log_id(), %role);
-    let connection = Connection {
-        can_edit: Arc::new(AtomicBool::new(role.can_edit())),
+    let runtime = matches!(caller, Caller::Service);
+    let connection = Accepted {
+        user_id: match caller {
+            Caller::User(user) => Some(user.id.as_str().into()),
+            Caller::Service | Caller::Anonymous => None,
+        },
+        // The runtime's access never changes under it: it has no events to watch.
+        events: (!runtime).then_some(events),
+        can_edit: role.can_edit(),
+        runtime,
         app: app.clone(),
         notebook_id,
         conn,
-        auth,
-        events,
+        credential: auth.credential,
         rate,
         _counted: counted,
     };
-    Ok(upgrade.on_upgrade(
-        &app.tracker,
-        app.config.max_message_bytes,
-        (read_buffer, WRITE_BUFFER),
-        move |socket| serve(connection, socket).instrument(span),
-    ))
+    Ok(
+        upgrade.on_upgrade(&app.tracker, app.config.max_message_bytes, move |socket| {
+            serve(Open::new(connection, socket)).instrument(span)
+        }),
+    )
 }
 
 /// One accepted connection, before its socket opens.
-struct Connection {
+struct Accepted {
     app: App,
     notebook_id: String,
     conn: ConnId,
-    auth: Authenticated,
+    /// How the caller proved who it is, to check again when access may have changed.
+    credential: Credential,
+    /// The signed-in user, if any: credited in the version history.
+    user_id: Option<Arc<str>>,
     /// Whether it may change the document now (flips when its role changes).
-    can_edit: Arc<AtomicBool>,
-    events: tokio::sync::broadcast::Receiver<AccessEvent>,
+    can_edit: bool,
+    /// Whether it is a runtime, whose updates are not checked for runtime-owned values.
+    runtime: bool,
+    /// Access changes to re-check on; none for the runtime.
+    events: Option<broadcast::Receiver<AccessEvent>>,
     /// Its message and byte budgets; none for the runtime.
     rate: Option<Rate>,
     /// Its place in the caller's connection count, given back when it ends.
     _counted: Option<Counted>,
 }
 
-async fn serve(connection: Connection, socket: upgrade::Socket) {
-    let Connection {
-        app,
-        notebook_id,
-        conn,
-        auth,
-        can_edit,
-        events,
-        rate,
-        _counted,
-    } = connection;
+/// Serves one connection. Its state is boxed before the task starts, so the task itself is
+/// little more than the idle wait.
+async fn serve(mut open: Box<Open>) {
     let _open = crate::metrics::connection_opened();
-    let (out_tx, out_rx) = mpsc::channel(app.config.outbound_queue);
-    let closer = Arc::new(Closer::default());
-    let room = app.rooms.get(&notebook_id);
-    let peer = Peer {
-        out: out_tx,
-        closer: closer.clone(),
+    let conn = open.accepted.conn;
+    let join = Command::Join {
+        conn,
+        peer: open.link.clone(),
     };
-    // Every await but the loops' idle waits is boxed: a task keeps room for its largest await
-    // point for as long as it lives, and thousands of idle connections each pay for it.
-    if Box::pin(room.send(Command::Join { conn, peer }))
-        .await
-        .is_err()
-    {
-        closer.close(
+    if Box::pin(open.room.send(join)).await.is_err() {
+        open.link.close(
             close::GOING_AWAY,
             "the notebook's room is unavailable; reconnect",
         );
     }
     tracing::debug!("connected");
-    let (sink, stream) = socket.split();
-    let last_seen = Arc::new(Clock::new());
-    let keepalive = app.config.keepalive;
-    let limit = app.config.max_message_bytes;
-    let author: Option<Arc<str>> = match &auth.caller {
-        Caller::User(user) => Some(user.id.as_str().into()),
-        Caller::Service | Caller::Anonymous => None,
-    };
-    let open = Open {
-        app: &app,
-        notebook_id: &notebook_id,
-        room: &room,
-        conn,
-        auth: &auth,
-        can_edit: &can_edit,
-        closer: &closer,
-    };
-    let (sink, (stream, end), ()) = tokio::join!(
-        write_loop(sink, out_rx, &closer, keepalive, &last_seen),
-        read_loop(
-            stream,
-            Reader {
-                open,
-                runtime: matches!(auth.caller, Caller::Service),
-                author: &author,
-                last_seen: &last_seen,
-                limit,
-                rate: rate.as_ref(),
-            },
-        ),
-        access::watch_access(&open, events),
-    );
-    let _ = Box::pin(room.send(Command::Leave { conn })).await;
-    if end == ReadEnd::Broken
-        && let Ok(mut socket) = sink.reunite(stream)
-    {
-        // The client may still be sending the message that broke the stream; reading it to
-        // the end lets our close frame reach it (see `upgrade`).
-        Box::pin(upgrade::drain(socket.get_mut(), DRAIN_QUIET, CLOSE_GRACE)).await;
-    }
-    tracing::debug!(reason = ?closer.reason(), "disconnected");
+    let end = open.run().await;
+    let _ = Box::pin(open.room.send(Command::Leave { conn })).await;
+    open.link.end();
+    Box::pin(open.finish(end)).await;
+    tracing::debug!(reason = ?open.link.close_reason(), "disconnected");
 }
 
-/// An open connection, as the tasks serving it see it.
-#[derive(Clone, Copy)]
-struct Open<'a> {
-    app: &'a App,
-    notebook_id: &'a str,
-    room: &'a RoomHandle,
-    conn: ConnId,
-    auth: &'a Authenticated,
-    /// Whether it may change the document now (flips when its role changes).
-    can_edit: &'a AtomicBool,
-    closer: &'a Closer,
+/// An open connection: what its task owns.
+struct Open {
+    accepted: Accepted,
+    room: RoomHandle,
+    link: Peer,
+    socket: upgrade::Socket,
+    /// When the client last sent anything (a pong included).
+    last_seen: Instant,
 }
 
-/// Milliseconds since a fixed start, shared between the two loops.
-struct Clock {
-    start: Instant,
-    last_ms: AtomicU64,
-}
-
-impl Clock {
-    fn new() -> Self {
-        Self {
-            start: Instant::now(),
-            last_ms: AtomicU64::new(0),
-        }
-    }
-
-    fn touch(&self) {
-        self.last_ms
-            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-
-    fn silent_for(&self) -> Duration {
-        let now = self.start.elapsed().as_millis() as u64;
-        Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
-    }
-}
-
-/// What the reader needs besides its stream.
-struct Reader<'a> {
-    open: Open<'a>,
-    /// Whether it is a runtime, whose updates are not checked for runtime-owned values.
-    runtime: bool,
-    /// The signed-in user, credited in the version history.
-    author: &'a Option<Arc<str>>,
-    last_seen: &'a Clock,
-    /// `--max-message-bytes`, for the close reason.
-    limit: usize,
-    /// The connection's message and byte budgets; none for the runtime.
-    rate: Option<&'a Rate>,
-}
-
-/// Reads until the connection ends; gives the stream back, with how it ended.
-async fn read_loop<S>(mut stream: S, reader: Reader<'_>) -> (S, ReadEnd)
-where
-    S: Stream<Item = Result<WsMessage, WsError>> + Unpin,
-{
-    let end = read_frames(&mut stream, &reader).await;
-    if end == ReadEnd::ServerClosing {
-        // The closing handshake: wait (briefly) for the client's close frame, so the client
-        // reads ours and its reply does not hit a reset socket.
-        let drain = async {
-            while let Some(Ok(frame)) = stream.next().await {
-                if matches!(frame, WsMessage::Close(_)) {
-                    break;
-                }
-            }
-        };
-        let _ = Box::pin(tokio::time::timeout(CLOSE_GRACE, drain)).await;
-    }
-    (stream, end)
-}
-
+/// Why serving stopped.
 #[derive(Debug, PartialEq)]
-enum ReadEnd {
-    /// The client closed or vanished.
+enum End {
+    /// The client closed the connection, with this code if it gave one.
+    PeerClosed(Option<u16>),
+    /// The client vanished (the stream ended or failed).
     PeerGone,
-    /// This side asked to close; the client has yet to answer.
-    ServerClosing,
-    /// The stream stopped in the middle of what the client sends (a message over the limit):
-    /// this side is closing, and what the client still sends must be drained raw.
+    /// This side asked to close (the reason is on the link); the client has yet to answer.
+    Closing,
+    /// The client is in the middle of a message over the limit: this side is closing, and
+    /// what the client still sends must be drained raw.
     Broken,
 }
 
-async fn read_frames<S>(stream: &mut S, reader: &Reader<'_>) -> ReadEnd
-where
-    S: Stream<Item = Result<WsMessage, WsError>> + Unpin,
-{
-    let Reader {
-        open:
-            Open {
-                room,
-                conn,
-                can_edit,
-                closer,
-                ..
-            },
-        runtime,
-        author,
-        last_seen,
-        limit,
-        rate,
-    } = reader;
-    loop {
-        let next = tokio::select! {
-            next = stream.next() => next,
-            () = closer.requested() => return ReadEnd::ServerClosing,
-        };
-        let Some(frame) = next else {
-            closer.close(NORMAL, "");
-            return ReadEnd::PeerGone;
-        };
-        last_seen.touch();
-        if let (Ok(message), Some(rate)) = (&frame, rate)
-            && let Err(reason) = rate.take(message.len())
-        {
-            tracing::info!(conn, reason = %reason, "closing a connection over its rate");
-            closer.close(close::POLICY, reason);
-            return ReadEnd::ServerClosing;
+/// What woke the connection.
+enum Event {
+    Link(Wake),
+    Io(Result<Io, SocketError>),
+    Ping,
+    Access(Result<AccessEvent, broadcast::error::RecvError>),
+}
+
+impl Open {
+    fn new(accepted: Accepted, socket: upgrade::Socket) -> Box<Self> {
+        let app = &accepted.app;
+        Box::new(Self {
+            room: app.rooms.get(&accepted.notebook_id),
+            link: Arc::new(Link::new(app.config.outbound_queue)),
+            last_seen: Instant::now(),
+            accepted,
+            socket,
+        })
+    }
+
+    /// Serves the connection until it ends.
+    async fn run(&mut self) -> End {
+        let keepalive = self.accepted.app.config.keepalive;
+        // In the task itself rather than boxed, as an interval's timer would be.
+        let ping = tokio::time::sleep(keepalive);
+        tokio::pin!(ping);
+        loop {
+            // The idle wait. Frames are taken from the link only once the last ones are
+            // written: a client that stops reading fills its queue, and the room closes it.
+            let writing = self.socket.is_writing();
+            let event = tokio::select! {
+                biased;
+                wake = poll_fn(|cx| self.link.poll_wake(cx, !writing)) => Event::Link(wake),
+                io = poll_fn(|cx| self.socket.poll_io(cx)) => Event::Io(io),
+                () = &mut ping => Event::Ping,
+                event = access::next(&mut self.accepted.events) => Event::Access(event),
+            };
+            let end = match event {
+                Event::Link(Wake::Close) => Some(End::Closing),
+                Event::Link(Wake::Frames) => {
+                    let socket = &mut self.socket;
+                    self.link.take(WRITE_BATCH, |frames| {
+                        for frame in frames.iter() {
+                            socket.send_binary(frame);
+                        }
+                    });
+                    None
+                }
+                // Written: the link may be polled for frames again.
+                Event::Io(Ok(Io::Written)) => None,
+                Event::Io(Ok(Io::Read(incoming))) => Box::pin(self.incoming(Ok(incoming))).await,
+                Event::Io(Err(err)) => Box::pin(self.incoming(Err(err))).await,
+                Event::Ping => {
+                    ping.as_mut().reset(Instant::now() + keepalive);
+                    self.ping(keepalive)
+                }
+                Event::Access(event) => Box::pin(access::recheck(self, event)).await,
+            };
+            if let Some(end) = end {
+                return end;
+            }
         }
-        match frame {
-            Ok(WsMessage::Binary(data)) => match decode_frame(&data) {
-                Ok(messages) if messages.is_empty() => {}
-                Ok(messages) => {
-                    let sent = Box::pin(room.send(Command::Messages {
-                        conn: *conn,
-                        can_edit: can_edit.load(Ordering::Relaxed),
-                        runtime: *runtime,
-                        author: (*author).clone(),
-                        messages,
-                    }));
-                    if sent.await.is_err() {
-                        closer.close(close::GOING_AWAY, "the notebook's room closed; reconnect");
-                        return ReadEnd::ServerClosing;
-                    }
-                }
-                Err(reason) => {
-                    closer.close(close::MALFORMED, reason);
-                    return ReadEnd::ServerClosing;
-                }
-            },
-            Ok(WsMessage::Text(_)) => {
-                closer.close(
+    }
+
+    /// Handles what the client sent; says when that ends the connection.
+    async fn incoming(&mut self, incoming: Result<Option<Incoming>, SocketError>) -> Option<End> {
+        let message = match incoming {
+            Ok(Some(message)) => message,
+            Ok(None) => return Some(End::PeerGone),
+            Err(SocketError::TooBig { limit }) => {
+                let reason = format!("message larger than {limit} bytes");
+                self.link.close(close::TOO_BIG, reason);
+                return Some(End::Broken);
+            }
+            Err(err @ SocketError::Protocol(_)) => {
+                self.link.close(close::PROTOCOL, err.to_string());
+                return Some(End::Closing);
+            }
+            Err(SocketError::Io(_)) => return Some(End::PeerGone),
+        };
+        self.last_seen = Instant::now();
+        let size = match &message {
+            Incoming::Binary(data) | Incoming::Ping(data) => data.len(),
+            Incoming::Text | Incoming::Pong | Incoming::Close(_) => 0,
+        };
+        if let Some(rate) = &self.accepted.rate
+            && let Err(reason) = rate.take(size)
+        {
+            let conn = self.accepted.conn;
+            tracing::info!(conn, reason = %reason, "closing a connection over its rate");
+            self.link.close(close::POLICY, reason);
+            return Some(End::Closing);
+        }
+        match message {
+            Incoming::Binary(data) => self.messages(&data).await,
+            Incoming::Text => {
+                self.link.close(
                     close::MALFORMED,
                     "text frames are not y-websocket messages; send binary",
                 );
-                return ReadEnd::ServerClosing;
+                Some(End::Closing)
             }
-            Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_)) => {}
-            Ok(WsMessage::Close(_)) => {
-                closer.close(NORMAL, "");
-                return ReadEnd::PeerGone;
+            Incoming::Ping(data) => {
+                self.socket.send_pong(&data);
+                None
             }
-            Err(WsError::Capacity(_)) => {
-                closer.close(close::TOO_BIG, format!("message larger than {limit} bytes"));
-                return ReadEnd::Broken;
+            Incoming::Pong => None,
+            Incoming::Close(code) => Some(End::PeerClosed(code)),
+        }
+    }
+
+    /// Hands a frame's y-websocket messages to the room.
+    async fn messages(&mut self, data: &[u8]) -> Option<End> {
+        match decode_frame(data) {
+            Ok(messages) if messages.is_empty() => None,
+            Ok(messages) => {
+                let accepted = &self.accepted;
+                let command = Command::Messages {
+                    conn: accepted.conn,
+                    can_edit: accepted.can_edit,
+                    runtime: accepted.runtime,
+                    author: accepted.user_id.clone(),
+                    messages,
+                };
+                if self.room.send(command).await.is_err() {
+                    self.link
+                        .close(close::GOING_AWAY, "the notebook's room closed; reconnect");
+                    return Some(End::Closing);
+                }
+                None
             }
-            Err(_) => {
-                closer.close(NORMAL, "");
-                return ReadEnd::PeerGone;
+            Err(reason) => {
+                self.link.close(close::MALFORMED, reason);
+                Some(End::Closing)
             }
         }
     }
-}
 
-/// Writes until the connection is closing, then the close frame; gives the sink back.
-async fn write_loop<S>(
-    mut sink: S,
-    mut out: mpsc::Receiver<Frames>,
-    closer: &Closer,
-    keepalive: Duration,
-    last_seen: &Clock,
-) -> S
-where
-    S: Sink<WsMessage> + Unpin,
-{
-    let mut ping = tokio::time::interval(keepalive);
-    ping.tick().await;
-    loop {
-        tokio::select! {
-            biased;
-            () = closer.requested() => break,
-            frame = out.recv() => match frame {
-                Some(frame) => {
-                    if Box::pin(write_frames(&mut sink, frame, &mut out)).await.is_err() {
-                        closer.close(NORMAL, "");
-                        break;
+    /// The keepalive tick: pings, or ends a connection silent for two intervals.
+    fn ping(&mut self, keepalive: Duration) -> Option<End> {
+        // All modern browsers answer pings with pongs; two silent intervals mean the peer is
+        // gone even if TCP has not noticed yet.
+        if self.last_seen.elapsed() > keepalive * 2 {
+            self.link.close(close::GOING_AWAY, "keepalive timeout");
+            return Some(End::Closing);
+        }
+        self.socket.send_ping();
+        None
+    }
+
+    /// Ends the connection: the close frame (the client's code echoed, or this side's reason),
+    /// then, when this side closed, the client's answer or what it still sends.
+    async fn finish(&mut self, end: End) {
+        match end {
+            End::PeerGone => return,
+            End::PeerClosed(code) => self.socket.send_close(socket::close_reply(code), ""),
+            End::Closing | End::Broken => {
+                let (code, reason) = self.link.close_reason().unwrap_or((NORMAL, String::new()));
+                self.socket.send_close(code, &reason);
+            }
+        }
+        // What was queued before the close frame goes first. A client that reads slowly gets
+        // it all (the slow reader learns why it was closed), one that reads nothing for a
+        // keepalive interval is given up on.
+        let patience = self.accepted.app.config.keepalive.max(CLOSE_GRACE);
+        let socket = &mut self.socket;
+        if tokio::time::timeout(patience, poll_fn(|cx| socket.poll_flush(cx)))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        match end {
+            // The closing handshake: wait (briefly) for the client's close frame, so its reply
+            // does not hit a reset socket.
+            End::Closing => {
+                let answered = async {
+                    while let Ok(Some(message)) = poll_fn(|cx| socket.poll_read(cx)).await {
+                        if matches!(message, Incoming::Close(_)) {
+                            break;
+                        }
                     }
-                }
-                // The room let go of this connection; it set a close reason first.
-                None => break,
-            },
-            _ = ping.tick() => {
-                // All modern browsers answer pings with pongs; two silent intervals mean the
-                // peer is gone even if TCP has not noticed yet.
-                if last_seen.silent_for() > keepalive * 2 {
-                    closer.close(close::GOING_AWAY, "keepalive timeout");
-                    break;
-                }
-                if Box::pin(sink.send(WsMessage::Ping(Bytes::new()))).await.is_err() {
-                    closer.close(NORMAL, "");
-                    break;
-                }
+                };
+                let _ = tokio::time::timeout(CLOSE_GRACE, answered).await;
             }
+            // The client may still be sending the message that broke the stream; reading it
+            // to the end lets our close frame reach it (see `upgrade`).
+            End::Broken => upgrade::drain(socket.get_mut(), DRAIN_QUIET, CLOSE_GRACE).await,
+            End::PeerClosed(_) | End::PeerGone => {}
         }
     }
-    if let Some((code, reason)) = closer.reason() {
-        let frame = CloseFrame {
-            code: (*code).into(),
-            reason: close_reason(reason).into(),
-        };
-        let _ = Box::pin(sink.send(WsMessage::Close(Some(frame)))).await;
-    }
-    let _ = Box::pin(sink.close()).await;
-    sink
-}
-
-/// Writes `first` and whatever else is already queued (up to [`WRITE_BATCH`] items), then
-/// flushes once: under load that is one syscall for many small updates.
-async fn write_frames<S>(
-    sink: &mut S,
-    first: Frames,
-    out: &mut mpsc::Receiver<Frames>,
-) -> Result<(), S::Error>
-where
-    S: Sink<WsMessage> + Unpin,
-{
-    let mut item = Some(first);
-    for _ in 0..WRITE_BATCH {
-        let Some(frames) = item.take().or_else(|| out.try_recv().ok()) else {
-            break;
-        };
-        for frame in frames.iter() {
-            sink.feed(WsMessage::Binary(frame.clone())).await?;
-        }
-    }
-    sink.flush().await
-}
-
-/// A close frame's reason may hold at most 123 bytes (RFC 6455, 5.5); longer ones are cut at a
-/// character boundary rather than making the close frame itself fail.
-fn close_reason(reason: &str) -> &str {
-    const MAX: usize = 123;
-    if reason.len() <= MAX {
-        return reason;
-    }
-    let mut end = MAX;
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    &reason[..end]
 }
 
 /// Decodes every y-websocket message in a frame. A frame that is not exactly a sequence of
@@ -499,14 +415,6 @@ mod tests {
     use super::*;
     use yrs::StateVector;
     use yrs::sync::SyncMessage;
-
-    #[test]
-    fn close_reasons_fit_a_close_frame() {
-        assert_eq!(close_reason("short"), "short");
-        let long = "é".repeat(100);
-        let cut = close_reason(&long);
-        assert!(cut.len() <= 123 && long.starts_with(cut));
-    }
 
     #[test]
     fn frames_decode_strictly() {

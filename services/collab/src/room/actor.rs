@@ -208,7 +208,7 @@ impl RoomActor {
         self.rx.close();
         while let Ok(command) = self.rx.try_recv() {
             match command {
-                Command::Join { peer, .. } => peer.closer.close(code, reason),
+                Command::Join { peer, .. } => peer.close(code, reason),
                 Command::Delete { done } => {
                     let _ = done.send(());
                 }

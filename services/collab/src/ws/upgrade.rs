@@ -1,6 +1,6 @@
 //! The WebSocket handshake (RFC 6455, 4.2), done here rather than by axum's
 //! `WebSocketUpgrade` so the connection's raw stream stays reachable: when a client sends a
-//! message over `--max-message-bytes`, tungstenite stops reading in the middle of it, and
+//! message over `--max-message-bytes`, the socket stops reading in the middle of it, and
 //! closing the socket then, with the rest of the message unread, makes the kernel answer
 //! with a TCP reset that destroys our close frame before the client reads it (it would see
 //! 1006 instead of 1009). [`drain`] reads and drops what the client still sends, so the
@@ -15,9 +15,7 @@ use axum::response::{IntoResponse, Response};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncReadExt;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::error::ApiError;
 
@@ -25,7 +23,7 @@ use crate::error::ApiError;
 pub type Io = TokioIo<hyper::upgrade::Upgraded>;
 
 /// A WebSocket on an upgraded HTTP connection.
-pub type Socket = WebSocketStream<Io>;
+pub type Socket = super::socket::Socket<Io>;
 
 /// A request to switch to the WebSocket protocol, checked.
 pub struct Upgrade {
@@ -83,32 +81,24 @@ impl Upgrade {
     }
 
     /// Answers 101 and, once the client switched, runs `serve` on the WebSocket, tracked by
-    /// `tracker` (shutdown waits for it), with `(read, write)` buffers of those sizes.
-    /// Messages and frames over `max_message` bytes end the stream with a capacity error.
+    /// `tracker` (shutdown waits for it). Messages and frames over `max_message` bytes end
+    /// the stream with a capacity error.
     pub fn on_upgrade<F, Fut>(
         self,
         tracker: &tokio_util::task::TaskTracker,
         max_message: usize,
-        (read_buffer, write_buffer): (usize, usize),
         serve: F,
     ) -> Response
     where
         F: FnOnce(Socket) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
-        let config = WebSocketConfig::default()
-            .read_buffer_size(read_buffer)
-            .write_buffer_size(write_buffer)
-            .max_message_size(Some(max_message))
-            .max_frame_size(Some(max_message));
         let on_upgrade = self.on_upgrade;
         let connections = tracker.clone();
         tracker.spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
-                    let io = TokioIo::new(upgraded);
-                    let socket =
-                        WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+                    let socket = Socket::new(TokioIo::new(upgraded), max_message);
                     // A task of its own, so an open connection holds only its own state, not
                     // this handshake's too (issue 14: memory per idle connection).
                     connections.spawn(serve(socket));

@@ -8,13 +8,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tandem_protocol::close;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::Instant;
 use yrs::sync::{Message, SyncMessage};
 use yrs::{ReadTxn, Transact};
 
 use super::{ConnId, Peer, Room, encode, outbox};
-use crate::room::Frames;
+use crate::room::{Frames, Unsent};
 
 /// A peer a send could not reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,10 +52,9 @@ impl Peers {
     /// Sends `frame` to `conn` alone.
     pub(super) fn send_to(&self, conn: ConnId, frame: Bytes) -> Option<Unreachable> {
         let peer = self.peers.get(&conn)?;
-        peer.out
-            .try_send(Arc::from([frame]))
+        peer.try_send(Arc::from([frame]))
             .err()
-            .map(|err| unreachable(conn, &err))
+            .map(|unsent| unreachable(conn, unsent))
     }
 
     /// Sends `frame` to every peer, or keeps it for [`Peers::release`] while frames are held.
@@ -87,9 +85,9 @@ impl Peers {
         let mut failed = Vec::new();
         let mut deepest = 0;
         for (conn, peer) in &self.peers {
-            deepest = deepest.max(peer.out.max_capacity() - peer.out.capacity());
-            if let Err(err) = peer.out.try_send(frames.clone()) {
-                failed.push(unreachable(*conn, &err));
+            deepest = deepest.max(peer.depth());
+            if let Err(unsent) = peer.try_send(frames.clone()) {
+                failed.push(unreachable(*conn, unsent));
             }
         }
         crate::metrics::outbound_depth(deepest);
@@ -100,23 +98,23 @@ impl Peers {
     pub(super) fn close(&self, conn: ConnId, code: u16, reason: &str) {
         if let Some(peer) = self.peers.get(&conn) {
             tracing::info!(conn, code, reason = %reason, "closing connection");
-            peer.closer.close(code, reason);
+            peer.close(code, reason);
         }
     }
 
     /// Closes every connection and forgets them.
     pub(super) fn close_all(&mut self, code: u16, reason: &str) {
         for peer in self.peers.values() {
-            peer.closer.close(code, reason);
+            peer.close(code, reason);
         }
         self.peers.clear();
     }
 }
 
-fn unreachable(conn: ConnId, err: &TrySendError<Frames>) -> Unreachable {
-    match err {
-        TrySendError::Full(_) => Unreachable::Slow(conn),
-        TrySendError::Closed(_) => Unreachable::Gone(conn),
+fn unreachable(conn: ConnId, unsent: Unsent) -> Unreachable {
+    match unsent {
+        Unsent::Full => Unreachable::Slow(conn),
+        Unsent::Gone => Unreachable::Gone(conn),
     }
 }
 
@@ -233,53 +231,53 @@ impl Room {
 
 #[cfg(test)]
 mod tests {
-    use tokio::sync::mpsc;
-
     use super::*;
-    use crate::room::Closer;
+    use crate::room::Link;
 
-    fn peer(capacity: usize) -> (Peer, mpsc::Receiver<Frames>) {
-        let (out, rx) = mpsc::channel(capacity);
-        let closer = Arc::new(Closer::default());
-        (Peer { out, closer }, rx)
+    fn peer(capacity: usize) -> Peer {
+        Arc::new(Link::new(capacity))
+    }
+
+    fn taken(peer: &Peer) -> Vec<Frames> {
+        let mut items = Vec::new();
+        peer.take(usize::MAX, |item| items.push(item));
+        items
     }
 
     #[test]
     fn held_frames_reach_each_peer_as_one_item() {
         let mut peers = Peers::default();
-        let (a, mut a_rx) = peer(4);
-        let (b, mut b_rx) = peer(4);
-        peers.insert(1, a);
-        peers.insert(2, b);
+        let (a, b) = (peer(4), peer(4));
+        peers.insert(1, a.clone());
+        peers.insert(2, b.clone());
         peers.hold();
         assert!(peers.broadcast(Bytes::from_static(b"update")).is_empty());
         assert!(peers.broadcast(Bytes::from_static(b"presence")).is_empty());
-        assert!(a_rx.try_recv().is_err(), "nothing goes out while held");
+        assert!(taken(&a).is_empty(), "nothing goes out while held");
         assert!(peers.release().is_empty());
-        for rx in [&mut a_rx, &mut b_rx] {
-            let item = rx.try_recv().unwrap();
+        for link in [&a, &b] {
+            let items = taken(link);
+            assert_eq!(items.len(), 1, "one item per peer");
             assert_eq!(
-                &item[..],
+                &items[0][..],
                 [
                     Bytes::from_static(b"update"),
                     Bytes::from_static(b"presence")
                 ]
             );
-            assert!(rx.try_recv().is_err(), "one item per peer");
         }
         // Not held: each broadcast is its own item.
         assert!(peers.broadcast(Bytes::from_static(b"next")).is_empty());
-        assert_eq!(a_rx.try_recv().unwrap().len(), 1);
+        assert_eq!(taken(&a)[0].len(), 1);
     }
 
     #[test]
     fn full_and_closed_queues_are_reported_not_skipped() {
         let mut peers = Peers::default();
-        let (slow, _slow_rx) = peer(1);
-        let (gone, gone_rx) = peer(1);
-        peers.insert(1, slow);
-        peers.insert(2, gone);
-        drop(gone_rx);
+        let (slow, gone) = (peer(1), peer(1));
+        peers.insert(1, slow.clone());
+        peers.insert(2, gone.clone());
+        gone.end();
         let mut failed = peers.broadcast(Bytes::from_static(b"one"));
         assert_eq!(failed, [Unreachable::Gone(2)]);
         failed = peers.broadcast(Bytes::from_static(b"two"));
@@ -297,5 +295,6 @@ mod tests {
         assert!(peers.contains(1) && !peers.contains(2));
         peers.close_all(1001, "bye");
         assert!(peers.is_empty());
+        assert_eq!(slow.close_reason(), Some((1001, "bye".into())));
     }
 }
