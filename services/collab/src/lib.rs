@@ -78,9 +78,21 @@ use store::Store;
 use store::redis::RedisStore;
 use store::sqlite::SqliteStore;
 
-/// Shared state of the running service, handed to every handler.
+/// Shared state of the running service, handed to every handler: one pointer, so the copy
+/// every request and every open connection keeps is one reference count, not a dozen.
 #[derive(Clone)]
-pub struct App {
+pub struct App(Arc<AppState>);
+
+impl std::ops::Deref for App {
+    type Target = AppState;
+
+    fn deref(&self) -> &AppState {
+        &self.0
+    }
+}
+
+/// What [`App`] shares.
+pub struct AppState {
     /// The storage engine.
     pub store: Arc<dyn Store>,
     /// The loaded rooms.
@@ -232,7 +244,7 @@ impl Server {
             }
             None => runtime_hub::RuntimeHub::default(),
         };
-        let app = App {
+        let app = App(Arc::new(AppState {
             providers: Arc::new(providers),
             limits: Arc::new(limits),
             connections: Arc::default(),
@@ -248,7 +260,7 @@ impl Server {
             secrets,
             readiness_details: Arc::default(),
             hosts: Arc::new(hosts),
-        };
+        }));
         if let Some(redis) = app.runtimes.redis() {
             redis
                 .serve_asks(app.clone(), &app.tracker, shutdown.clone())

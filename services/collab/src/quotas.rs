@@ -10,7 +10,15 @@ use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::clock::MonotonicClock;
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+
+/// A connection's token bucket, on `std::time::Instant`: the default clock (quanta) costs 40
+/// bytes more per bucket, times two per connection, times every watcher of a classroom.
+type Bucket =
+    RateLimiter<NotKeyed, InMemoryState, MonotonicClock, NoOpMiddleware<std::time::Instant>>;
 
 /// The quotas of the collab service (flags and `TANDEM_*` variables).
 #[derive(Debug, Clone, clap::Args)]
@@ -101,8 +109,8 @@ impl Drop for Counted {
 
 /// The message and byte budgets of one connection.
 pub struct Rate {
-    messages: DefaultDirectRateLimiter,
-    bytes: DefaultDirectRateLimiter,
+    messages: Bucket,
+    bytes: Bucket,
     config: (u32, u32),
 }
 
@@ -119,8 +127,14 @@ impl Rate {
     pub fn new(config: &QuotaConfig) -> Self {
         let per_minute = |n: u32| Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
         Self {
-            messages: RateLimiter::direct(per_minute(config.ws_messages_per_minute)),
-            bytes: RateLimiter::direct(per_minute(config.ws_bytes_per_minute)),
+            messages: RateLimiter::direct_with_clock(
+                per_minute(config.ws_messages_per_minute),
+                MonotonicClock,
+            ),
+            bytes: RateLimiter::direct_with_clock(
+                per_minute(config.ws_bytes_per_minute),
+                MonotonicClock,
+            ),
             config: (config.ws_messages_per_minute, config.ws_bytes_per_minute),
         }
     }
