@@ -186,3 +186,124 @@ async fn deleting_a_notebook_closes_its_connections() {
         Err(ConnectionError::Rejected { status: 404, .. })
     ));
 }
+
+/// A WebSocket opened over a bare TCP stream, to send what no stock client sends.
+async fn bare_socket(server: &TestServer, notebook: &str, token: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let request = format!(
+        "GET /ws/{notebook}?token={token} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        server.addr
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(tcp.read_u8().await.unwrap());
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    tcp
+}
+
+/// A client frame of `opcode` (masked, as a client must send), under 126 bytes.
+fn masked_frame(opcode: u8, last: bool, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x0f, 0x1e, 0x2d, 0x3c];
+    let mut frame = vec![
+        opcode | if last { 0x80 } else { 0 },
+        0x80 | payload.len() as u8,
+    ];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+/// The next frame the server sends: its opcode and payload (a server's frames are unmasked).
+async fn server_frame(tcp: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    tokio::time::timeout(WAIT, async {
+        let head = [tcp.read_u8().await.unwrap(), tcp.read_u8().await.unwrap()];
+        assert_eq!(head[1] & 0x80, 0, "a server's frames are not masked");
+        let len = match head[1] & 0x7f {
+            126 => u64::from(tcp.read_u16().await.unwrap()),
+            127 => tcp.read_u64().await.unwrap(),
+            len => u64::from(len),
+        };
+        let mut payload = vec![0; len as usize];
+        tcp.read_exact(&mut payload).await.unwrap();
+        (head[0] & 0x0f, payload)
+    })
+    .await
+    .expect("no frame in time")
+}
+
+/// Reads frames until the close frame; its code and reason.
+async fn server_close(tcp: &mut tokio::net::TcpStream) -> (u16, String) {
+    loop {
+        let (opcode, payload) = server_frame(tcp).await;
+        if opcode == 0x8 {
+            let code = u16::from_be_bytes([payload[0], payload[1]]);
+            return (code, String::from_utf8_lossy(&payload[2..]).into_owned());
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_websocket_protocol_itself_as_a_hand_written_client_speaks_it() {
+    use tokio::io::AsyncWriteExt;
+    use yrs::updates::decoder::Decode;
+    use yrs::updates::encoder::Encode;
+    let server = TestServer::start().await;
+    let owner = server.client("owner@example.com").await;
+    let nb = owner.create_notebook("bare", None).await.unwrap();
+
+    // A message in two fragments with a ping between them: the ping is answered, and the
+    // message (a sync step 1) is read whole and answered with step 2.
+    let mut tcp = bare_socket(&server, &nb.id, owner.token()).await;
+    let step1 = Message::Sync(SyncMessage::SyncStep1(Default::default())).encode_v1();
+    let (first, rest) = step1.split_at(1);
+    let mut frames = masked_frame(0x2, false, first);
+    frames.extend(masked_frame(0x9, true, b"hi"));
+    frames.extend(masked_frame(0x0, true, rest));
+    tcp.write_all(&frames).await.unwrap();
+    let (mut pong, mut step2) = (false, false);
+    while !(pong && step2) {
+        match server_frame(&mut tcp).await {
+            (0xa, payload) => {
+                assert_eq!(payload, b"hi");
+                pong = true;
+            }
+            (0x2, payload) => {
+                step2 |= matches!(
+                    Message::decode_v1(&payload),
+                    Ok(Message::Sync(SyncMessage::SyncStep2(_)))
+                );
+            }
+            (opcode, _) => panic!("unexpected opcode {opcode}"),
+        }
+    }
+    // The client's close code comes back.
+    tcp.write_all(&masked_frame(0x8, true, &4000u16.to_be_bytes()))
+        .await
+        .unwrap();
+    assert_eq!(server_close(&mut tcp).await.0, 4000);
+
+    // Unmasked, a continuation with nothing to continue, a fragmented ping: 1002, named.
+    let broken: [(Vec<u8>, &str); 3] = [
+        (vec![0x82, 0x01, 0x00], "masked"),
+        (masked_frame(0x0, true, b"x"), "continuation"),
+        (masked_frame(0x9, false, b""), "control frames"),
+    ];
+    for (bytes, named) in broken {
+        let mut tcp = bare_socket(&server, &nb.id, owner.token()).await;
+        tcp.write_all(&bytes).await.unwrap();
+        let (code, reason) = server_close(&mut tcp).await;
+        assert_eq!(code, close::PROTOCOL, "{reason}");
+        assert!(reason.contains(named), "{reason} should name {named}");
+    }
+    // The notebook is unharmed and open to an honest client.
+    let honest = server.connect(&owner, &nb.id).await;
+    append(&honest, "t", "fine");
+    wait_for_text(&honest, "t", "fine").await;
+}
