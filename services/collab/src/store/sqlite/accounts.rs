@@ -63,7 +63,7 @@ impl AccountStore for SqliteStore {
 
     async fn session(&self, hash: &str) -> Result<Option<(SessionRecord, User)>, StoreError> {
         let hash = hash.to_owned();
-        self.read(move |conn| {
+        self.lookup(move |conn| {
             Ok(conn
                 .prepare_cached(
                     "SELECT u.id, u.email, u.name, s.hash, s.csrf_token, s.created_at, \
