@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -32,6 +32,12 @@ pub type ConnId = u64;
 /// Capacity of a room's command queue. Senders wait when it is full, which slows the fastest
 /// writers down to the speed of the room instead of buffering without bound.
 const ROOM_QUEUE: usize = 1024;
+
+/// Bytes of clients' messages a room's queue may hold. A connection reads a frame as fast as
+/// the client sends it; without this a client sending large updates back to back would queue
+/// them all (1,024 of them) while the room applies the first. A message larger than this
+/// waits for an empty queue.
+const ROOM_QUEUE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Room tuning, taken from the service [`crate::Config`].
 #[derive(Debug, Clone)]
@@ -92,6 +98,8 @@ pub enum Command {
         author: Option<Arc<str>>,
         /// The messages of one frame.
         messages: Vec<Message>,
+        /// Their size, held against the room's queue until they are handled.
+        queued: QueuedBytes,
     },
     /// A connection may now edit: send it our state vector again (sync step 1), so it sends
     /// back whatever it holds that the room lacks, as it would after a reconnect.
@@ -140,12 +148,37 @@ pub enum RoomError {
 #[derive(Clone)]
 pub struct RoomHandle {
     tx: mpsc::Sender<Command>,
+    /// Bytes the queue may still take ([`ROOM_QUEUE_BYTES`]).
+    bytes: Arc<Semaphore>,
 }
 
+/// A message's bytes, counted against its room's queue until dropped.
+#[derive(Debug)]
+pub struct QueuedBytes(#[allow(dead_code)] OwnedSemaphorePermit);
+
 impl RoomHandle {
+    fn new(tx: mpsc::Sender<Command>) -> Self {
+        Self {
+            tx,
+            bytes: Arc::new(Semaphore::new(ROOM_QUEUE_BYTES)),
+        }
+    }
+
     /// Sends a command, waiting while the room's queue is full.
     pub async fn send(&self, command: Command) -> Result<(), RoomError> {
         self.tx.send(command).await.map_err(|_| RoomError::Stopped)
+    }
+
+    /// Waits until the room's queue can take `size` more bytes of messages, and counts them
+    /// until the returned value is dropped (with the [`Command::Messages`] that carries it).
+    pub async fn reserve(&self, size: usize) -> Result<QueuedBytes, RoomError> {
+        let size = u32::try_from(size.clamp(1, ROOM_QUEUE_BYTES)).unwrap_or(u32::MAX);
+        self.bytes
+            .clone()
+            .acquire_many_owned(size)
+            .await
+            .map(QueuedBytes)
+            .map_err(|_| RoomError::Stopped)
     }
 
     /// Runs `f` on the document after all updates applied so far are durable.
@@ -258,7 +291,7 @@ impl Rooms {
             return entry.handle.clone();
         }
         let (tx, rx) = mpsc::channel(ROOM_QUEUE);
-        let handle = RoomHandle { tx };
+        let handle = RoomHandle::new(tx);
         let generation = self
             .inner
             .next_generation

@@ -312,6 +312,11 @@ impl Open {
         match decode_frame(data) {
             Ok(messages) if messages.is_empty() => None,
             Ok(messages) => {
+                let Ok(queued) = self.room.reserve(data.len()).await else {
+                    self.link
+                        .close(close::GOING_AWAY, "the notebook's room closed; reconnect");
+                    return Some(End::Closing);
+                };
                 let accepted = &self.accepted;
                 let command = Command::Messages {
                     conn: accepted.conn,
@@ -319,6 +324,7 @@ impl Open {
                     runtime: accepted.runtime,
                     author: accepted.user_id.clone(),
                     messages,
+                    queued,
                 };
                 if self.room.send(command).await.is_err() {
                     self.link

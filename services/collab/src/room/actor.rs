@@ -297,6 +297,7 @@ impl Room {
                     runtime,
                     author,
                     messages,
+                    queued: _queued,
                 } => {
                     let changes = self.versions.count();
                     let rights = match (can_edit, runtime) {

@@ -24,6 +24,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, Data, OpC
 /// message fits, and a larger frame's header tells how much to allocate for the rest.
 const FIRST_READ: usize = 4096;
 
+/// Most bytes read at once into a frame that is still arriving.
+const LATER_READ: usize = 64 * 1024;
+
 /// The longest frame header: 2 bytes, an 8-byte length and a 4-byte mask.
 const MAX_HEADER: usize = 14;
 
@@ -192,9 +195,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Socket<T> {
                 }
                 self.input = buf.filled().to_vec();
             } else {
-                // The rest of the frame, straight into its place.
+                // The rest of the frame, straight into its place, at most a socket buffer's
+                // worth at a time (the space is zeroed first).
                 let len = self.input.len();
                 self.input.reserve_exact(wanted);
+                let wanted = wanted.min(LATER_READ);
                 self.input.resize(len + wanted, 0);
                 let mut buf = ReadBuf::new(&mut self.input[len..]);
                 let read = Pin::new(&mut self.io).poll_read(cx, &mut buf);

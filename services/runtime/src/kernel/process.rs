@@ -177,8 +177,14 @@ async fn start_in(
         Some(pending) => match pending.start().await {
             Ok(jail) => Some(Arc::new(jail)),
             Err(error) => {
+                // bwrap may have ended after reporting its sandbox (writing to it then fails
+                // with a broken pipe): what it said on stderr is the reason.
+                let said = stderr_after_exit(&mut child).await;
                 let _ = child.start_kill();
-                return Err(KernelError::Sandbox(error.to_string()));
+                return Err(KernelError::Sandbox(match said {
+                    Some(said) => format!("{error}; bwrap said: {said}"),
+                    None => error.to_string(),
+                }));
             }
         },
         None => None,
@@ -661,4 +667,19 @@ fn kernel_event(event: Event) -> Option<KernelEvent> {
         | Event::CompleteReply { .. }
         | Event::InspectReply { .. } => return None,
     })
+}
+
+/// What a child that failed to start wrote to stderr, if it ended within a second (at most
+/// 2 KiB, trimmed); `None` when it is still running or said nothing.
+async fn stderr_after_exit(child: &mut Child) -> Option<String> {
+    let stderr = child.stderr.as_mut()?;
+    let mut said = Vec::new();
+    let mut limited = stderr.take(2048);
+    let read = limited.read_to_end(&mut said);
+    match tokio::time::timeout(Duration::from_secs(1), read).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) | Err(_) => return None,
+    }
+    let said = String::from_utf8_lossy(&said).trim().to_owned();
+    (!said.is_empty()).then_some(said)
 }
