@@ -65,7 +65,7 @@ pub struct Tasks {
     pub shutdown: CancellationToken,
 }
 
-/// Encoded frames a room sends a connection in one go: its writer sends them with one flush
+/// Encoded frames a room sends a connection in one go: its task writes them with one flush
 /// (one write to the socket for a batch's document update and presence together). Shared by
 /// every peer of a broadcast.
 pub type Frames = Arc<[Bytes]>;

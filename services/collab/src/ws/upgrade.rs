@@ -1,5 +1,6 @@
 //! The WebSocket handshake (RFC 6455, 4.2), done here rather than by axum's
-//! `WebSocketUpgrade` so the connection's raw stream stays reachable: when a client sends a
+//! `WebSocketUpgrade` so the connection's raw stream is ours: the framing is
+//! [`super::socket`]'s, and when a client sends a
 //! message over `--max-message-bytes`, the socket stops reading in the middle of it, and
 //! closing the socket then, with the rest of the message unread, makes the kernel answer
 //! with a TCP reset that destroys our close frame before the client reads it (it would see
