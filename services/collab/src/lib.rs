@@ -190,6 +190,7 @@ impl Server {
         let shutdown = CancellationToken::new();
         let settings = RoomSettings {
             idle: config.room_idle,
+            keepalive: config.keepalive,
             compact_after: config.compact_after,
             awareness_timeout: config.awareness_timeout,
             versions: config.versions.clone(),

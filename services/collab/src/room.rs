@@ -44,6 +44,8 @@ const ROOM_QUEUE_BYTES: usize = 8 * 1024 * 1024;
 pub struct RoomSettings {
     /// How long a room with no connections stays loaded.
     pub idle: Duration,
+    /// How often the room has its connections ping their clients (`--keepalive`).
+    pub keepalive: Duration,
     /// Log length that triggers compaction into a snapshot.
     pub compact_after: u64,
     /// How long an awareness state from another node lives without renewal.

@@ -4,11 +4,11 @@
 //! number of open connections (429). After it, one task serves the connection: it decodes
 //! the client's frames, charges them to the connection's message and byte budgets and hands
 //! the messages to the notebook's room; writes what the room queued on the connection's
-//! [`Link`]; pings; re-checks access when it may have changed; and ends with the close frame
-//! and its reason.
+//! [`Link`]; pings when the room's keepalive tick says so; re-checks access when it may have
+//! changed; and ends with the close frame and its reason.
 //!
-//! An idle connection is one small task waiting on its socket, its link, its ping timer and
-//! the access events, holding no buffer (issue 14: ten thousand watchers of one notebook).
+//! An idle connection is one small task waiting on its socket, its link and the access
+//! events, holding no buffer and no timer (issue 14: ten thousand watchers of one notebook).
 //! Every await but that idle wait is boxed, so the task keeps no room for them while idle.
 //!
 //! - `socket`: the WebSocket framing, with buffers only while a frame is in flight;
@@ -200,7 +200,6 @@ enum End {
 enum Event {
     Link(Wake),
     Io(Result<Io, SocketError>),
-    Ping,
     Access(Result<AccessEvent, broadcast::error::RecvError>),
 }
 
@@ -219,22 +218,21 @@ impl Open {
     /// Serves the connection until it ends.
     async fn run(&mut self) -> End {
         let keepalive = self.accepted.app.config.keepalive;
-        // In the task itself rather than boxed, as an interval's timer would be.
-        let ping = tokio::time::sleep(keepalive);
-        tokio::pin!(ping);
         loop {
-            // The idle wait. Frames are taken from the link only once the last ones are
-            // written: a client that stops reading fills its queue, and the room closes it.
+            // The idle wait (the link also brings the room's keepalive ticks). Frames are
+            // taken from the link only once the last ones are written: a client that stops
+            // reading fills its queue, and the room closes it.
             let writing = self.socket.is_writing();
             let event = tokio::select! {
                 biased;
                 wake = poll_fn(|cx| self.link.poll_wake(cx, !writing)) => Event::Link(wake),
                 io = poll_fn(|cx| self.socket.poll_io(cx)) => Event::Io(io),
-                () = &mut ping => Event::Ping,
                 event = access::next(&mut self.accepted.events) => Event::Access(event),
             };
             let end = match event {
                 Event::Link(Wake::Close) => Some(End::Closing),
+                // The room's keepalive tick.
+                Event::Link(Wake::Ping) => self.ping(keepalive),
                 Event::Link(Wake::Frames) => {
                     let socket = &mut self.socket;
                     self.link.take(WRITE_BATCH, |frames| {
@@ -248,10 +246,7 @@ impl Open {
                 Event::Io(Ok(Io::Written)) => None,
                 Event::Io(Ok(Io::Read(incoming))) => Box::pin(self.incoming(Ok(incoming))).await,
                 Event::Io(Err(err)) => Box::pin(self.incoming(Err(err))).await,
-                Event::Ping => {
-                    ping.as_mut().reset(Instant::now() + keepalive);
-                    self.ping(keepalive)
-                }
+
                 Event::Access(event) => Box::pin(access::recheck(self, event)).await,
             };
             if let Some(end) = end {

@@ -154,6 +154,8 @@ impl RoomActor {
         // Only local commands count as activity: a room with no connections unloads even
         // while other nodes keep editing its notebook.
         let mut idle_deadline = tokio::time::Instant::now() + idle;
+        let keepalive = self.rooms.settings().keepalive;
+        let mut ping_at = tokio::time::Instant::now() + keepalive;
         loop {
             let idle_timer = tokio::time::sleep_until(idle_deadline);
             let received = tokio::select! {
@@ -180,6 +182,12 @@ impl RoomActor {
                     continue;
                 }
                 () = shutdown.cancelled() => return Stop::Shutdown,
+                // One keepalive timer for the room's connections, not one each.
+                () = tokio::time::sleep_until(ping_at) => {
+                    room.peers.ping_all();
+                    ping_at = tokio::time::Instant::now() + keepalive;
+                    continue;
+                }
                 event = remote::next(&mut room.remote) => {
                     room.hold();
                     room.handle_remote(event, &self.rooms).await;

@@ -24,6 +24,8 @@ pub enum Unsent {
 pub enum Wake {
     /// Frames are queued.
     Frames,
+    /// Time to ping the client (and to give up on one silent for too long).
+    Ping,
     /// A close was requested.
     Close,
 }
@@ -40,6 +42,8 @@ struct State {
     queue: VecDeque<Frames>,
     /// The first close requested: code and reason.
     close: Option<(u16, String)>,
+    /// The room's keepalive tick came and the task has yet to see it.
+    ping: bool,
     /// The connection task, when it waits for frames or a close.
     waker: Option<Waker>,
     /// The connection has ended; nothing more is queued.
@@ -90,17 +94,28 @@ impl Link {
         wake(&mut state);
     }
 
+    /// Asks the connection to ping its client: the room's keepalive tick, one timer for all
+    /// its connections rather than one each.
+    pub fn ping(&self) {
+        let mut state = self.state();
+        state.ping = true;
+        wake(&mut state);
+    }
+
     /// The close requested, if any.
     pub fn close_reason(&self) -> Option<(u16, String)> {
         self.state().close.clone()
     }
 
-    /// Ready when a close was requested or, if `frames` are wanted, some are queued (a close
-    /// first); otherwise wakes the task when either happens.
+    /// Ready when a close was requested, a ping is due or, if `frames` are wanted, some are
+    /// queued (in that order); otherwise wakes the task when one of them happens.
     pub fn poll_wake(&self, cx: &mut Context<'_>, frames: bool) -> Poll<Wake> {
         let mut state = self.state();
         if state.close.is_some() {
             return Poll::Ready(Wake::Close);
+        }
+        if std::mem::take(&mut state.ping) {
+            return Poll::Ready(Wake::Ping);
         }
         if frames && !state.queue.is_empty() {
             return Poll::Ready(Wake::Frames);
@@ -177,15 +192,22 @@ mod tests {
     }
 
     #[test]
-    fn the_first_close_wins_and_an_ended_link_takes_nothing() {
+    fn pings_then_the_first_close_wins_and_an_ended_link_takes_nothing() {
         let link = Link::new(4);
-        link.close(1008, "access ended");
-        link.close(1001, "going away");
-        assert_eq!(link.close_reason(), Some((1008, "access ended".into())));
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
         link.try_send(frames("queued")).unwrap();
-        assert_eq!(link.poll_wake(&mut cx, false), Poll::Ready(Wake::Close));
+        link.ping();
+        assert_eq!(
+            link.poll_wake(&mut cx, false),
+            Poll::Ready(Wake::Ping),
+            "a ping is due even while frames wait"
+        );
+        assert!(link.poll_wake(&mut cx, false).is_pending(), "once");
+        link.close(1008, "access ended");
+        link.close(1001, "going away");
+        assert_eq!(link.close_reason(), Some((1008, "access ended".into())));
+        link.ping();
         link.end();
         assert_eq!(link.try_send(frames("late")), Err(Unsent::Gone));
     }

@@ -94,6 +94,13 @@ impl Peers {
         failed
     }
 
+    /// Has every connection ping its client.
+    pub(super) fn ping_all(&self) {
+        for peer in self.peers.values() {
+            peer.ping();
+        }
+    }
+
     /// Asks `conn`'s connection to close with `code` and `reason`.
     pub(super) fn close(&self, conn: ConnId, code: u16, reason: &str) {
         if let Some(peer) = self.peers.get(&conn) {
