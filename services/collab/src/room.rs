@@ -156,7 +156,9 @@ pub struct RoomHandle {
 
 /// A message's bytes, counted against its room's queue until dropped.
 #[derive(Debug)]
-pub struct QueuedBytes(#[allow(dead_code)] OwnedSemaphorePermit);
+pub struct QueuedBytes {
+    _permit: OwnedSemaphorePermit,
+}
 
 impl RoomHandle {
     fn new(tx: mpsc::Sender<Command>) -> Self {
@@ -179,7 +181,7 @@ impl RoomHandle {
             .clone()
             .acquire_many_owned(size)
             .await
-            .map(QueuedBytes)
+            .map(|permit| QueuedBytes { _permit: permit })
             .map_err(|_| RoomError::Stopped)
     }
 

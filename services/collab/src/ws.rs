@@ -307,21 +307,21 @@ impl Open {
         match decode_frame(data) {
             Ok(messages) if messages.is_empty() => None,
             Ok(messages) => {
-                let Ok(queued) = self.room.reserve(data.len()).await else {
-                    self.link
-                        .close(close::GOING_AWAY, "the notebook's room closed; reconnect");
-                    return Some(End::Closing);
-                };
                 let accepted = &self.accepted;
-                let command = Command::Messages {
-                    conn: accepted.conn,
-                    can_edit: accepted.can_edit,
-                    runtime: accepted.runtime,
-                    author: accepted.user_id.clone(),
-                    messages,
-                    queued,
+                let room = &self.room;
+                let sent = async {
+                    let queued = room.reserve(data.len()).await?;
+                    let command = Command::Messages {
+                        conn: accepted.conn,
+                        can_edit: accepted.can_edit,
+                        runtime: accepted.runtime,
+                        author: accepted.user_id.clone(),
+                        messages,
+                        queued,
+                    };
+                    room.send(command).await
                 };
-                if self.room.send(command).await.is_err() {
+                if sent.await.is_err() {
                     self.link
                         .close(close::GOING_AWAY, "the notebook's room closed; reconnect");
                     return Some(End::Closing);

@@ -281,7 +281,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Socket<T> {
                 }
             }
             OpCode::Data(Data::Continue) => {
-                let Some((_, bytes)) = &mut self.fragments else {
+                let Some((text, mut bytes)) = self.fragments.take() else {
                     return Err(SocketError::Protocol(
                         "a continuation frame with no message",
                     ));
@@ -291,12 +291,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Socket<T> {
                 }
                 bytes.extend_from_slice(&payload);
                 if !last {
+                    self.fragments = Some((text, bytes));
                     return Ok(Step::Frame);
                 }
-                match self.fragments.take() {
-                    Some((true, _)) => Incoming::Text,
-                    Some((false, bytes)) => Incoming::Binary(bytes.into()),
-                    None => return Ok(Step::Frame),
+                if text {
+                    Incoming::Text
+                } else {
+                    Incoming::Binary(bytes.into())
                 }
             }
             OpCode::Data(data @ (Data::Binary | Data::Text)) => {
