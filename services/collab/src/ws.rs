@@ -294,7 +294,7 @@ impl Open {
                 Some(End::Closing)
             }
             Incoming::Ping(data) => {
-                self.socket.send_pong(&data);
+                self.socket.send_pong(data);
                 None
             }
             Incoming::Pong => None,

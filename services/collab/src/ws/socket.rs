@@ -84,6 +84,9 @@ pub struct Socket<T> {
     output: Vec<u8>,
     /// How much of `output` is written.
     written: usize,
+    /// A pong owed while earlier frames are still being written. Only the latest ping's is
+    /// kept (RFC 6455, 5.5.3), so a client that pings and never reads cannot grow `output`.
+    pong: Option<Bytes>,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Socket<T> {
@@ -96,6 +99,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Socket<T> {
             fragments: None,
             output: Vec::new(),
             written: 0,
+            pong: None,
         }
     }
 
@@ -114,14 +118,21 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Socket<T> {
         self.queue(OpCode::Control(Control::Ping), &[]);
     }
 
-    /// Queues a pong answering a ping's `data`.
-    pub fn send_pong(&mut self, data: &[u8]) {
-        self.queue(OpCode::Control(Control::Pong), data);
+    /// Queues a pong answering a ping's `data`; while earlier frames are still being
+    /// written, it replaces any pong that waits for them.
+    pub fn send_pong(&mut self, data: Bytes) {
+        if self.is_writing() {
+            self.pong = Some(data);
+        } else {
+            self.queue(OpCode::Control(Control::Pong), &data);
+        }
     }
 
     /// Queues a close frame with `code` and `reason` (cut to the 123 bytes a close frame
     /// holds, at a character boundary).
     pub fn send_close(&mut self, code: u16, reason: &str) {
+        // Nothing follows a close frame, a pong still owed included.
+        self.pong = None;
         let reason = close_reason(reason);
         let mut payload = Vec::with_capacity(2 + reason.len());
         payload.extend_from_slice(&code.to_be_bytes());
@@ -148,12 +159,19 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Socket<T> {
 
     /// Writes what is queued and flushes; the buffer is freed once written.
     pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.is_writing() {
-            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.output[self.written..]))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+        loop {
+            while self.is_writing() {
+                let unwritten = &self.output[self.written..];
+                let n = ready!(Pin::new(&mut self.io).poll_write(cx, unwritten))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                self.written += n;
             }
-            self.written += n;
+            let Some(pong) = self.pong.take() else { break };
+            self.output.clear();
+            self.written = 0;
+            self.queue(OpCode::Control(Control::Pong), &pong);
         }
         self.output = Vec::new();
         self.written = 0;
@@ -540,6 +558,46 @@ mod tests {
             let err = next(&mut socket).await.unwrap_err().to_string();
             assert!(err.contains(expected), "{err} should name {expected}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_pings_and_never_reads_is_owed_one_pong() {
+        let (server, mut client) = tokio::io::duplex(64);
+        let mut socket = Socket::new(server, 1_000);
+        socket.send_binary(&[1; 500]);
+        // Part of it fits the pipe; the rest waits for the client to read.
+        let waker = futures_util::task::noop_waker();
+        let _ = socket.poll_io(&mut Context::from_waker(&waker));
+        assert!(socket.is_writing());
+        let before = socket.output.len();
+        for i in 0..100u8 {
+            socket.send_pong(Bytes::from(vec![i]));
+        }
+        assert_eq!(socket.output.len(), before, "pongs do not pile up");
+        let writer = tokio::spawn(async move {
+            poll_fn(|cx| socket.poll_flush(cx)).await.unwrap();
+        });
+        let mut bytes = vec![0; 4 + 500 + 3];
+        client.read_exact(&mut bytes).await.unwrap();
+        writer.await.unwrap();
+        assert_eq!(&bytes[..4], [0x82, 126, 1, 244]);
+        assert_eq!(&bytes[504..], [0x8a, 1, 99], "one pong, the latest ping's");
+
+        // A close frame is the last frame: a pong still owed is not sent after it.
+        let (server, mut client) = tokio::io::duplex(64);
+        let mut socket = Socket::new(server, 1_000);
+        socket.send_binary(&[1; 500]);
+        let _ = socket.poll_io(&mut Context::from_waker(&waker));
+        socket.send_pong(Bytes::from_static(b"p"));
+        socket.send_close(1000, "");
+        let writer = tokio::spawn(async move {
+            poll_fn(|cx| socket.poll_flush(cx)).await.unwrap();
+        });
+        let mut bytes = Vec::new();
+        let read = client.read_to_end(&mut bytes);
+        let (read, _) = tokio::join!(read, writer);
+        read.unwrap();
+        assert_eq!(&bytes[504..], [0x88, 2, 0x03, 0xe8]);
     }
 
     #[tokio::test]
