@@ -580,6 +580,7 @@ impl Pending {
         jail.init = Some(init);
         jail.cgroup.add(init)?;
         if jail.sandbox.config.kernel_network == NetworkMode::Public {
+            network::loopback_up(init).await;
             network::block(init).await?;
             let network = network::connect(init, &jail.sandbox.config.kernel_allow_net).await?;
             *lock(&jail.network) = Some(network);

@@ -40,6 +40,9 @@ const SLIRP_NETWORK: &str = "10.0.2.0/24";
 /// How long slirp4netns may take to configure the namespace.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Longest wait for bwrap to bring up the sandbox's loopback before its network is set up.
+const LOOPBACK_WAIT: Duration = Duration::from_secs(1);
+
 /// A kernel's running network stack; dropping it stops slirp4netns.
 #[derive(Debug)]
 pub struct Network {
@@ -69,6 +72,28 @@ impl std::str::FromStr for Cidr {
             .ok_or_else(|| format!("{bits:?} is not a prefix length (0-32)"))?;
         Ok(Cidr(format!("{address}/{bits}")))
     }
+}
+
+/// Waits (at most [`LOOPBACK_WAIT`]) until the loopback of the namespace of `pid` is up,
+/// which bwrap does inside the sandbox after it reported the sandbox's pid. Changing the
+/// namespace's routes at the same moment made bwrap's own netlink requests fail now and then
+/// ("bwrap: loopback: Failed RTM_NEWADDR", seen in about one full test run in three). Up
+/// means the local table holds loopback's /8, which the kernel adds only once `lo` has its
+/// address and is up. Past the wait this goes on as before.
+pub async fn loopback_up(pid: i32) {
+    let path = format!("/proc/{pid}/net/fib_trie");
+    let deadline = tokio::time::Instant::now() + LOOPBACK_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        match tokio::fs::read_to_string(&path).await {
+            Ok(trie) if trie.contains("/8 host LOCAL") => return,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+            Err(_) => return,
+        }
+    }
+    tracing::debug!(
+        pid,
+        "the sandbox's loopback was not up in time; setting up its network"
+    );
 }
 
 /// Makes every blocked range unreachable in the namespace of `pid`. Run before the sandbox
